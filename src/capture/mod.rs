@@ -1,0 +1,81 @@
+//! Packet sources and sinks: capture files in, capture files out.
+
+pub mod reader;
+pub mod writer;
+
+use std::fmt;
+
+pub use pcap_parser::Linktype;
+pub use reader::{CaptureError, CaptureReader};
+
+/// Capture time of a frame, as the file recorded it (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Timestamp {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+impl Timestamp {
+    pub fn new(secs: i64, nanos: u32) -> Timestamp {
+        Timestamp { secs, nanos }
+    }
+
+    pub fn as_nanos(self) -> i128 {
+        i128::from(self.secs) * 1_000_000_000 + i128::from(self.nanos)
+    }
+
+    /// Seconds from `earlier` to `self` (negative when out of order).
+    pub fn seconds_since(self, earlier: Timestamp) -> f64 {
+        (self.as_nanos() - earlier.as_nanos()) as f64 / 1e9
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// Epoch seconds with nanoseconds, as tshark's `frame.time_epoch`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:09}", self.secs, self.nanos)
+    }
+}
+
+/// One captured frame, borrowed from the reader's buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// 1-based, as Wireshark numbers frames.
+    pub number: u64,
+    pub ts: Timestamp,
+    /// Bytes on the wire (the frame may have been cut to `data.len()`).
+    pub len: u32,
+    pub linktype: Linktype,
+    /// pcapng interface id (0 for classic pcap).
+    pub interface: u32,
+    /// Byte offset of the frame's record in the file.
+    pub file_offset: u64,
+    pub data: &'a [u8],
+}
+
+impl Frame<'_> {
+    pub fn caplen(&self) -> u32 {
+        self.data.len() as u32
+    }
+
+    /// True when the snap length cut the frame.
+    pub fn is_truncated(&self) -> bool {
+        (self.data.len() as u64) < u64::from(self.len)
+    }
+}
+
+/// Human name of a link type, as Wireshark and tcpdump say it.
+pub fn linktype_name(linktype: Linktype) -> &'static str {
+    match linktype {
+        Linktype::NULL => "NULL",
+        Linktype::ETHERNET => "ETHERNET",
+        Linktype::RAW => "RAW",
+        Linktype::LOOP => "LOOP",
+        Linktype::LINUX_SLL => "LINUX_SLL",
+        Linktype::LINUX_SLL2 => "LINUX_SLL2",
+        Linktype::IPV4 => "IPV4",
+        Linktype::IPV6 => "IPV6",
+        Linktype(12) | Linktype(14) => "RAW",
+        _ => "UNKNOWN",
+    }
+}

@@ -1,0 +1,439 @@
+//! Streaming pcap/pcapng reader over pcap-parser: a fixed buffer filled with
+//! large `read()`s, frames handed out borrowed, memory flat for any file size.
+
+use std::io::{self, Cursor, Read};
+use std::sync::{Arc, Mutex};
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{Linktype, PcapBlockOwned, PcapError};
+
+use super::{Frame, Timestamp};
+
+/// Read size and initial buffer: large reads are what make a file walk fast.
+const BUFFER_SIZE: usize = 1 << 20;
+/// No capture tool writes a record this large (libpcap's maximum snap length
+/// is 256 KiB); a bigger claim means a corrupt file, and we must not allocate it.
+pub const MAX_RECORD: usize = 16 << 20;
+/// Bytes read before deciding the format: enough for any section header.
+const SNIFF_LEN: usize = 64 << 10;
+
+/// Why a capture could not be read (further). Every variant says where.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("{path}: cannot open: {source}")]
+    Open { path: String, source: io::Error },
+    #[error("{path}: the file is empty, not a capture")]
+    Empty { path: String },
+    #[error("{path}: not a pcap or pcapng capture (starts with {start}){hint}")]
+    NotACapture { path: String, start: String, hint: &'static str },
+    #[error("{path}: the file ends in the middle of a record at byte offset {offset} (after frame {frame}); it was cut short, decoded up to there")]
+    Truncated { path: String, offset: u64, frame: u64 },
+    #[error("{path}: corrupt record at byte offset {offset} (after frame {frame}): {what}; decoded up to there")]
+    Corrupt { path: String, offset: u64, frame: u64, what: String },
+    #[error("{path}: record at byte offset {offset} (after frame {frame}) claims {claimed} bytes, more than any capture tool writes (limit {limit}); the file is corrupt, decoded up to there", limit = MAX_RECORD)]
+    RecordTooLarge { path: String, offset: u64, frame: u64, claimed: u64 },
+    #[error("{path}: read error at byte offset {offset} (after frame {frame}): {what}")]
+    Read { path: String, offset: u64, frame: u64, what: String },
+}
+
+/// What we know of a pcapng interface.
+#[derive(Debug, Clone)]
+pub struct Interface {
+    pub linktype: Linktype,
+    /// Timestamp units per second.
+    pub units_per_sec: u64,
+    /// Seconds added to every timestamp (if_tsoffset).
+    pub offset_secs: i64,
+    pub name: Option<String>,
+}
+
+/// The container format, with what decoding its records needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pcap { nanosecond: bool, big_endian: bool },
+    PcapNg { big_endian: bool },
+}
+
+/// Keeps the `io::Error` that pcap-parser reduces to `ReadError`, so the
+/// message can say what went wrong.
+struct ErrorKeepingReader<R> {
+    inner: R,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+impl<R: Read> Read for ErrorKeepingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.inner.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if let Ok(mut slot) = self.last_error.lock() {
+                        *slot = Some(e.to_string());
+                    }
+                    return Err(e);
+                }
+                ok => return ok,
+            }
+        }
+    }
+}
+
+/// A frame's place in the reader's buffer, found while the block was borrowed.
+struct PacketAt {
+    start: usize,
+    len: usize,
+    orig_len: u32,
+    ts: Timestamp,
+    linktype: Linktype,
+    interface: u32,
+    record_len: usize,
+}
+
+/// One step of the block loop, owned so the block's borrow ends before we act.
+enum Step {
+    Packet(PacketAt),
+    Skip(usize),
+    Refill,
+    Eof,
+    Fail(CaptureError),
+}
+
+pub struct CaptureReader {
+    path: String,
+    inner: Box<dyn PcapReaderIterator + Send>,
+    format: Format,
+    interfaces: Vec<Interface>,
+    /// Legacy pcap: the link type from the file header.
+    pcap_linktype: Linktype,
+    frames: u64,
+    /// Bytes of the last returned record, consumed on the next call.
+    pending: usize,
+    capacity: usize,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+fn hex_start(bytes: &[u8]) -> String {
+    let shown: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    shown.join(" ")
+}
+
+/// Recognises the container from its first bytes.
+fn sniff_format(path: &str, prefix: &[u8]) -> Result<Format, CaptureError> {
+    if prefix.is_empty() {
+        return Err(CaptureError::Empty { path: path.to_string() });
+    }
+    let not_capture = |hint: &'static str| CaptureError::NotACapture {
+        path: path.to_string(),
+        start: hex_start(prefix),
+        hint,
+    };
+    let Some(magic) = prefix.get(0..4) else {
+        return Err(not_capture(""));
+    };
+    let magic = [magic[0], magic[1], magic[2], magic[3]];
+    match u32::from_le_bytes(magic) {
+        0xa1b2_c3d4 => return Ok(Format::Pcap { nanosecond: false, big_endian: false }),
+        0xa1b2_3c4d => return Ok(Format::Pcap { nanosecond: true, big_endian: false }),
+        0xa1b2_cd34 => return Ok(Format::Pcap { nanosecond: false, big_endian: false }),
+        _ => {}
+    }
+    match u32::from_be_bytes(magic) {
+        0xa1b2_c3d4 => return Ok(Format::Pcap { nanosecond: false, big_endian: true }),
+        0xa1b2_3c4d => return Ok(Format::Pcap { nanosecond: true, big_endian: true }),
+        0x0a0d_0d0a => {
+            let big_endian = prefix.get(8..12) == Some(&[0x1a, 0x2b, 0x3c, 0x4d]);
+            return Ok(Format::PcapNg { big_endian });
+        }
+        _ => {}
+    }
+    let hint = match prefix {
+        [0x1f, 0x8b, ..] => ": it is gzip-compressed, run gunzip first",
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => ": it is zstd-compressed, run unzstd first",
+        [b'X', b'C', b'P', ..] => ": it looks like a snoop or other capture format; convert it with editcap -F pcapng",
+        _ => "",
+    };
+    Err(not_capture(hint))
+}
+
+/// Units per second of a pcapng `if_tsresol` (pcap-parser's helper rejects
+/// the power-of-two form, so we compute it here).
+fn units_per_sec(tsresol: u8) -> Option<u64> {
+    let exponent = u32::from(tsresol & 0x7f);
+    if tsresol & 0x80 == 0 {
+        10u64.checked_pow(exponent)
+    } else {
+        1u64.checked_shl(exponent)
+    }
+}
+
+fn timestamp_from_units(units: u64, per_sec: u64, offset_secs: i64) -> Timestamp {
+    let secs = (units / per_sec) as i64 + offset_secs;
+    let frac = u128::from(units % per_sec);
+    let nanos = (frac * 1_000_000_000 / u128::from(per_sec)) as u32;
+    Timestamp::new(secs, nanos)
+}
+
+impl CaptureReader {
+    /// Opens a file, or standard input for "-".
+    pub fn open(path: &str) -> Result<CaptureReader, CaptureError> {
+        if path == "-" {
+            return CaptureReader::from_reader(path, io::stdin());
+        }
+        let file = std::fs::File::open(path).map_err(|source| CaptureError::Open { path: path.to_string(), source })?;
+        CaptureReader::from_reader(path, file)
+    }
+
+    /// Reads a capture from any byte stream; `name` is used in messages.
+    pub fn from_reader<R: Read + Send + 'static>(name: &str, mut source: R) -> Result<CaptureReader, CaptureError> {
+        let path = name.to_string();
+        let read_error = |e: io::Error| CaptureError::Read { path: path.clone(), offset: 0, frame: 0, what: e.to_string() };
+        // pcap-parser decides the format from a single read; a pipe may deliver
+        // less, so gather a prefix first and replay it.
+        let mut prefix = Vec::with_capacity(SNIFF_LEN);
+        (&mut source).take(SNIFF_LEN as u64).read_to_end(&mut prefix).map_err(read_error)?;
+        let format = sniff_format(name, &prefix)?;
+        let last_error = Arc::new(Mutex::new(None));
+        let stream = ErrorKeepingReader { inner: Cursor::new(prefix).chain(source), last_error: last_error.clone() };
+        let inner = pcap_parser::create_reader(BUFFER_SIZE, stream).map_err(|e| CaptureError::Corrupt {
+            path: path.clone(),
+            offset: 0,
+            frame: 0,
+            what: format!("unreadable file header ({e:?})"),
+        })?;
+        Ok(CaptureReader {
+            path,
+            inner,
+            format,
+            interfaces: Vec::new(),
+            pcap_linktype: Linktype::ETHERNET,
+            frames: 0,
+            pending: 0,
+            capacity: BUFFER_SIZE,
+            last_error,
+        })
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.interfaces
+    }
+
+    /// Frames returned so far.
+    pub fn frames_read(&self) -> u64 {
+        self.frames
+    }
+
+    /// The next frame, `None` at the end of the file.
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        if self.pending > 0 {
+            self.inner.consume(self.pending);
+            self.pending = 0;
+        }
+        loop {
+            match self.step() {
+                Step::Packet(at) => {
+                    self.frames += 1;
+                    self.pending = at.record_len;
+                    let file_offset = self.inner.consumed() as u64;
+                    let data = &self.inner.data()[at.start..at.start + at.len];
+                    return Ok(Some(Frame {
+                        number: self.frames,
+                        ts: at.ts,
+                        len: at.orig_len,
+                        linktype: at.linktype,
+                        interface: at.interface,
+                        file_offset,
+                        data,
+                    }));
+                }
+                Step::Skip(n) => self.inner.consume(n),
+                Step::Refill => self.refill()?,
+                Step::Eof => return Ok(None),
+                Step::Fail(e) => return Err(e),
+            }
+        }
+    }
+
+    fn offset(&self) -> u64 {
+        self.inner.consumed() as u64
+    }
+
+    fn refill(&mut self) -> Result<(), CaptureError> {
+        if self.inner.refill().is_ok() {
+            return Ok(());
+        }
+        let what = self
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|slot| slot.clone())
+            .unwrap_or_else(|| "read failed".to_string());
+        Err(CaptureError::Read { path: self.path.clone(), offset: self.offset(), frame: self.frames, what })
+    }
+
+    /// Parses one block and turns it into an owned step.
+    fn step(&mut self) -> Step {
+        let base = self.inner.data().as_ptr() as usize;
+        let offset = self.offset();
+        let frame = self.frames;
+        let result = self.inner.next();
+        let (record_len, block) = match result {
+            Ok(ok) => ok,
+            Err(PcapError::Eof) => return Step::Eof,
+            Err(PcapError::Incomplete(_)) => return Step::Refill,
+            Err(PcapError::UnexpectedEof) => {
+                return Step::Fail(CaptureError::Truncated { path: self.path.clone(), offset, frame })
+            }
+            Err(PcapError::BufferTooSmall) => return self.grow_or_fail(),
+            Err(PcapError::ReadError) => {
+                let what = "read failed".to_string();
+                return Step::Fail(CaptureError::Read { path: self.path.clone(), offset, frame, what });
+            }
+            Err(e) => {
+                let what = match e {
+                    PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => {
+                        format!("unparseable block ({})", kind.description())
+                    }
+                    other => format!("{other:?}"),
+                };
+                return Step::Fail(CaptureError::Corrupt { path: self.path.clone(), offset, frame, what });
+            }
+        };
+        match block {
+            PcapBlockOwned::LegacyHeader(header) => {
+                self.pcap_linktype = header.network;
+                Step::Skip(record_len)
+            }
+            PcapBlockOwned::Legacy(b) => {
+                let nanosecond = matches!(self.format, Format::Pcap { nanosecond: true, .. });
+                let nanos = if nanosecond { b.ts_usec } else { b.ts_usec.saturating_mul(1000) };
+                Step::Packet(PacketAt {
+                    start: b.data.as_ptr() as usize - base,
+                    len: b.data.len(),
+                    orig_len: b.origlen,
+                    ts: Timestamp::new(i64::from(b.ts_sec), nanos.min(999_999_999)),
+                    linktype: self.pcap_linktype,
+                    interface: 0,
+                    record_len,
+                })
+            }
+            PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                // A new section restarts interface numbering.
+                self.interfaces.clear();
+                self.format = Format::PcapNg { big_endian: shb.big_endian() };
+                Step::Skip(record_len)
+            }
+            PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                let tsresol = idb.if_tsresol().and_then(Result::ok).unwrap_or(6);
+                let Some(per_sec) = units_per_sec(tsresol).filter(|&u| u > 0) else {
+                    let what = format!("interface {} has an impossible timestamp resolution {tsresol:#04x}", self.interfaces.len());
+                    return Step::Fail(CaptureError::Corrupt { path: self.path.clone(), offset, frame, what });
+                };
+                self.interfaces.push(Interface {
+                    linktype: idb.linktype,
+                    units_per_sec: per_sec,
+                    offset_secs: idb.if_tsoffset().and_then(Result::ok).unwrap_or(0),
+                    name: idb.if_name().and_then(Result::ok).map(str::to_string),
+                });
+                Step::Skip(record_len)
+            }
+            PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                let Some(iface) = self.interfaces.get(epb.if_id as usize) else {
+                    let what = format!("packet names interface {} but the file describes {}", epb.if_id, self.interfaces.len());
+                    return Step::Fail(CaptureError::Corrupt { path: self.path.clone(), offset, frame, what });
+                };
+                let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                Step::Packet(PacketAt {
+                    start: epb.data.as_ptr() as usize - base,
+                    len: epb.data.len().min(epb.caplen as usize),
+                    orig_len: epb.origlen,
+                    ts: timestamp_from_units(units, iface.units_per_sec, iface.offset_secs),
+                    linktype: iface.linktype,
+                    interface: epb.if_id,
+                    record_len,
+                })
+            }
+            PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                let Some(iface) = self.interfaces.first() else {
+                    let what = "simple packet block before any interface description".to_string();
+                    return Step::Fail(CaptureError::Corrupt { path: self.path.clone(), offset, frame, what });
+                };
+                Step::Packet(PacketAt {
+                    start: spb.data.as_ptr() as usize - base,
+                    len: spb.data.len().min(spb.origlen as usize),
+                    orig_len: spb.origlen,
+                    // A simple packet block carries no time.
+                    ts: Timestamp::default(),
+                    linktype: iface.linktype,
+                    interface: 0,
+                    record_len,
+                })
+            }
+            // Statistics, name resolution, secrets, custom and unknown blocks.
+            PcapBlockOwned::NG(_) => Step::Skip(record_len),
+        }
+    }
+
+    /// A record larger than the buffer: grow up to MAX_RECORD, else refuse.
+    fn grow_or_fail(&mut self) -> Step {
+        let claimed = self.claimed_record_len();
+        if claimed <= MAX_RECORD as u64 && self.capacity < MAX_RECORD {
+            let wanted = (claimed as usize + 64).next_power_of_two().clamp(self.capacity * 2, MAX_RECORD);
+            if self.inner.grow(wanted) {
+                self.capacity = wanted;
+                return Step::Refill;
+            }
+        }
+        Step::Fail(CaptureError::RecordTooLarge {
+            path: self.path.clone(),
+            offset: self.offset(),
+            frame: self.frames,
+            claimed,
+        })
+    }
+
+    /// The length the record at the buffer's head claims, from its header.
+    fn claimed_record_len(&self) -> u64 {
+        let data = self.inner.data();
+        let read = |at: usize, big: bool| -> u64 {
+            let Some(b) = data.get(at..at + 4) else { return u64::MAX };
+            let b = [b[0], b[1], b[2], b[3]];
+            u64::from(if big { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+        };
+        match self.format {
+            Format::Pcap { big_endian, .. } => read(8, big_endian).saturating_add(16),
+            Format::PcapNg { big_endian } => read(4, big_endian),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolution_both_forms() {
+        assert_eq!(units_per_sec(6), Some(1_000_000));
+        assert_eq!(units_per_sec(9), Some(1_000_000_000));
+        assert_eq!(units_per_sec(0x80 | 10), Some(1024));
+        assert_eq!(units_per_sec(40), None);
+        let ts = timestamp_from_units(1_500_000_123, 1_000_000_000, 10);
+        assert_eq!(ts, Timestamp::new(11, 500_000_123));
+        let ts = timestamp_from_units(3 * 1024 + 512, 1024, 0);
+        assert_eq!(ts, Timestamp::new(3, 500_000_000));
+    }
+
+    #[test]
+    fn not_a_capture_says_so() {
+        let err = CaptureReader::from_reader("x.txt", Cursor::new(b"hello world, plain text".to_vec())).err().unwrap();
+        assert!(err.to_string().contains("not a pcap or pcapng capture"), "{err}");
+        let err = CaptureReader::from_reader("x.gz", Cursor::new(vec![0x1f, 0x8b, 8, 0, 0, 0])).err().unwrap();
+        assert!(err.to_string().contains("gunzip"), "{err}");
+        let err = CaptureReader::from_reader("empty", Cursor::new(Vec::new())).err().unwrap();
+        assert!(matches!(err, CaptureError::Empty { .. }));
+    }
+}

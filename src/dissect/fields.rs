@@ -1,0 +1,242 @@
+//! Every named field of a dissection, in one walk. JSON, Elasticsearch
+//! bulk output (and the display filter) take their field names from here, so a
+//! field has one name everywhere: `ldm.mac` in a filter is "mac" in the JSON
+//! "ldm" object.
+
+use std::net::IpAddr;
+
+use crate::capture::{linktype_name, Timestamp};
+use crate::wire::ldm::{CharField, Payload};
+
+use super::{ChecksumStatus, Dissection, LinkKind};
+
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'a> {
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    Str(&'a str),
+    /// A C string's bytes; outputs escape what is not printable.
+    Text(&'a [u8]),
+    Mac([u8; 6]),
+    Ip(IpAddr),
+    /// Epoch seconds with nanoseconds.
+    Epoch(Timestamp),
+    /// Capture time as RFC 3339 UTC.
+    Time(Timestamp),
+    U16List(&'a [u16]),
+}
+
+/// Receives the layers and fields of one packet, in order.
+pub trait FieldSink {
+    fn layer(&mut self, name: &'static str);
+    fn field(&mut self, name: &'static str, value: Value<'_>);
+    fn end_layer(&mut self);
+}
+
+/// Escapes a C string as Wireshark shows it: printable ASCII as is,
+/// everything else as `\xNN` (and `\\` for a backslash).
+pub fn escape_text(bytes: &[u8], out: &mut String) {
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                use std::fmt::Write;
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+}
+
+pub fn escaped(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    escape_text(bytes, &mut out);
+    out
+}
+
+/// `secs` since the epoch as RFC 3339 UTC with nanoseconds (civil-from-days,
+/// H. Hinnant's algorithm, to avoid a date crate for one conversion).
+pub fn rfc3339(ts: Timestamp) -> String {
+    let days = ts.secs.div_euclid(86_400);
+    let rem = ts.secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        ts.nanos
+    )
+}
+
+fn text(sink: &mut dyn FieldSink, name: &'static str, field: Option<CharField<'_>>) {
+    if let Some(field) = field {
+        sink.field(name, Value::Text(field.text()));
+    }
+}
+
+/// Walks every field of `d`. `time_relative` is seconds since the first frame.
+pub fn walk(d: &Dissection<'_>, time_relative: f64, sink: &mut dyn FieldSink) {
+    frame(d, time_relative, sink);
+    link(d, sink);
+    ip(d, sink);
+    udp(d, sink);
+    ldm(d, sink);
+}
+
+fn frame(d: &Dissection<'_>, time_relative: f64, sink: &mut dyn FieldSink) {
+    let f = &d.frame;
+    sink.layer("frame");
+    sink.field("number", Value::U64(f.number));
+    sink.field("time", Value::Time(f.ts));
+    sink.field("time_epoch", Value::Epoch(f.ts));
+    sink.field("time_relative", Value::F64(time_relative));
+    sink.field("len", Value::U64(f.len.into()));
+    sink.field("cap_len", Value::U64(f.caplen().into()));
+    sink.field("interface_id", Value::U64(f.interface.into()));
+    sink.field("linktype", Value::Str(linktype_name(f.linktype)));
+    sink.end_layer();
+}
+
+fn link(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
+    let Some(link) = &d.link else { return };
+    match link.kind {
+        LinkKind::Ethernet => {
+            sink.layer("eth");
+            if let Some(src) = link.src {
+                sink.field("src", Value::Mac(src));
+            }
+            if let Some(dst) = link.dst {
+                sink.field("dst", Value::Mac(dst));
+            }
+        }
+        LinkKind::LinuxSll | LinkKind::LinuxSll2 => {
+            sink.layer("sll");
+            if let Some(src) = link.src {
+                sink.field("src", Value::Mac(src));
+            }
+            if let Some(pkttype) = link.packet_type {
+                sink.field("pkttype", Value::U64(pkttype.into()));
+            }
+            if let Some(ifindex) = link.if_index {
+                sink.field("ifindex", Value::U64(ifindex.into()));
+            }
+        }
+        LinkKind::Loopback | LinkKind::RawIp => return,
+    }
+    if !link.vlans.is_empty() {
+        sink.field("vlan", Value::U16List(&link.vlans));
+    }
+    sink.end_layer();
+}
+
+fn checksum_status(status: ChecksumStatus) -> Value<'static> {
+    Value::Str(status.name())
+}
+
+fn ip(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
+    let Some(ip) = &d.ip else { return };
+    sink.layer(if ip.version == 4 { "ip" } else { "ipv6" });
+    sink.field("src", Value::Ip(ip.src));
+    sink.field("dst", Value::Ip(ip.dst));
+    sink.field("ttl", Value::U64(ip.ttl.into()));
+    sink.field("proto", Value::U64(ip.protocol.into()));
+    sink.field("len", Value::U64(ip.total_len as u64));
+    if ip.version == 4 {
+        sink.field("hdr_len", Value::U64(ip.header_len as u64));
+        sink.field("id", Value::U64(ip.id.into()));
+        sink.field("checksum", Value::U64(ip.checksum.into()));
+        sink.field("checksum_status", checksum_status(ip.checksum_status));
+    }
+    if let Some(fragment) = ip.fragment {
+        sink.field("flags_mf", Value::Bool(fragment.more_fragments));
+        sink.field("frag_offset", Value::U64(fragment.offset as u64));
+    }
+    if let Some(origin) = d.reassembled {
+        sink.field("reassembled_fragments", Value::U64(origin.fragments.into()));
+        sink.field("reassembled_first_frame", Value::U64(origin.first_frame));
+    }
+    sink.end_layer();
+}
+
+fn udp(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
+    let Some(udp) = &d.udp else { return };
+    sink.layer("udp");
+    sink.field("srcport", Value::U64(udp.src_port.into()));
+    sink.field("dstport", Value::U64(udp.dst_port.into()));
+    sink.field("length", Value::U64(udp.length.into()));
+    sink.field("checksum", Value::U64(udp.checksum.into()));
+    sink.field("checksum_status", checksum_status(udp.checksum_status));
+    sink.end_layer();
+}
+
+fn ldm(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
+    let Some(msg) = &d.ldm else { return };
+    sink.layer("ldm");
+    sink.field("len", Value::U64(msg.bytes.len() as u64));
+    sink.field("byte_order", Value::Str(if msg.byte_order == crate::wire::ldm::ByteOrder::Big { "big" } else { "little" }));
+    if let Some(v) = msg.version_no {
+        sink.field("version", Value::U64(v.into()));
+    }
+    if let Some(m) = msg.magic_no {
+        sink.field("magic", Value::U64(m.into()));
+    }
+    if let Some(t) = msg.msg_type {
+        sink.field("msg_type", Value::U64(t.to_u32().into()));
+        sink.field("msg_type_name", Value::Str(t.name()));
+    }
+    if let Some(r) = msg.resv {
+        sink.field("resv", Value::U64(r.into()));
+    }
+    match msg.payload {
+        Payload::Lookup(l) => {
+            if let Some(raw) = l.mac_addr {
+                sink.field("mac", Value::Mac(crate::wire::ldm::mac_from_u64(raw)));
+                sink.field("mac_addr", Value::U64(raw));
+            }
+            text(sink, "source_ip", l.source_ip);
+        }
+        Payload::Discovery(disc) => {
+            text(sink, "ldmd_version", disc.ldmd_version);
+            text(sink, "hostname", disc.hostname);
+            if let Some(ip) = disc.ip_address {
+                sink.field("ip_address", Value::Ip(ip.into()));
+            }
+            if let Some(port) = disc.port_no {
+                sink.field("port", Value::I64(port.into()));
+            }
+        }
+        Payload::Opaque(_) => {}
+    }
+    if !msg.trailing().is_empty() {
+        sink.field("trailing_len", Value::U64(msg.trailing().len() as u64));
+    }
+    sink.end_layer();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(rfc3339(Timestamp::new(0, 0)), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(Timestamp::new(1_795_046_400, 5)), "2026-11-19T00:00:00.000000005Z");
+        assert_eq!(rfc3339(Timestamp::new(951_825_600, 0)), "2000-02-29T12:00:00.000000000Z");
+    }
+
+    #[test]
+    fn escapes_like_wireshark() {
+        assert_eq!(escaped(b"ab\x01\\\xff"), "ab\\x01\\\\\\xff");
+    }
+}

@@ -1,0 +1,291 @@
+//! A frame to its layers (link, IP, UDP) and to the ldm message, with the
+//! per-packet findings. Stateless except for IPv4 reassembly.
+
+pub mod checks;
+pub mod fields;
+pub mod ip;
+pub mod link;
+pub mod reassembly;
+
+use arrayvec::ArrayVec;
+
+use crate::capture::Frame;
+use crate::expert::{Detail, Finding, Key, Severity};
+use crate::wire::ldm::{self, Message};
+
+pub use ip::{ChecksumStatus, IpInfo, UdpInfo};
+pub use link::{Link, LinkKind, NetProto};
+use reassembly::{Fragment, KeptFrame, Reassembler};
+
+/// Room for every finding one packet can raise (each key at most once).
+pub const MAX_FINDINGS: usize = 32;
+pub type Findings = ArrayVec<Finding, MAX_FINDINGS>;
+
+/// How ldm traffic is recognised.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// UDP port carrying ldm (either end).
+    pub port: u16,
+    /// Also recognise ldm by its magic on any UDP port.
+    pub heuristic: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { port: ldm::PORT, heuristic: false }
+    }
+}
+
+/// Why a frame was not decoded down to UDP (for `--all`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Link(link::LinkError),
+    NotIp(u16),
+    Ip(ip::IpError),
+    NotUdp(u8),
+    /// A fragment held for reassembly.
+    Fragment { offset: usize },
+    /// UDP, but not ldm.
+    OtherUdp,
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Link(e) => write!(f, "{e}"),
+            Stop::NotIp(0) => write!(f, "not IP"),
+            Stop::NotIp(ethertype) => write!(f, "ethertype {ethertype:#06x}"),
+            Stop::Ip(e) => write!(f, "{e}"),
+            Stop::NotUdp(proto) => write!(f, "{}", protocol_name(*proto)),
+            Stop::Fragment { offset } => write!(f, "IPv4 fragment at offset {offset}, held for reassembly"),
+            Stop::OtherUdp => write!(f, "UDP"),
+        }
+    }
+}
+
+fn protocol_name(proto: u8) -> String {
+    match proto {
+        1 => "ICMP".to_string(),
+        2 => "IGMP".to_string(),
+        6 => "TCP".to_string(),
+        58 => "ICMPv6".to_string(),
+        other => format!("IP protocol {other}"),
+    }
+}
+
+/// A reassembled IPv4 datagram's origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reassembled {
+    pub fragments: u16,
+    pub first_frame: u64,
+}
+
+/// One frame, decoded as far as it goes.
+#[derive(Debug)]
+pub struct Dissection<'a> {
+    pub frame: Frame<'a>,
+    pub link: Option<Link>,
+    pub ip: Option<IpInfo>,
+    pub udp: Option<UdpInfo>,
+    pub ldm: Option<Message<'a>>,
+    pub reassembled: Option<Reassembled>,
+    /// Where decoding stopped short of ldm, when it did.
+    pub stop: Option<Stop>,
+    pub findings: Findings,
+}
+
+impl Dissection<'_> {
+    pub fn is_ldm(&self) -> bool {
+        self.ldm.is_some()
+    }
+
+    pub fn worst_severity(&self) -> Option<Severity> {
+        self.findings.iter().map(Finding::severity).max()
+    }
+
+    pub fn has(&self, key: Key) -> bool {
+        self.findings.iter().any(|f| f.key == key)
+    }
+}
+
+pub struct Dissector {
+    options: Options,
+    reassembler: Reassembler,
+    /// The reassembled payload of the current frame lives here.
+    scratch: Vec<u8>,
+}
+
+/// Where the UDP payload of a frame comes from.
+enum Carrier<'a> {
+    Frame(&'a [u8]),
+    Reassembled(Reassembled),
+}
+
+impl Dissector {
+    pub fn new(options: Options) -> Dissector {
+        Dissector { options, reassembler: Reassembler::default(), scratch: Vec::new() }
+    }
+
+    pub fn reassembler(&self) -> &Reassembler {
+        &self.reassembler
+    }
+
+    /// Decodes one frame.
+    pub fn dissect<'a>(&'a mut self, frame: Frame<'a>) -> Dissection<'a> {
+        self.dissect_inner(frame, false)
+    }
+
+    /// Fragmented datagrams given up since the last call (timed out or
+    /// evicted), or all open ones when `at_end`: their first fragments, to be
+    /// shown with `ip.fragments_missing`.
+    pub fn take_incomplete(&mut self, at_end: bool) -> Vec<(KeptFrame, usize, Option<usize>)> {
+        let given_up = if at_end { self.reassembler.finish() } else { self.reassembler.take_given_up() };
+        given_up.into_iter().filter_map(|g| g.head.map(|head| (head, g.received, g.total_len))).collect()
+    }
+
+    /// Decodes the first fragment of a datagram that never completed.
+    pub fn dissect_incomplete<'a>(&'a mut self, kept: &'a KeptFrame, received: usize, total: Option<usize>) -> Dissection<'a> {
+        let frame = Frame {
+            number: kept.number,
+            ts: kept.ts,
+            len: kept.len,
+            linktype: kept.linktype,
+            interface: kept.interface,
+            file_offset: kept.file_offset,
+            data: &kept.data,
+        };
+        let mut d = self.dissect_inner(frame, true);
+        if d.udp.is_some() {
+            d.findings.push(Finding::new(Key::IpFragmentsMissing, Detail::FragmentsMissing { have: received, of: total }));
+        }
+        d
+    }
+
+    fn dissect_inner<'a>(&'a mut self, frame: Frame<'a>, incomplete: bool) -> Dissection<'a> {
+        let mut d = Dissection { frame, link: None, ip: None, udp: None, ldm: None, reassembled: None, stop: None, findings: Findings::new() };
+        let (link, net) = match link::decode(frame.linktype, frame.data) {
+            Ok(ok) => ok,
+            Err(e) => {
+                d.stop = Some(Stop::Link(e));
+                return d;
+            }
+        };
+        let outgoing = link.is_outgoing();
+        let proto = link.proto;
+        d.link = Some(link);
+        let decoded = match proto {
+            NetProto::Ipv4 => ip::ipv4(net),
+            NetProto::Ipv6 => ip::ipv6(net),
+            NetProto::Other(ethertype) => {
+                d.stop = Some(Stop::NotIp(ethertype));
+                return d;
+            }
+        };
+        let (ip_info, ip_payload) = match decoded {
+            Ok(ok) => ok,
+            Err(e) => {
+                d.stop = Some(Stop::Ip(e));
+                return d;
+            }
+        };
+        d.ip = Some(ip_info);
+        if !ip::is_udp(&ip_info) {
+            d.stop = Some(Stop::NotUdp(ip_info.protocol));
+            return d;
+        }
+        let carrier = match ip_info.fragment {
+            Some(fragment) if ip_info.version == 4 && !incomplete => {
+                match self.reassemble(&frame, &ip_info, fragment, ip_payload) {
+                    Some(whole) => Carrier::Reassembled(whole),
+                    None => {
+                        d.stop = Some(Stop::Fragment { offset: fragment.offset });
+                        return d;
+                    }
+                }
+            }
+            _ => Carrier::Frame(ip_payload),
+        };
+        let udp_bytes: &'a [u8] = match carrier {
+            Carrier::Frame(bytes) => bytes,
+            Carrier::Reassembled(origin) => {
+                d.reassembled = Some(origin);
+                &self.scratch
+            }
+        };
+        // A fragment or reassembled datagram: the IP header's lengths describe
+        // one piece, so UDP length checks use the reassembled bytes instead.
+        let mut udp_ip = ip_info;
+        if d.reassembled.is_some() || incomplete {
+            udp_ip.payload_cut = incomplete;
+            udp_ip.total_len = udp_ip.header_len + udp_bytes.len();
+        }
+        let (udp_info, payload) = match ip::udp(&udp_ip, udp_bytes, outgoing) {
+            Ok(ok) => ok,
+            Err(e) => {
+                d.stop = Some(Stop::Ip(e));
+                return d;
+            }
+        };
+        d.udp = Some(udp_info);
+        if !self.is_ldm(&udp_info, payload) {
+            d.stop = Some(Stop::OtherUdp);
+            return d;
+        }
+        let msg = Message::parse(payload);
+        let cut_by_capture = frame.is_truncated() || ip_info.payload_cut || incomplete;
+        collect_findings(&mut d.findings, &frame, &udp_ip, &udp_info, &msg, cut_by_capture, d.reassembled);
+        d.ldm = Some(msg);
+        d
+    }
+
+    fn is_ldm(&self, udp: &UdpInfo, payload: &[u8]) -> bool {
+        let port = self.options.port;
+        udp.dst_port == port || udp.src_port == port || (self.options.heuristic && ldm::looks_like_ldm(payload))
+    }
+
+    /// Feeds a fragment to the reassembler; on completion the datagram is in
+    /// `self.scratch`.
+    fn reassemble(&mut self, frame: &Frame<'_>, ip: &IpInfo, fragment: ip::Ipv4Fragment, payload: &[u8]) -> Option<Reassembled> {
+        let piece = Fragment {
+            src: ip.src,
+            dst: ip.dst,
+            id: fragment.id,
+            protocol: ip.protocol,
+            offset: fragment.offset,
+            more_fragments: fragment.more_fragments,
+            payload,
+        };
+        let keep = || KeptFrame {
+            number: frame.number,
+            ts: frame.ts,
+            len: frame.len,
+            linktype: frame.linktype,
+            interface: frame.interface,
+            file_offset: frame.file_offset,
+            data: frame.data.to_vec(),
+        };
+        let whole = self.reassembler.add(piece, frame.ts, frame.number, keep)?;
+        self.scratch = whole.payload;
+        Some(Reassembled { fragments: whole.count, first_frame: whole.first_frame })
+    }
+}
+
+fn collect_findings(
+    out: &mut Findings,
+    frame: &Frame<'_>,
+    ip_info: &IpInfo,
+    udp_info: &UdpInfo,
+    msg: &Message<'_>,
+    cut_by_capture: bool,
+    reassembled: Option<Reassembled>,
+) {
+    if frame.is_truncated() {
+        out.push(Finding::new(Key::FrameTruncated, Detail::Cut { caplen: frame.caplen(), len: frame.len }));
+    }
+    if let Some(origin) = reassembled {
+        let detail = Detail::Fragments { count: origin.fragments, first_frame: origin.first_frame, last_frame: frame.number };
+        out.push(Finding::new(Key::IpFragmented, detail));
+    }
+    checks::transport(ip_info, udp_info, out);
+    checks::message(msg, ip::ipv4_source(ip_info), cut_by_capture, out);
+}

@@ -1,0 +1,274 @@
+//! The one catalogue of anomaly keys. Every output, the exit status and the
+//! README table use it; a key keeps its meaning once released.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Note,
+    Warn,
+    Error,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Note => "note",
+            Severity::Warn => "warn",
+            Severity::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One catalogue entry.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Info {
+    pub key: &'static str,
+    pub severity: Severity,
+    /// One line: what it means.
+    pub meaning: &'static str,
+    /// One line: what an admin should do about it.
+    pub action: &'static str,
+}
+
+macro_rules! catalogue {
+    ($( $name:ident = $key:literal, $sev:ident, $meaning:literal, $action:literal; )*) => {
+        /// Every anomaly, by name in code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Key { $( $name, )* }
+
+        /// The catalogue, in the order of [`Key`].
+        pub const CATALOGUE: &[Info] = &[
+            $( Info { key: $key, severity: Severity::$sev, meaning: $meaning, action: $action }, )*
+        ];
+
+        impl Key {
+            pub const ALL: &'static [Key] = &[ $( Key::$name, )* ];
+        }
+    };
+}
+
+catalogue! {
+    // Capture and frame.
+    FrameTruncated = "frame.truncated", Warn,
+        "the frame was cut by the capture's snap length (caplen < len); later fields are missing",
+        "capture again with a larger snap length (tcpdump -s 0)";
+    // IP and UDP transport.
+    IpBadChecksum = "ip.bad_checksum", Error,
+        "the IPv4 header checksum is wrong: the packet was corrupted on the way",
+        "check the NIC, cabling and switch counters of the sender's segment";
+    UdpBadChecksum = "udp.bad_checksum", Error,
+        "the UDP checksum is wrong and is not a checksum-offload placeholder: the datagram was corrupted",
+        "check the NIC and the path from the sender";
+    UdpBadLength = "udp.bad_length", Error,
+        "the UDP length field disagrees with the IP payload length",
+        "the sender's stack or a middlebox mangled the datagram";
+    IpFragmented = "ip.fragmented", Warn,
+        "the message arrived in several IPv4 fragments (ldmd messages fit one frame)",
+        "look for a link with an MTU below 340 bytes or a tunnel on the path";
+    IpFragmentsMissing = "ip.fragments_missing", Error,
+        "some IPv4 fragments of the datagram never arrived; only part of the message is shown",
+        "capture on the receiving segment or check for fragment loss";
+    IpTtlAboveOne = "ip.ttl_above_1", Warn,
+        "the TTL (hop limit) is above 1, so the message can leave the subnet (ldmd/hops was raised)",
+        "keep ldmd/hops at 1 unless ldmd hosts really sit on several subnets";
+    IpWrongGroup = "ip.wrong_group", Error,
+        "sent to a multicast group other than 239.129.9.27: no ldmd listens there",
+        "fix the sender's group address";
+    IpNotMulticast = "ip.not_multicast", Note,
+        "sent to a unicast or broadcast address instead of the ldmd group",
+        "expected only from tools that reply unicast; otherwise find the sender";
+    IpIpv6Transport = "ip.ipv6_transport", Warn,
+        "carried over IPv6; ldmd speaks IPv4 multicast only",
+        "the sender is not an ldmd: find out what it is";
+    // The ldm message itself.
+    LdmBadMagic = "ldm.bad_magic", Error,
+        "magic_no is not 92792004 (0x0587E4C4) in either byte order: probably not an ldmd message",
+        "find the program that sends on this port; the raw bytes are shown";
+    LdmByteSwapped = "ldm.byte_swapped", Warn,
+        "the message is little-endian (byte-swapped magic): not a SPARC ldmd",
+        "fix the sender to write big-endian integers";
+    LdmBadVersion = "ldm.bad_version", Error,
+        "version_no is not 1 (MAC_MULTI_VERSION)",
+        "the sender speaks another protocol version; ldmd ignores it";
+    LdmUnknownType = "ldm.unknown_type", Error,
+        "msg_type is not 0-3 (SEND_MSG, RESPONSE_MSG, LDMD_DISC_SEND, LDMD_DISC_RESP)",
+        "the sender is not a conforming ldmd";
+    LdmResvNonzero = "ldm.resv_nonzero", Warn,
+        "the reserved word is not 0",
+        "harmless to ldmd today, but the sender does not zero its buffers";
+    LdmTruncated = "ldm.truncated", Error,
+        "the message ends before the fields its type needs; missing fields are not shown",
+        "if frame.truncated is also set, capture with a larger snap length; otherwise the sender is broken";
+    LdmUnusualLength = "ldm.unusual_length", Warn,
+        "the length is neither the full 312 bytes nor a known short form",
+        "the sender builds messages of its own size";
+    LdmTrailingBytes = "ldm.trailing_bytes", Warn,
+        "bytes follow the 312-byte message",
+        "the sender appends data ldmd ignores";
+    LdmStringUnterminated = "ldm.string_unterminated", Warn,
+        "a text field fills its char[] with no terminating NUL",
+        "a C reader may run past the field: fix the sender";
+    LdmStringNotText = "ldm.string_not_text", Warn,
+        "a text field holds bytes that are not printable ASCII (shown escaped)",
+        "the sender writes binary or uninitialised data into the field";
+    LdmBadSourceIp = "ldm.bad_source_ip", Error,
+        "source_ip is not a dotted-quad IPv4 address",
+        "the requester cannot be identified from the message";
+    LdmSourceIpMismatch = "ldm.source_ip_mismatch", Warn,
+        "source_ip differs from the IP header's source address",
+        "a multi-homed or NATed sender, or a forged message";
+    LdmIpAddressMismatch = "ldm.ip_address_mismatch", Warn,
+        "the advertised ip_address differs from the IP header's source address",
+        "clients will connect to the advertised address: check it is reachable";
+    LdmMacHighBits = "ldm.mac_high_bits", Warn,
+        "the top 16 bits of mac_addr are set; only the low 48 bits carry the MAC",
+        "the sender does not clear the u64 before storing the MAC";
+    LdmMacMulticast = "ldm.mac_multicast", Error,
+        "the looked-up MAC is a multicast or broadcast address, never a valid NIC address",
+        "the sender's MAC generator is broken";
+    LdmMacZero = "ldm.mac_zero", Error,
+        "the looked-up MAC is 00:00:00:00:00:00",
+        "the sender sent an uninitialised MAC";
+    LdmMacNotAuto = "ldm.mac_not_auto", Note,
+        "the looked-up MAC lies outside the automatic range 00:14:4f:f8:00:00-00:14:4f:fb:ff:ff",
+        "normal for a manually assigned MAC being re-checked; otherwise find who picked it";
+    LdmBadPort = "ldm.bad_port", Warn,
+        "the advertised port_no is not 6482, the ldmd XMPP port",
+        "clients will try that port: check the ldmd's configuration";
+}
+
+impl Key {
+    pub fn info(self) -> &'static Info {
+        &CATALOGUE[self as usize]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.info().key
+    }
+
+    pub fn severity(self) -> Severity {
+        self.info().severity
+    }
+
+    pub fn from_name(name: &str) -> Option<Key> {
+        Key::ALL.iter().copied().find(|key| key.name() == name)
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a finding is about, kept as values so nothing is formatted (or
+/// allocated) until an output asks for the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    None,
+    /// A field's value and the value it should have.
+    Expected { field: &'static str, got: u64, want: u64 },
+    /// A field's value, hex.
+    Hex { field: &'static str, got: u64 },
+    /// A length and the length that was expected.
+    Length { got: usize, want: usize },
+    /// The field concerned.
+    Field(&'static str),
+    /// A field's address and the IP header's.
+    AddrMismatch { field: &'static str, said: std::net::IpAddr, header: std::net::IpAddr },
+    /// An address.
+    Addr(std::net::IpAddr),
+    Mac([u8; 6]),
+    /// A TTL or hop limit.
+    Ttl(u8),
+    /// Bytes captured and bytes on the wire.
+    Cut { caplen: u32, len: u32 },
+    /// IPv4 fragments: how many, from which frame to which.
+    Fragments { count: u16, first_frame: u64, last_frame: u64 },
+    /// Bytes of a datagram received out of its total.
+    FragmentsMissing { have: usize, of: Option<usize> },
+}
+
+/// One anomaly found in one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finding {
+    pub key: Key,
+    pub detail: Detail,
+}
+
+impl Finding {
+    pub fn new(key: Key, detail: Detail) -> Finding {
+        Finding { key, detail }
+    }
+
+    pub fn severity(&self) -> Severity {
+        self.key.severity()
+    }
+}
+
+pub fn format_mac(mac: [u8; 6]) -> String {
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5])
+}
+
+impl fmt::Display for Detail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Detail::None => Ok(()),
+            Detail::Expected { field, got, want } => write!(f, "{field} is {got}, expected {want}"),
+            Detail::Hex { field, got } => write!(f, "{field} is {got:#x}"),
+            Detail::Length { got, want } => write!(f, "{got} bytes, expected {want}"),
+            Detail::Field(field) => write!(f, "in {field}"),
+            Detail::AddrMismatch { field, said, header } => write!(f, "{field} says {said}, IP source is {header}"),
+            Detail::Addr(addr) => write!(f, "{addr}"),
+            Detail::Mac(mac) => f.write_str(&format_mac(mac)),
+            Detail::Ttl(ttl) => write!(f, "TTL {ttl}"),
+            Detail::Cut { caplen, len } => write!(f, "{caplen} of {len} bytes captured"),
+            Detail::Fragments { count, first_frame, last_frame } => {
+                write!(f, "{count} fragments, frames {first_frame}-{last_frame}")
+            }
+            Detail::FragmentsMissing { have, of: Some(total) } => write!(f, "{have} of {total} bytes arrived"),
+            Detail::FragmentsMissing { have, of: None } => write!(f, "{have} bytes arrived, last fragment never seen"),
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    /// `key (detail)`, the form the one-line output uses.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.detail {
+            Detail::None => f.write_str(self.key.name()),
+            detail => write!(f, "{} ({detail})", self.key.name()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unique_dotted_lower_case() {
+        let mut seen = std::collections::HashSet::new();
+        for info in CATALOGUE {
+            assert!(seen.insert(info.key), "duplicate key {}", info.key);
+            assert!(info.key.contains('.'), "{} is not dotted", info.key);
+            assert!(
+                info.key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'),
+                "{} is not lower-case",
+                info.key
+            );
+        }
+        assert_eq!(Key::ALL.len(), CATALOGUE.len());
+        for key in Key::ALL {
+            assert_eq!(Key::from_name(key.name()), Some(*key));
+        }
+    }
+}

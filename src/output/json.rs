@@ -1,0 +1,161 @@
+//! JSON records (`-T json` array, `-T jsonl` lines) and Elasticsearch bulk
+//! (`-T ek`, as tshark writes it). Written straight into a reused buffer: no
+//! intermediate document per packet.
+
+use std::io::Write as _;
+
+use crate::dissect::fields::{self, escaped, rfc3339, FieldSink, Value};
+use crate::dissect::Dissection;
+use crate::expert::format_mac;
+
+/// JSON record layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `{"frame":{"number":1,...},"ip":{...},...,"expert":[...]}`
+    Plain,
+    /// tshark's ek: `{"timestamp":"ms","layers":{"frame":{"frame_frame_number":1,...}}}`
+    Ek,
+}
+
+struct Sink<'b> {
+    buf: &'b mut Vec<u8>,
+    layout: Layout,
+    layer: &'static str,
+    first_layer: bool,
+    first_field: bool,
+}
+
+fn string(buf: &mut Vec<u8>, s: &str) {
+    // serde_json escapes exactly as JSON requires; writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, s);
+}
+
+impl Sink<'_> {
+    fn key(&mut self, name: &str) {
+        if !self.first_field {
+            self.buf.push(b',');
+        }
+        self.first_field = false;
+        match self.layout {
+            Layout::Plain => string(self.buf, name),
+            Layout::Ek => {
+                let key = format!("{0}_{0}_{1}", self.layer, name.replace('.', "_"));
+                string(self.buf, &key);
+            }
+        }
+        self.buf.push(b':');
+    }
+}
+
+impl FieldSink for Sink<'_> {
+    fn layer(&mut self, name: &'static str) {
+        if !self.first_layer {
+            self.buf.push(b',');
+        }
+        self.first_layer = false;
+        self.layer = name;
+        string(self.buf, name);
+        self.buf.extend_from_slice(b":{");
+        self.first_field = true;
+    }
+
+    fn field(&mut self, name: &'static str, value: Value<'_>) {
+        self.key(name);
+        let buf = &mut *self.buf;
+        let _ = match value {
+            Value::U64(v) => write!(buf, "{v}"),
+            Value::I64(v) => write!(buf, "{v}"),
+            Value::F64(v) => write!(buf, "{v:.9}"),
+            Value::Bool(v) => write!(buf, "{v}"),
+            Value::Str(s) => {
+                string(buf, s);
+                Ok(())
+            }
+            Value::Text(bytes) => {
+                string(buf, &escaped(bytes));
+                Ok(())
+            }
+            Value::Mac(mac) => write!(buf, "\"{}\"", format_mac(mac)),
+            Value::Ip(ip) => write!(buf, "\"{ip}\""),
+            Value::Epoch(ts) => write!(buf, "\"{ts}\""),
+            Value::Time(ts) => write!(buf, "\"{}\"", rfc3339(ts)),
+            Value::U16List(list) => {
+                buf.push(b'[');
+                for (i, v) in list.iter().enumerate() {
+                    if i > 0 {
+                        buf.push(b',');
+                    }
+                    let _ = write!(buf, "{v}");
+                }
+                buf.push(b']');
+                Ok(())
+            }
+        };
+    }
+
+    fn end_layer(&mut self) {
+        self.buf.push(b'}');
+    }
+}
+
+fn expert_plain(buf: &mut Vec<u8>, d: &Dissection<'_>) {
+    buf.extend_from_slice(b",\"expert\":[");
+    for (i, finding) in d.findings.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(b"{\"key\":");
+        string(buf, finding.key.name());
+        buf.extend_from_slice(b",\"severity\":");
+        string(buf, finding.severity().name());
+        if finding.detail != crate::expert::Detail::None {
+            buf.extend_from_slice(b",\"detail\":");
+            string(buf, &finding.detail.to_string());
+        }
+        buf.push(b'}');
+    }
+    buf.push(b']');
+}
+
+fn expert_ek(buf: &mut Vec<u8>, d: &Dissection<'_>) {
+    buf.extend_from_slice(b",\"expert\":{\"expert_expert_key\":[");
+    for (i, finding) in d.findings.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        string(buf, finding.key.name());
+    }
+    buf.extend_from_slice(b"],\"expert_expert_severity\":[");
+    for (i, finding) in d.findings.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        string(buf, finding.severity().name());
+    }
+    buf.extend_from_slice(b"]}");
+}
+
+/// Appends one record (no trailing newline) to `buf`.
+pub fn write_record(buf: &mut Vec<u8>, d: &Dissection<'_>, time_relative: f64, layout: Layout) {
+    match layout {
+        Layout::Plain => buf.push(b'{'),
+        Layout::Ek => {
+            let date = &rfc3339(d.frame.ts)[..10];
+            let _ = writeln!(buf, "{{\"index\":{{\"_index\":\"packets-{date}\"}}}}");
+            let millis = d.frame.ts.as_nanos().div_euclid(1_000_000);
+            let _ = write!(buf, "{{\"timestamp\":\"{millis}\",\"layers\":{{");
+        }
+    }
+    let mut sink = Sink { buf, layout, layer: "", first_layer: true, first_field: true };
+    fields::walk(d, time_relative, &mut sink);
+    match layout {
+        Layout::Plain => {
+            expert_plain(buf, d);
+            buf.push(b'}');
+        }
+        Layout::Ek => {
+            expert_ek(buf, d);
+            buf.extend_from_slice(b"}}");
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Everything a human or a program reads: packet lines, trees, hex, JSON, and
+//! the closing summary.
+
+pub mod hex;
+pub mod json;
+pub mod summary;
+pub mod text;
+pub mod tree;
+
+use std::io::{self, Write};
+
+use crate::capture::Timestamp;
+use crate::dissect::Dissection;
+
+pub use summary::Summary;
+pub use text::Style;
+
+/// `-T`: how packets are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One line per packet (with -V, a tree).
+    Text,
+    /// One JSON array of records.
+    Json,
+    /// One JSON record per line.
+    Jsonl,
+    /// Elasticsearch bulk format, as tshark -T ek.
+    Ek,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub format: Format,
+    /// `-V`: a tree per packet.
+    pub verbose: bool,
+    /// `-x`: hex dump of each frame.
+    pub hex: bool,
+    pub style: Style,
+    /// `-l`: flush after every packet.
+    pub line_buffered: bool,
+}
+
+/// Writes packets in the chosen format; keeps JSON well-formed whatever happens.
+pub struct Printer<W: Write> {
+    out: W,
+    options: Options,
+    first_ts: Option<Timestamp>,
+    records: u64,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Printer<W> {
+    pub fn new(out: W, options: Options) -> Printer<W> {
+        Printer { out, options, first_ts: None, records: 0, buf: Vec::with_capacity(4096) }
+    }
+
+    /// Relative times count from the first frame read, ldm or not.
+    pub fn saw_frame(&mut self, ts: Timestamp) {
+        if self.first_ts.is_none() {
+            self.first_ts = Some(ts);
+        }
+    }
+
+    fn relative(&self, ts: Timestamp) -> f64 {
+        self.first_ts.map_or(0.0, |first| ts.seconds_since(first))
+    }
+
+    pub fn packet(&mut self, d: &Dissection<'_>) -> io::Result<()> {
+        self.saw_frame(d.frame.ts);
+        let rel = self.relative(d.frame.ts);
+        match self.options.format {
+            Format::Text => self.text(d, rel)?,
+            Format::Json => {
+                self.out.write_all(if self.records == 0 { b"[\n" } else { b",\n" })?;
+                self.json(d, rel, json::Layout::Plain)?;
+            }
+            Format::Jsonl => {
+                self.json(d, rel, json::Layout::Plain)?;
+                self.out.write_all(b"\n")?;
+            }
+            Format::Ek => {
+                self.json(d, rel, json::Layout::Ek)?;
+                self.out.write_all(b"\n")?;
+            }
+        }
+        self.records += 1;
+        if self.options.line_buffered {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    fn text(&mut self, d: &Dissection<'_>, rel: f64) -> io::Result<()> {
+        if self.options.verbose {
+            tree::write_tree(&mut self.out, d, rel, self.options.style)?;
+        } else {
+            text::write_line(&mut self.out, d, rel, self.options.style)?;
+        }
+        if self.options.hex {
+            hex::write_hex(&mut self.out, d.frame.data)?;
+            writeln!(self.out)?;
+        }
+        Ok(())
+    }
+
+    fn json(&mut self, d: &Dissection<'_>, rel: f64, layout: json::Layout) -> io::Result<()> {
+        self.buf.clear();
+        json::write_record(&mut self.buf, d, rel, layout);
+        self.out.write_all(&self.buf)
+    }
+
+    /// Closes the JSON array (also when reading stopped on an error) and flushes.
+    pub fn finish(&mut self) -> io::Result<()> {
+        if self.options.format == Format::Json {
+            self.out.write_all(if self.records == 0 { b"[]\n" } else { b"\n]\n" })?;
+        }
+        self.out.flush()
+    }
+}

@@ -1,0 +1,75 @@
+//! Counts for the closing summary line and the exit status.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::dissect::Dissection;
+use crate::expert::{Key, Severity};
+use crate::wire::ldm::MsgType;
+
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub frames: u64,
+    pub ldm: u64,
+    pub send_msg: u64,
+    pub response_msg: u64,
+    pub disc_send: u64,
+    pub disc_resp: u64,
+    /// Unknown type, bad magic, or too short for a type.
+    pub other: u64,
+    pub errors: u64,
+    pub warnings: u64,
+    pub notes: u64,
+    pub by_key: BTreeMap<Key, u64>,
+    pub worst: Option<Severity>,
+}
+
+impl Summary {
+    pub fn frame(&mut self) {
+        self.frames += 1;
+    }
+
+    /// Counts an ldm packet and its findings.
+    pub fn ldm_packet(&mut self, d: &Dissection<'_>) {
+        let Some(msg) = &d.ldm else { return };
+        self.ldm += 1;
+        let counter = match msg.msg_type {
+            _ if msg.magic_no.is_some() && !msg.magic_ok() => &mut self.other,
+            Some(MsgType::SendMsg) => &mut self.send_msg,
+            Some(MsgType::ResponseMsg) => &mut self.response_msg,
+            Some(MsgType::DiscSend) => &mut self.disc_send,
+            Some(MsgType::DiscResp) => &mut self.disc_resp,
+            Some(MsgType::Unknown(_)) | None => &mut self.other,
+        };
+        *counter += 1;
+        for finding in &d.findings {
+            let severity = finding.severity();
+            match severity {
+                Severity::Error => self.errors += 1,
+                Severity::Warn => self.warnings += 1,
+                Severity::Note => self.notes += 1,
+            }
+            *self.by_key.entry(finding.key).or_default() += 1;
+            self.worst = self.worst.max(Some(severity));
+        }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} frames read, {} ldm (SEND_MSG {}, RESPONSE_MSG {}, LDMD_DISC_SEND {}, LDMD_DISC_RESP {}, other {}); findings: {} error, {} warn, {} note",
+            self.frames,
+            self.ldm,
+            self.send_msg,
+            self.response_msg,
+            self.disc_send,
+            self.disc_resp,
+            self.other,
+            self.errors,
+            self.warnings,
+            self.notes
+        )
+    }
+}

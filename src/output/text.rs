@@ -1,0 +1,132 @@
+//! One line per packet, like tshark's default output.
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+use crate::dissect::fields::escape_text;
+use crate::dissect::Dissection;
+use crate::expert::{format_mac, Severity};
+use crate::wire::ldm::{CharField, Message, MsgType, Payload};
+
+/// ANSI colours, only when writing to a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    pub fn severity(self, severity: Severity, text: &str, out: &mut impl Write) -> io::Result<()> {
+        if !self.color {
+            return out.write_all(text.as_bytes());
+        }
+        let code = match severity {
+            Severity::Error => "1;31",
+            Severity::Warn => "33",
+            Severity::Note => "36",
+        };
+        write!(out, "\x1b[{code}m{text}\x1b[0m")
+    }
+
+    pub fn bold(self, text: &str, out: &mut impl Write) -> io::Result<()> {
+        if self.color {
+            write!(out, "\x1b[1m{text}\x1b[0m")
+        } else {
+            out.write_all(text.as_bytes())
+        }
+    }
+}
+
+fn endpoints(d: &Dissection<'_>) -> (String, String) {
+    if let Some(ip) = &d.ip {
+        return (addr(ip.src), addr(ip.dst));
+    }
+    let link = d.link.as_ref();
+    let mac = |m: Option<[u8; 6]>| m.map(format_mac).unwrap_or_else(|| "?".to_string());
+    (mac(link.and_then(|l| l.src)), mac(link.and_then(|l| l.dst)))
+}
+
+fn addr(ip: IpAddr) -> String {
+    ip.to_string()
+}
+
+/// `name=value`, the value escaped and quoted when it needs it.
+fn text_field(out: &mut String, name: &str, field: Option<CharField<'_>>) {
+    let Some(field) = field else { return };
+    let mut value = String::new();
+    escape_text(field.text(), &mut value);
+    if value.is_empty() || value.contains(' ') || value.contains('"') {
+        value = format!("\"{}\"", value.replace('"', "\\\""));
+    }
+    out.push_str(&format!(" {name}={value}"));
+}
+
+/// The message's key fields, as one line shows them.
+pub fn summary_fields(msg: &Message<'_>) -> String {
+    let mut out = String::new();
+    if msg.magic_no.is_some() && !msg.magic_ok() {
+        out.push_str(" not ldm? raw:");
+        for b in msg.bytes.iter().take(16) {
+            out.push_str(&format!(" {b:02x}"));
+        }
+        if msg.bytes.len() > 16 {
+            out.push_str(" ...");
+        }
+        return out;
+    }
+    match msg.payload {
+        Payload::Lookup(l) => {
+            if let Some(raw) = l.mac_addr {
+                out.push_str(&format!(" mac={}", format_mac(crate::wire::ldm::mac_from_u64(raw))));
+            }
+            text_field(&mut out, "source_ip", l.source_ip);
+        }
+        Payload::Discovery(disc) => {
+            text_field(&mut out, "host", disc.hostname);
+            if let Some(ip) = disc.ip_address {
+                out.push_str(&format!(" ip={ip}"));
+            }
+            if let Some(port) = disc.port_no {
+                out.push_str(&format!(" port={port}"));
+            }
+            text_field(&mut out, "version", disc.ldmd_version);
+        }
+        Payload::Opaque(_) => {
+            if let Some(MsgType::Unknown(t)) = msg.msg_type {
+                out.push_str(&format!(" msg_type={t}"));
+            }
+        }
+    }
+    out
+}
+
+fn type_name(msg: &Message<'_>) -> &'static str {
+    if msg.magic_no.is_some() && !msg.magic_ok() {
+        return "BAD_MAGIC";
+    }
+    msg.msg_type.map_or("TRUNCATED", MsgType::name)
+}
+
+/// Writes the one-line form of an ldm packet, or (with `--all`) a brief line
+/// for any other frame.
+pub fn write_line(out: &mut impl Write, d: &Dissection<'_>, time_relative: f64, style: Style) -> io::Result<()> {
+    let (src, dst) = endpoints(d);
+    write!(out, "{:>5} {:>11.6} {src} → {dst} ", d.frame.number, time_relative)?;
+    let Some(msg) = &d.ldm else {
+        let what = d.stop.map(|s| s.to_string()).unwrap_or_default();
+        let ports = d.udp.map(|u| format!(" {} → {}", u.src_port, u.dst_port)).unwrap_or_default();
+        return writeln!(out, "{what}{ports} len={}", d.frame.len);
+    };
+    style.bold(type_name(msg), out)?;
+    out.write_all(summary_fields(msg).as_bytes())?;
+    if !d.findings.is_empty() {
+        out.write_all(b" [")?;
+        for (i, finding) in d.findings.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b" ")?;
+            }
+            style.severity(finding.severity(), finding.key.name(), out)?;
+        }
+        out.write_all(b"]")?;
+    }
+    out.write_all(b"\n")
+}

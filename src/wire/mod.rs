@@ -1,0 +1,3 @@
+//! Wire formats: pure functions of bytes, no I/O and no policy.
+
+pub mod ldm;
