@@ -24,6 +24,7 @@ pub enum Color {
 #[command(
     name = "ldm-sniff",
     version,
+    disable_version_flag = true,
     about = "Decode and validate Oracle VM Server for SPARC (ldmd) discovery and MAC-lookup traffic",
     long_about = "Decode and validate Oracle VM Server for SPARC (Logical Domains Manager, ldmd) \
 multicast traffic: discovery and MAC collision lookups on UDP 239.129.9.27:64535.\n\n\
@@ -34,6 +35,10 @@ Exit status: 0 clean, 1 a finding at or above --fail-on, 2 usage or I/O error.",
 tcpdump -i any -w - udp port 64535 | ldm-sniff -r -\n  ldm-sniff -r capture.pcapng -T jsonl > packets.jsonl"
 )]
 pub struct Args {
+    /// Print the version (tshark's -v; -V is the packet tree).
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
+
     /// Read packets from a pcap or pcapng file ("-" for standard input).
     #[arg(short = 'r', long = "read-file", value_name = "FILE")]
     pub read_file: Option<String>,
@@ -89,4 +94,14 @@ pub struct Args {
     /// Colour the output.
     #[arg(long, value_enum, default_value_t = Color::Auto, value_name = "WHEN")]
     pub color: Color,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        super::Args::command().debug_assert();
+    }
 }

@@ -175,26 +175,50 @@ impl fmt::Display for Key {
 pub enum Detail {
     None,
     /// A field's value and the value it should have.
-    Expected { field: &'static str, got: u64, want: u64 },
+    Expected {
+        field: &'static str,
+        got: u64,
+        want: u64,
+    },
     /// A field's value, hex.
-    Hex { field: &'static str, got: u64 },
+    Hex {
+        field: &'static str,
+        got: u64,
+    },
     /// A length and the length that was expected.
-    Length { got: usize, want: usize },
+    Length {
+        got: usize,
+        want: usize,
+    },
     /// The field concerned.
     Field(&'static str),
     /// A field's address and the IP header's.
-    AddrMismatch { field: &'static str, said: std::net::IpAddr, header: std::net::IpAddr },
+    AddrMismatch {
+        field: &'static str,
+        said: std::net::IpAddr,
+        header: std::net::IpAddr,
+    },
     /// An address.
     Addr(std::net::IpAddr),
     Mac([u8; 6]),
     /// A TTL or hop limit.
     Ttl(u8),
     /// Bytes captured and bytes on the wire.
-    Cut { caplen: u32, len: u32 },
+    Cut {
+        caplen: u32,
+        len: u32,
+    },
     /// IPv4 fragments: how many, from which frame to which.
-    Fragments { count: u16, first_frame: u64, last_frame: u64 },
+    Fragments {
+        count: u16,
+        first_frame: u64,
+        last_frame: u64,
+    },
     /// Bytes of a datagram received out of its total.
-    FragmentsMissing { have: usize, of: Option<usize> },
+    FragmentsMissing {
+        have: usize,
+        of: Option<usize>,
+    },
 }
 
 /// One anomaly found in one packet.
@@ -215,7 +239,10 @@ impl Finding {
 }
 
 pub fn format_mac(mac: [u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5])
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+    )
 }
 
 impl fmt::Display for Detail {
@@ -226,16 +253,29 @@ impl fmt::Display for Detail {
             Detail::Hex { field, got } => write!(f, "{field} is {got:#x}"),
             Detail::Length { got, want } => write!(f, "{got} bytes, expected {want}"),
             Detail::Field(field) => write!(f, "in {field}"),
-            Detail::AddrMismatch { field, said, header } => write!(f, "{field} says {said}, IP source is {header}"),
+            Detail::AddrMismatch {
+                field,
+                said,
+                header,
+            } => write!(f, "{field} says {said}, IP source is {header}"),
             Detail::Addr(addr) => write!(f, "{addr}"),
             Detail::Mac(mac) => f.write_str(&format_mac(mac)),
             Detail::Ttl(ttl) => write!(f, "TTL {ttl}"),
             Detail::Cut { caplen, len } => write!(f, "{caplen} of {len} bytes captured"),
-            Detail::Fragments { count, first_frame, last_frame } => {
+            Detail::Fragments {
+                count,
+                first_frame,
+                last_frame,
+            } => {
                 write!(f, "{count} fragments, frames {first_frame}-{last_frame}")
             }
-            Detail::FragmentsMissing { have, of: Some(total) } => write!(f, "{have} of {total} bytes arrived"),
-            Detail::FragmentsMissing { have, of: None } => write!(f, "{have} bytes arrived, last fragment never seen"),
+            Detail::FragmentsMissing {
+                have,
+                of: Some(total),
+            } => write!(f, "{have} of {total} bytes arrived"),
+            Detail::FragmentsMissing { have, of: None } => {
+                write!(f, "{have} bytes arrived, last fragment never seen")
+            }
         }
     }
 }
@@ -261,7 +301,9 @@ mod tests {
             assert!(seen.insert(info.key), "duplicate key {}", info.key);
             assert!(info.key.contains('.'), "{} is not dotted", info.key);
             assert!(
-                info.key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'),
+                info.key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'),
                 "{} is not lower-case",
                 info.key
             );

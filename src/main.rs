@@ -20,7 +20,9 @@ fn use_color(choice: Color) -> bool {
         Color::Always => true,
         Color::Never => false,
         Color::Auto => {
-            io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() && std::env::var("TERM").map_or(true, |t| t != "dumb")
+            io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none()
+                && std::env::var("TERM").map_or(true, |t| t != "dumb")
         }
     }
 }
@@ -55,12 +57,17 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e.to_string()),
     };
     let config = Config {
-        dissect: dissect::Options { port: args.port, heuristic: args.heuristic },
+        dissect: dissect::Options {
+            port: args.port,
+            heuristic: args.heuristic,
+        },
         output: output::Options {
             format: args.format,
             verbose: args.verbose,
             hex: args.hex,
-            style: Style { color: use_color(args.color) && args.format == output::Format::Text },
+            style: Style {
+                color: use_color(args.color) && args.format == output::Format::Text,
+            },
             line_buffered: args.line_buffered,
         },
         count: args.count,
@@ -72,7 +79,9 @@ fn main() -> ExitCode {
     let outcome = match pipeline::run(reader, out, config) {
         Ok(outcome) => outcome,
         // `ldm-sniff ... | head`: the reader went away; that is not an error.
-        Err(RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
+        Err(RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            return ExitCode::SUCCESS
+        }
         Err(e) => return usage_error(&e.to_string()),
     };
     if !args.quiet {

@@ -60,10 +60,18 @@ impl<W: Write> Run<W> {
 }
 
 /// Reads `reader` to its end (or `-c`), writing packets to `out`.
-pub fn run<W: Write>(mut reader: CaptureReader, out: W, config: Config) -> Result<Outcome, RunError> {
+pub fn run<W: Write>(
+    mut reader: CaptureReader,
+    out: W,
+    config: Config,
+) -> Result<Outcome, RunError> {
     let printer = Printer::new(out, config.output);
     let mut dissector = Dissector::new(config.dissect);
-    let mut run = Run { config, printer, summary: Summary::default() };
+    let mut run = Run {
+        config,
+        printer,
+        summary: Summary::default(),
+    };
     let mut capture_error = None;
     while !run.count_reached() {
         let frame = match reader.next_frame() {
@@ -91,5 +99,8 @@ pub fn run<W: Write>(mut reader: CaptureReader, out: W, config: Config) -> Resul
         }
     }
     run.printer.finish()?;
-    Ok(Outcome { summary: run.summary, capture_error })
+    Ok(Outcome {
+        summary: run.summary,
+        capture_error,
+    })
 }

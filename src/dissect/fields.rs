@@ -184,7 +184,14 @@ fn ldm(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
     let Some(msg) = &d.ldm else { return };
     sink.layer("ldm");
     sink.field("len", Value::U64(msg.bytes.len() as u64));
-    sink.field("byte_order", Value::Str(if msg.byte_order == crate::wire::ldm::ByteOrder::Big { "big" } else { "little" }));
+    sink.field(
+        "byte_order",
+        Value::Str(if msg.byte_order == crate::wire::ldm::ByteOrder::Big {
+            "big"
+        } else {
+            "little"
+        }),
+    );
     if let Some(v) = msg.version_no {
         sink.field("version", Value::U64(v.into()));
     }
@@ -230,9 +237,18 @@ mod tests {
 
     #[test]
     fn rfc3339_known_dates() {
-        assert_eq!(rfc3339(Timestamp::new(0, 0)), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339(Timestamp::new(1_795_046_400, 5)), "2026-11-19T00:00:00.000000005Z");
-        assert_eq!(rfc3339(Timestamp::new(951_825_600, 0)), "2000-02-29T12:00:00.000000000Z");
+        assert_eq!(
+            rfc3339(Timestamp::new(0, 0)),
+            "1970-01-01T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            rfc3339(Timestamp::new(1_795_046_400, 5)),
+            "2026-11-19T00:00:00.000000005Z"
+        );
+        assert_eq!(
+            rfc3339(Timestamp::new(951_825_600, 0)),
+            "2000-02-29T12:00:00.000000000Z"
+        );
     }
 
     #[test]

@@ -32,7 +32,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options { port: ldm::PORT, heuristic: false }
+        Options {
+            port: ldm::PORT,
+            heuristic: false,
+        }
     }
 }
 
@@ -44,7 +47,9 @@ pub enum Stop {
     Ip(ip::IpError),
     NotUdp(u8),
     /// A fragment held for reassembly.
-    Fragment { offset: usize },
+    Fragment {
+        offset: usize,
+    },
     /// UDP, but not ldm.
     OtherUdp,
 }
@@ -57,7 +62,9 @@ impl std::fmt::Display for Stop {
             Stop::NotIp(ethertype) => write!(f, "ethertype {ethertype:#06x}"),
             Stop::Ip(e) => write!(f, "{e}"),
             Stop::NotUdp(proto) => write!(f, "{}", protocol_name(*proto)),
-            Stop::Fragment { offset } => write!(f, "IPv4 fragment at offset {offset}, held for reassembly"),
+            Stop::Fragment { offset } => {
+                write!(f, "IPv4 fragment at offset {offset}, held for reassembly")
+            }
             Stop::OtherUdp => write!(f, "UDP"),
         }
     }
@@ -123,7 +130,11 @@ enum Carrier<'a> {
 
 impl Dissector {
     pub fn new(options: Options) -> Dissector {
-        Dissector { options, reassembler: Reassembler::default(), scratch: Vec::new() }
+        Dissector {
+            options,
+            reassembler: Reassembler::default(),
+            scratch: Vec::new(),
+        }
     }
 
     pub fn reassembler(&self) -> &Reassembler {
@@ -139,12 +150,24 @@ impl Dissector {
     /// evicted), or all open ones when `at_end`: their first fragments, to be
     /// shown with `ip.fragments_missing`.
     pub fn take_incomplete(&mut self, at_end: bool) -> Vec<(KeptFrame, usize, Option<usize>)> {
-        let given_up = if at_end { self.reassembler.finish() } else { self.reassembler.take_given_up() };
-        given_up.into_iter().filter_map(|g| g.head.map(|head| (head, g.received, g.total_len))).collect()
+        let given_up = if at_end {
+            self.reassembler.finish()
+        } else {
+            self.reassembler.take_given_up()
+        };
+        given_up
+            .into_iter()
+            .filter_map(|g| g.head.map(|head| (head, g.received, g.total_len)))
+            .collect()
     }
 
     /// Decodes the first fragment of a datagram that never completed.
-    pub fn dissect_incomplete<'a>(&'a mut self, kept: &'a KeptFrame, received: usize, total: Option<usize>) -> Dissection<'a> {
+    pub fn dissect_incomplete<'a>(
+        &'a mut self,
+        kept: &'a KeptFrame,
+        received: usize,
+        total: Option<usize>,
+    ) -> Dissection<'a> {
         let frame = Frame {
             number: kept.number,
             ts: kept.ts,
@@ -156,13 +179,28 @@ impl Dissector {
         };
         let mut d = self.dissect_inner(frame, true);
         if d.udp.is_some() {
-            d.findings.push(Finding::new(Key::IpFragmentsMissing, Detail::FragmentsMissing { have: received, of: total }));
+            d.findings.push(Finding::new(
+                Key::IpFragmentsMissing,
+                Detail::FragmentsMissing {
+                    have: received,
+                    of: total,
+                },
+            ));
         }
         d
     }
 
     fn dissect_inner<'a>(&'a mut self, frame: Frame<'a>, incomplete: bool) -> Dissection<'a> {
-        let mut d = Dissection { frame, link: None, ip: None, udp: None, ldm: None, reassembled: None, stop: None, findings: Findings::new() };
+        let mut d = Dissection {
+            frame,
+            link: None,
+            ip: None,
+            udp: None,
+            ldm: None,
+            reassembled: None,
+            stop: None,
+            findings: Findings::new(),
+        };
         let (link, net) = match link::decode(frame.linktype, frame.data) {
             Ok(ok) => ok,
             Err(e) => {
@@ -198,7 +236,9 @@ impl Dissector {
                 match self.reassemble(&frame, &ip_info, fragment, ip_payload) {
                     Some(whole) => Carrier::Reassembled(whole),
                     None => {
-                        d.stop = Some(Stop::Fragment { offset: fragment.offset });
+                        d.stop = Some(Stop::Fragment {
+                            offset: fragment.offset,
+                        });
                         return d;
                     }
                 }
@@ -233,19 +273,35 @@ impl Dissector {
         }
         let msg = Message::parse(payload);
         let cut_by_capture = frame.is_truncated() || ip_info.payload_cut || incomplete;
-        collect_findings(&mut d.findings, &frame, &udp_ip, &udp_info, &msg, cut_by_capture, d.reassembled);
+        collect_findings(
+            &mut d.findings,
+            &frame,
+            &udp_ip,
+            &udp_info,
+            &msg,
+            cut_by_capture,
+            d.reassembled,
+        );
         d.ldm = Some(msg);
         d
     }
 
     fn is_ldm(&self, udp: &UdpInfo, payload: &[u8]) -> bool {
         let port = self.options.port;
-        udp.dst_port == port || udp.src_port == port || (self.options.heuristic && ldm::looks_like_ldm(payload))
+        udp.dst_port == port
+            || udp.src_port == port
+            || (self.options.heuristic && ldm::looks_like_ldm(payload))
     }
 
     /// Feeds a fragment to the reassembler; on completion the datagram is in
     /// `self.scratch`.
-    fn reassemble(&mut self, frame: &Frame<'_>, ip: &IpInfo, fragment: ip::Ipv4Fragment, payload: &[u8]) -> Option<Reassembled> {
+    fn reassemble(
+        &mut self,
+        frame: &Frame<'_>,
+        ip: &IpInfo,
+        fragment: ip::Ipv4Fragment,
+        payload: &[u8],
+    ) -> Option<Reassembled> {
         let piece = Fragment {
             src: ip.src,
             dst: ip.dst,
@@ -266,7 +322,10 @@ impl Dissector {
         };
         let whole = self.reassembler.add(piece, frame.ts, frame.number, keep)?;
         self.scratch = whole.payload;
-        Some(Reassembled { fragments: whole.count, first_frame: whole.first_frame })
+        Some(Reassembled {
+            fragments: whole.count,
+            first_frame: whole.first_frame,
+        })
     }
 }
 
@@ -280,10 +339,20 @@ fn collect_findings(
     reassembled: Option<Reassembled>,
 ) {
     if frame.is_truncated() {
-        out.push(Finding::new(Key::FrameTruncated, Detail::Cut { caplen: frame.caplen(), len: frame.len }));
+        out.push(Finding::new(
+            Key::FrameTruncated,
+            Detail::Cut {
+                caplen: frame.caplen(),
+                len: frame.len,
+            },
+        ));
     }
     if let Some(origin) = reassembled {
-        let detail = Detail::Fragments { count: origin.fragments, first_frame: origin.first_frame, last_frame: frame.number };
+        let detail = Detail::Fragments {
+            count: origin.fragments,
+            first_frame: origin.first_frame,
+            last_frame: frame.number,
+        };
         out.push(Finding::new(Key::IpFragmented, detail));
     }
     checks::transport(ip_info, udp_info, out);

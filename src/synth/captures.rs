@@ -1,0 +1,844 @@
+//! The generated captures in `captures/`: each with what it shows and the
+//! exact findings each of its frames must produce. `cargo run --example
+//! gen-captures` writes them (and captures/README.md); a test checks that the
+//! committed files match and that every frame decodes as promised.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::capture::writer::{PcapNgWriter, PcapWriter};
+use crate::capture::{Linktype, Timestamp};
+use crate::dissect::link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, PACKET_OUTGOING};
+use crate::expert::Key;
+use crate::wire::ldm::{self, ByteOrder, MsgType, Repr, ReprPayload};
+
+use super::{ethernet, ipv4_ethernet, ipv6_udp, multicast_mac, null_loopback, sll, sll2, Ipv4Udp};
+
+/// 2026-11-02T09:30:00Z: every capture starts here.
+const T0: i64 = 1_793_611_800;
+
+/// One generated file.
+pub struct Generated {
+    /// Path below captures/.
+    pub name: &'static str,
+    pub about: &'static str,
+    pub bytes: Vec<u8>,
+    /// Frames that are ldm packets, with the exact findings each raises
+    /// (sorted by key); ldm frames not listed must raise none.
+    pub expect: Vec<(u64, Vec<Key>)>,
+    /// How many ldm packets a default run shows.
+    pub ldm_packets: u64,
+}
+
+/// Files that are deliberately broken, for error handling.
+pub struct Broken {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+struct Host {
+    ip: Ipv4Addr,
+    mac: [u8; 6],
+    name: &'static str,
+}
+
+const CLIENT: Host = Host {
+    ip: Ipv4Addr::new(10, 1, 1, 5),
+    mac: [0x00, 0x10, 0xe0, 0x01, 0x01, 0x05],
+    name: "admin-ws",
+};
+const LDOM_A: Host = Host {
+    ip: Ipv4Addr::new(10, 1, 1, 10),
+    mac: [0x00, 0x10, 0xe0, 0x01, 0x01, 0x0a],
+    name: "ldom-a",
+};
+const LDOM_B: Host = Host {
+    ip: Ipv4Addr::new(10, 1, 1, 11),
+    mac: [0x00, 0x10, 0xe0, 0x01, 0x01, 0x0b],
+    name: "ldom-b",
+};
+const LDOM_C: Host = Host {
+    ip: Ipv4Addr::new(10, 1, 1, 12),
+    mac: [0x00, 0x10, 0xe0, 0x01, 0x01, 0x0c],
+    name: "ldom-c",
+};
+const LDMD_VERSION: &str = "3.6.1.0.11";
+/// A MAC from the automatic range.
+const AUTO_MAC: [u8; 6] = [0x00, 0x14, 0x4f, 0xf8, 0x12, 0x34];
+const AUTO_MAC_2: [u8; 6] = [0x00, 0x14, 0x4f, 0xf9, 0xa0, 0x07];
+
+fn disc_resp(host: &Host) -> Repr {
+    Repr::discovery_response(LDMD_VERSION, host.name, host.ip)
+}
+
+/// A recorded frame before it is written.
+struct Record {
+    at_us: i64,
+    iface: u32,
+    data: Vec<u8>,
+    orig_len: u32,
+    comment: Option<String>,
+}
+
+/// Collects frames and expectations in order.
+#[derive(Default)]
+struct Recorder {
+    records: Vec<Record>,
+    expect: Vec<(u64, Vec<Key>)>,
+    ldm_packets: u64,
+}
+
+impl Recorder {
+    /// Adds a frame at `at_us` microseconds after T0; returns its number.
+    fn frame(&mut self, at_us: i64, data: Vec<u8>) -> u64 {
+        self.frame_on(0, at_us, data)
+    }
+
+    fn frame_on(&mut self, iface: u32, at_us: i64, data: Vec<u8>) -> u64 {
+        let orig_len = data.len() as u32;
+        self.records.push(Record {
+            at_us,
+            iface,
+            data,
+            orig_len,
+            comment: None,
+        });
+        self.records.len() as u64
+    }
+
+    /// An ldm frame and the findings it must raise.
+    fn ldm(&mut self, at_us: i64, data: Vec<u8>, keys: &[Key]) -> u64 {
+        let number = self.frame(at_us, data);
+        self.expect_keys(number, keys);
+        number
+    }
+
+    fn expect_keys(&mut self, number: u64, keys: &[Key]) {
+        self.ldm_packets += 1;
+        if !keys.is_empty() {
+            let mut keys = keys.to_vec();
+            keys.sort();
+            let label = keys.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ");
+            self.records[number as usize - 1].comment = Some(format!("expected: {label}"));
+            self.expect.push((number, keys));
+        }
+    }
+
+    fn ts(at_us: i64) -> Timestamp {
+        Timestamp::new(
+            T0 + at_us.div_euclid(1_000_000),
+            (at_us.rem_euclid(1_000_000) * 1000) as u32,
+        )
+    }
+
+    fn pcapng(
+        self,
+        name: &'static str,
+        about: &'static str,
+        interfaces: &[(Linktype, &str, u8)],
+    ) -> Generated {
+        let mut w = PcapNgWriter::new(Vec::new()).expect("writing to a Vec");
+        for (linktype, if_name, tsresol) in interfaces {
+            w.add_interface(*linktype, if_name, *tsresol)
+                .expect("writing to a Vec");
+        }
+        for r in &self.records {
+            w.write_packet(
+                r.iface,
+                Recorder::ts(r.at_us),
+                &r.data,
+                r.orig_len,
+                r.comment.as_deref(),
+            )
+            .expect("writing to a Vec");
+        }
+        Generated {
+            name,
+            about,
+            bytes: w.into_inner(),
+            expect: self.expect,
+            ldm_packets: self.ldm_packets,
+        }
+    }
+
+    fn pcap(
+        self,
+        name: &'static str,
+        about: &'static str,
+        linktype: Linktype,
+        nanosecond: bool,
+        big_endian: bool,
+    ) -> Generated {
+        let mut w = PcapWriter::new(Vec::new(), linktype, nanosecond, big_endian)
+            .expect("writing to a Vec");
+        for r in &self.records {
+            w.write_packet(Recorder::ts(r.at_us), &r.data, r.orig_len)
+                .expect("writing to a Vec");
+        }
+        Generated {
+            name,
+            about,
+            bytes: w.into_inner(),
+            expect: self.expect,
+            ldm_packets: self.ldm_packets,
+        }
+    }
+}
+
+fn eth_ldm(host: &Host, id: u16, repr: &Repr) -> Vec<u8> {
+    ipv4_ethernet(host.mac, &Ipv4Udp::ldm(host.ip, id), &repr.to_bytes())
+}
+
+const ETHERNET_US: &[(Linktype, &str, u8)] = &[(Linktype::ETHERNET, "eth0", 6)];
+
+/// Every generated capture, in the order captures/README.md lists them.
+pub fn all() -> Vec<Generated> {
+    vec![
+        discovery(),
+        mac_collision(),
+        short_lookup(),
+        anomalies(),
+        vlan(),
+        sll2_any(),
+        sll_v1(),
+        little_endian(),
+        two_interfaces(),
+        raw_ip_big_endian_ns(),
+        loopback_null(),
+        mixed_traffic(),
+    ]
+}
+
+fn discovery() -> Generated {
+    let mut r = Recorder::default();
+    r.ldm(0, eth_ldm(&CLIENT, 0x1001, &Repr::discovery_request()), &[]);
+    r.ldm(3_120, eth_ldm(&LDOM_A, 0x2001, &disc_resp(&LDOM_A)), &[]);
+    r.ldm(4_870, eth_ldm(&LDOM_B, 0x3001, &disc_resp(&LDOM_B)), &[]);
+    r.ldm(9_450, eth_ldm(&LDOM_C, 0x4001, &disc_resp(&LDOM_C)), &[]);
+    r.pcapng(
+        "discovery.pcapng",
+        "A clean discovery: admin-ws sends LDMD_DISC_SEND, three ldmd hosts (ldom-a, -b, -c) answer LDMD_DISC_RESP within 10 ms. No findings.",
+        ETHERNET_US,
+    )
+}
+
+fn mac_collision() -> Generated {
+    let mut r = Recorder::default();
+    r.ldm(
+        0,
+        eth_ldm(
+            &LDOM_A,
+            0x2101,
+            &Repr::lookup(MsgType::SendMsg, AUTO_MAC, LDOM_A.ip),
+        ),
+        &[],
+    );
+    r.ldm(
+        300_000,
+        eth_ldm(
+            &LDOM_B,
+            0x3101,
+            &Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_B.ip),
+        ),
+        &[],
+    );
+    r.ldm(
+        1_310_000,
+        eth_ldm(
+            &LDOM_A,
+            0x2102,
+            &Repr::lookup(MsgType::SendMsg, AUTO_MAC_2, LDOM_A.ip),
+        ),
+        &[],
+    );
+    r.pcapng(
+        "mac-collision.pcapng",
+        "ldom-a looks up 00:14:4f:f8:12:34; ldom-b owns it and answers after 300 ms; ldom-a picks 00:14:4f:f9:a0:07, which nobody answers. No per-packet findings.",
+        ETHERNET_US,
+    )
+}
+
+fn short_lookup() -> Generated {
+    let mut r = Recorder::default();
+    let mut send = Repr::lookup(MsgType::SendMsg, AUTO_MAC, LDOM_A.ip);
+    send.len = ldm::SHORT_LOOKUP_LEN;
+    let mut resp = Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_C.ip);
+    resp.len = ldm::SHORT_LOOKUP_LEN;
+    r.ldm(0, eth_ldm(&LDOM_A, 0x2201, &send), &[]);
+    r.ldm(120_000, eth_ldm(&LDOM_C, 0x4201, &resp), &[]);
+    r.pcap(
+        "short-lookup.pcap",
+        "The 40-byte short form of SEND_MSG and RESPONSE_MSG (header + mac_lookup_t), classic pcap. Decodes with no findings.",
+        Linktype::ETHERNET,
+        false,
+        false,
+    )
+}
+
+/// One packet per per-packet finding, each labelled with a pcapng comment.
+fn anomalies() -> Generated {
+    let mut r = Recorder::default();
+    let mut t = 0;
+    let mut next = || {
+        t += 10_000;
+        t
+    };
+    let a = &LDOM_A;
+    let send = |mac: [u8; 6]| Repr::lookup(MsgType::SendMsg, mac, a.ip);
+    let with = |mut repr: Repr, edit: &dyn Fn(&mut Repr)| {
+        edit(&mut repr);
+        repr
+    };
+    let eth = |repr: &Repr| eth_ldm(a, 0x5000, repr);
+
+    let mut bad_magic = disc_resp(a).to_bytes();
+    bad_magic[4..8].copy_from_slice(b"XXXX");
+    r.ldm(
+        next(),
+        ipv4_ethernet(a.mac, &Ipv4Udp::ldm(a.ip, 1), &bad_magic),
+        &[Key::LdmBadMagic],
+    );
+    r.ldm(
+        next(),
+        eth(&with(disc_resp(a), &|m| m.byte_order = ByteOrder::Little)),
+        &[Key::LdmByteSwapped],
+    );
+    r.ldm(
+        next(),
+        eth(&with(disc_resp(a), &|m| m.version_no = 2)),
+        &[Key::LdmBadVersion],
+    );
+    r.ldm(
+        next(),
+        eth(&with(Repr::discovery_request(), &|m| {
+            m.msg_type = MsgType::Unknown(7)
+        })),
+        &[Key::LdmUnknownType],
+    );
+    r.ldm(
+        next(),
+        eth(&with(disc_resp(a), &|m| m.resv = 0xdead_beef)),
+        &[Key::LdmResvNonzero],
+    );
+    r.ldm(
+        next(),
+        eth(&with(disc_resp(a), &|m| m.len = 200)),
+        &[Key::LdmTruncated],
+    );
+    r.ldm(
+        next(),
+        eth(&with(send(AUTO_MAC), &|m| m.len = 100)),
+        &[Key::LdmUnusualLength],
+    );
+    r.ldm(
+        next(),
+        eth(&with(disc_resp(a), &|m| m.len = 320)),
+        &[Key::LdmTrailingBytes],
+    );
+    let set_host = |host: Vec<u8>| {
+        with(disc_resp(a), &move |m| {
+            if let ReprPayload::Discovery { hostname, .. } = &mut m.payload {
+                *hostname = host.clone();
+            }
+        })
+    };
+    r.ldm(
+        next(),
+        eth(&set_host(vec![b'a'; 256])),
+        &[Key::LdmStringUnterminated],
+    );
+    r.ldm(
+        next(),
+        eth(&set_host(b"ldom\x01\xff".to_vec())),
+        &[Key::LdmStringNotText],
+    );
+    let set_source = |text: &'static [u8]| {
+        with(send(AUTO_MAC), &move |m| {
+            if let ReprPayload::Lookup { source_ip, .. } = &mut m.payload {
+                *source_ip = text.to_vec();
+            }
+        })
+    };
+    r.ldm(
+        next(),
+        eth(&set_source(b"not-an-ip")),
+        &[Key::LdmBadSourceIp],
+    );
+    r.ldm(
+        next(),
+        eth(&set_source(b"10.1.1.99")),
+        &[Key::LdmSourceIpMismatch],
+    );
+    let ip_elsewhere = with(disc_resp(a), &|m| {
+        if let ReprPayload::Discovery { ip_address, .. } = &mut m.payload {
+            *ip_address = Ipv4Addr::new(10, 9, 9, 9);
+        }
+    });
+    r.ldm(next(), eth(&ip_elsewhere), &[Key::LdmIpAddressMismatch]);
+    let high_bits = with(send(AUTO_MAC), &|m| {
+        if let ReprPayload::Lookup { mac_addr, .. } = &mut m.payload {
+            *mac_addr |= 0xffff << 48;
+        }
+    });
+    r.ldm(next(), eth(&high_bits), &[Key::LdmMacHighBits]);
+    r.ldm(
+        next(),
+        eth(&send([0x01, 0x00, 0x5e, 0x00, 0x00, 0x01])),
+        &[Key::LdmMacMulticast],
+    );
+    r.ldm(next(), eth(&send([0; 6])), &[Key::LdmMacZero]);
+    r.ldm(
+        next(),
+        eth(&send([0x00, 0x14, 0x4f, 0xfc, 0x00, 0x01])),
+        &[Key::LdmMacNotAuto],
+    );
+    let wrong_port = with(disc_resp(a), &|m| {
+        if let ReprPayload::Discovery { port_no, .. } = &mut m.payload {
+            *port_no = 7000;
+        }
+    });
+    r.ldm(next(), eth(&wrong_port), &[Key::LdmBadPort]);
+
+    // Transport findings.
+    let resp = disc_resp(a).to_bytes();
+    let ip = |edit: &dyn Fn(&mut Ipv4Udp)| {
+        let mut ip = Ipv4Udp::ldm(a.ip, 0x5100);
+        edit(&mut ip);
+        ip
+    };
+    r.ldm(
+        next(),
+        ipv4_ethernet(a.mac, &ip(&|i| i.ttl = 4), &resp),
+        &[Key::IpTtlAboveOne],
+    );
+    r.ldm(
+        next(),
+        ipv4_ethernet(a.mac, &ip(&|i| i.dst = Ipv4Addr::new(239, 1, 1, 1)), &resp),
+        &[Key::IpWrongGroup],
+    );
+    r.ldm(
+        next(),
+        ipv4_ethernet(a.mac, &ip(&|i| i.dst = Ipv4Addr::new(10, 1, 1, 5)), &resp),
+        &[Key::IpNotMulticast],
+    );
+    let mut bad_ip_sum = ipv4_ethernet(a.mac, &ip(&|_| {}), &resp);
+    bad_ip_sum[14 + 10] ^= 0x5a;
+    r.ldm(next(), bad_ip_sum, &[Key::IpBadChecksum]);
+    let mut bad_udp_sum = ipv4_ethernet(a.mac, &ip(&|_| {}), &resp);
+    bad_udp_sum[14 + 20 + 6..14 + 20 + 8].copy_from_slice(&[0x12, 0x34]);
+    r.ldm(next(), bad_udp_sum, &[Key::UdpBadChecksum]);
+    let mut bad_udp_len = ipv4_ethernet(a.mac, &ip(&|_| {}), &resp);
+    bad_udp_len[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&400u16.to_be_bytes());
+    r.ldm(next(), bad_udp_len, &[Key::UdpBadLength]);
+    // Cut by a 100-byte snap length: the capture's fault, not the sender's.
+    let full = ipv4_ethernet(a.mac, &ip(&|_| {}), &resp);
+    let cut = r.frame(next(), full[..100].to_vec());
+    r.records[cut as usize - 1].orig_len = full.len() as u32;
+    r.expect_keys(cut, &[Key::FrameTruncated]);
+    let v6 = ipv6_udp(
+        "fe80::210:e0ff:fe01:10a"
+            .parse()
+            .unwrap_or(Ipv6Addr::LOCALHOST),
+        "ff02::1".parse().unwrap_or(Ipv6Addr::LOCALHOST),
+        1,
+        (ldm::PORT, ldm::PORT),
+        &Repr::discovery_request().to_bytes(),
+    );
+    r.ldm(
+        next(),
+        ethernet(a.mac, [0x33, 0x33, 0, 0, 0, 1], &[], ETHERTYPE_IPV6, &v6),
+        &[Key::IpIpv6Transport],
+    );
+    // Two fragments of one datagram: reassembled, flagged on the second.
+    let pieces = ip(&|i| i.id = 0x5200).fragments(&resp, 200);
+    let dst = multicast_mac(ldm::GROUP);
+    r.frame(
+        next(),
+        ethernet(a.mac, dst, &[], ETHERTYPE_IPV4, &pieces[0]),
+    );
+    let second = r.frame(
+        next(),
+        ethernet(a.mac, dst, &[], ETHERTYPE_IPV4, &pieces[1]),
+    );
+    r.expect_keys(second, &[Key::IpFragmented]);
+    // The first fragment of a datagram whose second fragment was lost.
+    let lost = ip(&|i| i.id = 0x5300).fragments(&resp, 200);
+    let alone = r.frame(next(), ethernet(a.mac, dst, &[], ETHERTYPE_IPV4, &lost[0]));
+    r.expect_keys(alone, &[Key::IpFragmentsMissing]);
+
+    r.pcapng(
+        "anomalies.pcapng",
+        "A labelled zoo: one packet per per-packet finding (every ldm.*, ip.*, udp.* and frame.* key), each carrying a pcapng comment naming the key it must raise.",
+        ETHERNET_US,
+    )
+}
+
+fn vlan() -> Generated {
+    let mut r = Recorder::default();
+    let dst = multicast_mac(ldm::GROUP);
+    let q = |tags: &[(u16, u16)], host: &Host, id: u16, repr: &Repr| {
+        ethernet(
+            host.mac,
+            dst,
+            tags,
+            ETHERTYPE_IPV4,
+            &Ipv4Udp::ldm(host.ip, id).packet(&repr.to_bytes()),
+        )
+    };
+    r.ldm(
+        0,
+        q(
+            &[(0x8100, 100)],
+            &CLIENT,
+            0x1101,
+            &Repr::discovery_request(),
+        ),
+        &[],
+    );
+    r.ldm(
+        2_500,
+        q(&[(0x8100, 100)], &LDOM_A, 0x2301, &disc_resp(&LDOM_A)),
+        &[],
+    );
+    let qinq = [(0x88a8, 200), (0x8100, 100)];
+    r.ldm(
+        500_000,
+        q(
+            &qinq,
+            &LDOM_B,
+            0x3301,
+            &Repr::lookup(MsgType::SendMsg, AUTO_MAC_2, LDOM_B.ip),
+        ),
+        &[],
+    );
+    r.pcapng(
+        "vlan.pcapng",
+        "Discovery on 802.1Q VLAN 100, then a MAC lookup double-tagged (QinQ: 802.1ad 200 outside, 802.1Q 100 inside). No findings.",
+        ETHERNET_US,
+    )
+}
+
+fn sll2_any() -> Generated {
+    let mut r = Recorder::default();
+    let send = Ipv4Udp::ldm(LDOM_A.ip, 0x2401)
+        .packet(&Repr::lookup(MsgType::SendMsg, AUTO_MAC, LDOM_A.ip).to_bytes());
+    let mut offloaded = send.clone();
+    // The stack left the pseudo-header sum for the NIC: outgoing, so unverified.
+    offloaded[26..28].copy_from_slice(&[0xab, 0xcd]);
+    r.ldm(
+        0,
+        sll2(
+            ETHERTYPE_IPV4,
+            2,
+            PACKET_OUTGOING as u8,
+            LDOM_A.mac,
+            &offloaded,
+        ),
+        &[],
+    );
+    let resp = Ipv4Udp::ldm(LDOM_B.ip, 0x3401);
+    let resp_bytes = Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_B.ip).to_bytes();
+    let mut partial = resp.packet(&resp_bytes);
+    // Arrived over a veth pair with CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum.
+    let partial_sum = pseudo_partial(&resp, resp_bytes.len() + 8);
+    partial[26..28].copy_from_slice(&partial_sum.to_be_bytes());
+    r.ldm(
+        250_000,
+        sll2(ETHERTYPE_IPV4, 3, 2, LDOM_B.mac, &partial),
+        &[],
+    );
+    r.ldm(
+        260_000,
+        sll2(ETHERTYPE_IPV4, 2, 2, LDOM_B.mac, &resp.packet(&resp_bytes)),
+        &[],
+    );
+    r.pcap(
+        "sll2-any.pcap",
+        "What `tcpdump -i any` writes (Linux cooked v2): an outgoing SEND_MSG whose UDP checksum the NIC would fill in, and a RESPONSE_MSG seen on a veth (partial checksum) and on the uplink. Offload must raise no false udp.bad_checksum.",
+        Linktype::LINUX_SLL2,
+        false,
+        false,
+    )
+}
+
+/// The folded pseudo-header sum a stack leaves for checksum offload.
+fn pseudo_partial(ip: &Ipv4Udp, udp_len: usize) -> u16 {
+    let mut sum: u32 = 0;
+    for pair in ip.src.octets().chunks(2).chain(ip.dst.octets().chunks(2)) {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    sum += 17 + udp_len as u32;
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+fn sll_v1() -> Generated {
+    let mut r = Recorder::default();
+    let frame = |host: &Host, pkttype: u16, id: u16, repr: &Repr| {
+        sll(
+            pkttype,
+            host.mac,
+            ETHERTYPE_IPV4,
+            &Ipv4Udp::ldm(host.ip, id).packet(&repr.to_bytes()),
+        )
+    };
+    r.ldm(
+        0,
+        frame(&CLIENT, PACKET_OUTGOING, 0x1201, &Repr::discovery_request()),
+        &[],
+    );
+    r.ldm(4_000, frame(&LDOM_C, 2, 0x4301, &disc_resp(&LDOM_C)), &[]);
+    r.pcap(
+        "sll-v1.pcap",
+        "Linux cooked capture v1 (older `tcpdump -i any`): a discovery request sent by the capturing host and one response. No findings.",
+        Linktype::LINUX_SLL,
+        false,
+        false,
+    )
+}
+
+fn little_endian() -> Generated {
+    let mut r = Recorder::default();
+    let le = |mut repr: Repr| {
+        repr.byte_order = ByteOrder::Little;
+        repr
+    };
+    let x86 = Host {
+        ip: Ipv4Addr::new(10, 1, 1, 40),
+        mac: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56],
+        name: "x86-ldmd",
+    };
+    r.ldm(
+        0,
+        eth_ldm(&CLIENT, 0x1301, &le(Repr::discovery_request())),
+        &[Key::LdmByteSwapped],
+    );
+    r.ldm(
+        5_000,
+        eth_ldm(&x86, 0x6001, &le(disc_resp(&x86))),
+        &[Key::LdmByteSwapped],
+    );
+    r.ldm(
+        900_000,
+        eth_ldm(
+            &x86,
+            0x6002,
+            &le(Repr::lookup(MsgType::SendMsg, AUTO_MAC_2, x86.ip)),
+        ),
+        &[Key::LdmByteSwapped],
+    );
+    r.pcapng(
+        "little-endian.pcapng",
+        "An x86 re-implementation writing little-endian integers: discovery request, its response and a MAC lookup, each decoded correctly and flagged ldm.byte_swapped.",
+        ETHERNET_US,
+    )
+}
+
+fn two_interfaces() -> Generated {
+    let mut r = Recorder::default();
+    r.ldm(0, eth_ldm(&CLIENT, 0x1401, &Repr::discovery_request()), &[]);
+    let resp = Ipv4Udp::ldm(LDOM_A.ip, 0x2501).packet(&disc_resp(&LDOM_A).to_bytes());
+    let n = r.frame_on(1, 1_234, sll2(ETHERTYPE_IPV4, 5, 2, LDOM_A.mac, &resp));
+    r.expect_keys(n, &[]);
+    r.ldm(2_000, eth_ldm(&LDOM_B, 0x3501, &disc_resp(&LDOM_B)), &[]);
+    r.pcapng(
+        "two-interfaces.pcapng",
+        "A pcapng with two interfaces of different link types and timestamp resolutions: eth0 (Ethernet, microseconds) and any (Linux cooked v2, nanoseconds). No findings.",
+        &[(Linktype::ETHERNET, "eth0", 6), (Linktype::LINUX_SLL2, "any", 9)],
+    )
+}
+
+fn raw_ip_big_endian_ns() -> Generated {
+    let mut r = Recorder::default();
+    let raw =
+        |host: &Host, id: u16, repr: &Repr| Ipv4Udp::ldm(host.ip, id).packet(&repr.to_bytes());
+    r.ldm(
+        0,
+        raw(
+            &LDOM_C,
+            0x4401,
+            &Repr::lookup(MsgType::SendMsg, AUTO_MAC, LDOM_C.ip),
+        ),
+        &[],
+    );
+    r.ldm(
+        1_001,
+        raw(
+            &LDOM_A,
+            0x2601,
+            &Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_A.ip),
+        ),
+        &[],
+    );
+    r.pcap(
+        "raw-ip-be-ns.pcap",
+        "Classic pcap written big-endian with nanosecond timestamps and raw IPv4 link type (as a SPARC host's own tools may write). A lookup answered after 1.001 ms. No findings.",
+        Linktype::RAW,
+        true,
+        true,
+    )
+}
+
+fn loopback_null() -> Generated {
+    let mut r = Recorder::default();
+    let lo = |id: u16, repr: &Repr| {
+        let ip = Ipv4Udp {
+            dst: Ipv4Addr::LOCALHOST,
+            ..Ipv4Udp::ldm(Ipv4Addr::LOCALHOST, id)
+        };
+        null_loopback(2, &ip.packet(&repr.to_bytes()))
+    };
+    r.ldm(0, lo(1, &Repr::discovery_request()), &[Key::IpNotMulticast]);
+    let me = Host {
+        ip: Ipv4Addr::LOCALHOST,
+        mac: [0; 6],
+        name: "localhost",
+    };
+    r.ldm(700, lo(2, &disc_resp(&me)), &[Key::IpNotMulticast]);
+    r.pcap(
+        "loopback-null.pcap",
+        "A test harness talking to a responder on 127.0.0.1 (BSD loopback link type): decodes, flagged ip.not_multicast (a note) since it is unicast.",
+        Linktype::NULL,
+        false,
+        false,
+    )
+}
+
+fn mixed_traffic() -> Generated {
+    let mut r = Recorder::default();
+    let other = [0x00, 0x10, 0xe0, 0x09, 0x09, 0x09];
+    let mut arp = vec![0u8; 28];
+    arp[..8].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    r.frame(0, ethernet(other, [0xff; 6], &[], 0x0806, &arp));
+    let dns = Ipv4Udp {
+        dst: Ipv4Addr::new(10, 1, 1, 53),
+        src_port: 53_001,
+        dst_port: 53,
+        ..Ipv4Udp::ldm(CLIENT.ip, 7)
+    };
+    r.frame(
+        1_000,
+        ethernet(
+            CLIENT.mac,
+            other,
+            &[],
+            ETHERTYPE_IPV4,
+            &dns.packet(
+                b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x00\x00\x01\x00\x01",
+            ),
+        ),
+    );
+    r.ldm(
+        2_000,
+        eth_ldm(&CLIENT, 0x1501, &Repr::discovery_request()),
+        &[],
+    );
+    let mut tcp = etherparse::PacketBuilder::ipv4(LDOM_A.ip.octets(), CLIENT.ip.octets(), 64)
+        .tcp(6482, 40_000, 1, 64_000);
+    tcp = tcp.ack(1);
+    let mut tcp_bytes = Vec::new();
+    tcp.write(&mut tcp_bytes, b"<iq/>")
+        .expect("writing to a Vec");
+    r.frame(
+        2_500,
+        ethernet(LDOM_A.mac, CLIENT.mac, &[], ETHERTYPE_IPV4, &tcp_bytes),
+    );
+    r.ldm(3_000, eth_ldm(&LDOM_A, 0x2701, &disc_resp(&LDOM_A)), &[]);
+    // ldm on another port: shown only with --heuristic (or --port 5000).
+    let odd_port = Ipv4Udp {
+        src_port: 5000,
+        dst_port: 5000,
+        ..Ipv4Udp::ldm(LDOM_B.ip, 0x3601)
+    };
+    r.frame(
+        4_000,
+        ipv4_ethernet(LDOM_B.mac, &odd_port, &disc_resp(&LDOM_B).to_bytes()),
+    );
+    r.pcapng(
+        "mixed-traffic.pcapng",
+        "ldm among other traffic (ARP, DNS, the XMPP TCP port): a default run shows the two ldm packets only; --all lists every frame; --heuristic (or --port 5000) also finds a discovery response sent to UDP port 5000.",
+        ETHERNET_US,
+    )
+}
+
+/// Deliberately broken files: decoding must stop with a clear error.
+pub fn broken() -> Vec<Broken> {
+    let discovery = discovery_pcap();
+    let cut = discovery[..24 + 2 * (16 + 354) + 40].to_vec();
+    let mut huge = discovery[..24 + 16 + 354].to_vec();
+    let mut claim = [0u8; 16];
+    claim[8..12].copy_from_slice(&200_000_000u32.to_le_bytes());
+    claim[12..16].copy_from_slice(&200_000_000u32.to_le_bytes());
+    huge.extend_from_slice(&claim);
+    huge.extend_from_slice(&[0u8; 64]);
+    let good = discovery_pcapng_prefix();
+    let mut corrupt = good.clone();
+    // A block whose length (13) is not a multiple of 4 and shorter than a header.
+    corrupt.extend_from_slice(&[0x06, 0, 0, 0, 13, 0, 0, 0, 0, 0, 0, 0]);
+    corrupt.extend_from_slice(&[0xff; 40]);
+    vec![
+        Broken { name: "broken/cut-short.pcap", about: "A classic pcap cut in the middle of its third record: two frames decode, then an error names the byte offset.", bytes: cut },
+        Broken { name: "broken/huge-record.pcap", about: "A record header claiming 200 MB: one frame decodes, then an error; nothing that large is allocated.", bytes: huge },
+        Broken { name: "broken/corrupt-block.pcapng", about: "A pcapng whose fifth block has an impossible length: what precedes decodes, then an error.", bytes: corrupt },
+        Broken { name: "broken/not-a-capture.txt", about: "Plain text: a one-line error saying it is not a capture.", bytes: b"this is a text file, not a packet capture\n".to_vec() },
+    ]
+}
+
+/// The discovery exchange as classic pcap (for the broken variants).
+fn discovery_pcap() -> Vec<u8> {
+    let mut r = Recorder::default();
+    r.frame(0, eth_ldm(&CLIENT, 0x1001, &Repr::discovery_request()));
+    r.frame(3_120, eth_ldm(&LDOM_A, 0x2001, &disc_resp(&LDOM_A)));
+    r.frame(4_870, eth_ldm(&LDOM_B, 0x3001, &disc_resp(&LDOM_B)));
+    r.pcap("", "", Linktype::ETHERNET, false, false).bytes
+}
+
+fn discovery_pcapng_prefix() -> Vec<u8> {
+    let mut r = Recorder::default();
+    r.frame(0, eth_ldm(&CLIENT, 0x1001, &Repr::discovery_request()));
+    r.frame(3_120, eth_ldm(&LDOM_A, 0x2001, &disc_resp(&LDOM_A)));
+    r.frame(4_870, eth_ldm(&LDOM_B, 0x3001, &disc_resp(&LDOM_B)));
+    r.pcapng("", "", ETHERNET_US).bytes
+}
+
+/// captures/README.md, generated from the lists above.
+pub fn readme(generated: &[Generated], broken: &[Broken]) -> String {
+    let mut out = String::from(
+        "# Test captures\n\n\
+         Generated by `cargo run --example gen-captures` from `src/synth/captures.rs` (with the \
+         crate's own `Repr::emit` and pcap/pcapng writers); do not edit by hand. A test checks that \
+         these files match the generator and that every frame raises exactly the findings listed.\n\n\
+         | file | what it shows | findings (frame: keys) |\n|---|---|---|\n",
+    );
+    for g in generated {
+        let findings = if g.expect.is_empty() {
+            "none".to_string()
+        } else {
+            g.expect
+                .iter()
+                .map(|(n, keys)| {
+                    format!(
+                        "{n}: {}",
+                        keys.iter()
+                            .map(|k| format!("`{}`", k.name()))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("<br>")
+        };
+        out.push_str(&format!("| `{}` | {} | {findings} |\n", g.name, g.about));
+    }
+    out.push_str("\n## Broken files\n\nFor error handling: each must stop with a clear message and exit status 2, after showing what precedes the damage.\n\n| file | what it shows |\n|---|---|\n");
+    for b in broken {
+        out.push_str(&format!("| `{}` | {} |\n", b.name, b.about));
+    }
+    out.push_str(
+        "\n## Recorded by real tools\n\nCaptures under `recorded/` were written by tcpdump and dumpcap on this project's \
+         machines (not generated), so the reader is tested against the real writers; `recorded/README.md` says how.\n",
+    );
+    out
+}
