@@ -105,7 +105,7 @@ catalogue! {
         "the reserved word is not 0",
         "harmless to ldmd today, but the sender does not zero its buffers";
     LdmTruncated = "ldm.truncated", Error,
-        "the message ends before the fields its type needs; missing fields are not shown",
+        "the message ends before the fields its type needs; the missing fields are marked missing",
         "if frame.truncated is also set, capture with a larger snap length; otherwise the sender is broken";
     LdmUnusualLength = "ldm.unusual_length", Warn,
         "the length is neither the full 312 bytes nor a known short form",
@@ -185,6 +185,11 @@ pub enum Detail {
         field: &'static str,
         got: u64,
     },
+    /// A field's value.
+    Value {
+        field: &'static str,
+        got: u64,
+    },
     /// A length and the length that was expected.
     Length {
         got: usize,
@@ -239,10 +244,7 @@ impl Finding {
 }
 
 pub fn format_mac(mac: [u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
-    )
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5])
 }
 
 impl fmt::Display for Detail {
@@ -251,28 +253,18 @@ impl fmt::Display for Detail {
             Detail::None => Ok(()),
             Detail::Expected { field, got, want } => write!(f, "{field} is {got}, expected {want}"),
             Detail::Hex { field, got } => write!(f, "{field} is {got:#x}"),
+            Detail::Value { field, got } => write!(f, "{field} is {got}"),
             Detail::Length { got, want } => write!(f, "{got} bytes, expected {want}"),
             Detail::Field(field) => write!(f, "in {field}"),
-            Detail::AddrMismatch {
-                field,
-                said,
-                header,
-            } => write!(f, "{field} says {said}, IP source is {header}"),
+            Detail::AddrMismatch { field, said, header } => write!(f, "{field} says {said}, IP source is {header}"),
             Detail::Addr(addr) => write!(f, "{addr}"),
             Detail::Mac(mac) => f.write_str(&format_mac(mac)),
             Detail::Ttl(ttl) => write!(f, "TTL {ttl}"),
             Detail::Cut { caplen, len } => write!(f, "{caplen} of {len} bytes captured"),
-            Detail::Fragments {
-                count,
-                first_frame,
-                last_frame,
-            } => {
+            Detail::Fragments { count, first_frame, last_frame } => {
                 write!(f, "{count} fragments, frames {first_frame}-{last_frame}")
             }
-            Detail::FragmentsMissing {
-                have,
-                of: Some(total),
-            } => write!(f, "{have} of {total} bytes arrived"),
+            Detail::FragmentsMissing { have, of: Some(total) } => write!(f, "{have} of {total} bytes arrived"),
             Detail::FragmentsMissing { have, of: None } => {
                 write!(f, "{have} bytes arrived, last fragment never seen")
             }
@@ -301,9 +293,7 @@ mod tests {
             assert!(seen.insert(info.key), "duplicate key {}", info.key);
             assert!(info.key.contains('.'), "{} is not dotted", info.key);
             assert!(
-                info.key
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'),
+                info.key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'),
                 "{} is not lower-case",
                 info.key
             );

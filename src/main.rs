@@ -50,24 +50,21 @@ fn main() -> ExitCode {
         ));
     }
     let Some(path) = args.read_file.as_deref() else {
-        return usage_error("nothing to read: give a capture file with -r FILE (or -r - for standard input); see --help");
+        return usage_error(
+            "nothing to read: give a capture file with -r FILE (or -r - for standard input); see --help",
+        );
     };
     let reader = match CaptureReader::open(path) {
         Ok(reader) => reader,
         Err(e) => return usage_error(&e.to_string()),
     };
     let config = Config {
-        dissect: dissect::Options {
-            port: args.port,
-            heuristic: args.heuristic,
-        },
+        dissect: dissect::Options { port: args.port, heuristic: args.heuristic },
         output: output::Options {
             format: args.format,
             verbose: args.verbose,
             hex: args.hex,
-            style: Style {
-                color: use_color(args.color) && args.format == output::Format::Text,
-            },
+            style: Style { color: use_color(args.color) && args.format == output::Format::Text },
             line_buffered: args.line_buffered,
         },
         count: args.count,
@@ -79,9 +76,7 @@ fn main() -> ExitCode {
     let outcome = match pipeline::run(reader, out, config) {
         Ok(outcome) => outcome,
         // `ldm-sniff ... | head`: the reader went away; that is not an error.
-        Err(RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
-            return ExitCode::SUCCESS
-        }
+        Err(RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
         Err(e) => return usage_error(&e.to_string()),
     };
     if !args.quiet {

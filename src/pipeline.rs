@@ -35,72 +35,58 @@ pub enum RunError {
     Output(#[from] io::Error),
 }
 
-struct Run<W: Write> {
-    config: Config,
-    printer: Printer<W>,
-    summary: Summary,
-}
-
-impl<W: Write> Run<W> {
-    fn handle(&mut self, d: &Dissection<'_>) -> io::Result<()> {
-        if d.is_ldm() {
-            self.summary.ldm_packet(d);
-        } else if !self.config.all {
-            return Ok(());
-        }
-        if !self.config.quiet {
-            self.printer.packet(d)?;
-        }
-        Ok(())
-    }
-
-    fn count_reached(&self) -> bool {
-        self.config.count.is_some_and(|c| self.summary.ldm >= c)
-    }
-}
-
-/// Reads `reader` to its end (or `-c`), writing packets to `out`.
-pub fn run<W: Write>(
-    mut reader: CaptureReader,
-    out: W,
-    config: Config,
-) -> Result<Outcome, RunError> {
-    let printer = Printer::new(out, config.output);
-    let mut dissector = Dissector::new(config.dissect);
-    let mut run = Run {
-        config,
-        printer,
-        summary: Summary::default(),
-    };
-    let mut capture_error = None;
-    while !run.count_reached() {
+/// Reads every frame, dissects it and hands each dissection to `visit`
+/// (fragments given up on are handed over as they expire and at the end).
+/// `visit` returns whether to go on. A capture error stops the walk after
+/// everything before it was visited, and is returned.
+pub fn walk<F>(mut reader: CaptureReader, options: dissect::Options, mut visit: F) -> io::Result<Option<CaptureError>>
+where
+    F: FnMut(&Dissection<'_>) -> io::Result<bool>,
+{
+    let mut dissector = Dissector::new(options);
+    loop {
         let frame = match reader.next_frame() {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
-            Err(e) => {
-                capture_error = Some(e);
-                break;
-            }
+            Err(e) => return Ok(Some(e)),
         };
-        run.summary.frame();
-        run.printer.saw_frame(frame.ts);
-        let d = dissector.dissect(frame);
-        run.handle(&d)?;
-        drop(d);
+        if !visit(&dissector.dissect(frame))? {
+            return Ok(None);
+        }
         for (kept, received, total) in dissector.take_incomplete(false) {
-            let d = dissector.dissect_incomplete(&kept, received, total);
-            run.handle(&d)?;
+            if !visit(&dissector.dissect_incomplete(&kept, received, total))? {
+                return Ok(None);
+            }
         }
     }
-    if !run.count_reached() {
-        for (kept, received, total) in dissector.take_incomplete(true) {
-            let d = dissector.dissect_incomplete(&kept, received, total);
-            run.handle(&d)?;
+    for (kept, received, total) in dissector.take_incomplete(true) {
+        if !visit(&dissector.dissect_incomplete(&kept, received, total))? {
+            break;
         }
     }
-    run.printer.finish()?;
-    Ok(Outcome {
-        summary: run.summary,
-        capture_error,
-    })
+    Ok(None)
+}
+
+/// Reads `reader` to its end (or `-c`), writing packets to `out`.
+pub fn run<W: Write>(reader: CaptureReader, out: W, config: Config) -> Result<Outcome, RunError> {
+    let mut printer = Printer::new(out, config.output);
+    let mut summary = Summary::default();
+    let capture_error = walk(reader, config.dissect, |d| {
+        // Reassembly leftovers are shown again at the end; count frames once.
+        if d.frame.number > summary.frames {
+            summary.frames = d.frame.number;
+        }
+        printer.saw_frame(d.frame.ts);
+        if d.is_ldm() {
+            summary.ldm_packet(d);
+        } else if !config.all {
+            return Ok(true);
+        }
+        if !config.quiet {
+            printer.packet(d)?;
+        }
+        Ok(config.count.is_none_or(|c| summary.ldm < c))
+    })?;
+    printer.finish()?;
+    Ok(Outcome { summary, capture_error })
 }

@@ -26,38 +26,15 @@ pub enum CaptureError {
     #[error("{path}: the file is empty, not a capture")]
     Empty { path: String },
     #[error("{path}: not a pcap or pcapng capture (starts with {start}){hint}")]
-    NotACapture {
-        path: String,
-        start: String,
-        hint: &'static str,
-    },
+    NotACapture { path: String, start: String, hint: &'static str },
     #[error("{path}: the file ends in the middle of a record at byte offset {offset} (after frame {frame}); it was cut short, decoded up to there")]
-    Truncated {
-        path: String,
-        offset: u64,
-        frame: u64,
-    },
+    Truncated { path: String, offset: u64, frame: u64 },
     #[error("{path}: corrupt record at byte offset {offset} (after frame {frame}): {what}; decoded up to there")]
-    Corrupt {
-        path: String,
-        offset: u64,
-        frame: u64,
-        what: String,
-    },
+    Corrupt { path: String, offset: u64, frame: u64, what: String },
     #[error("{path}: record at byte offset {offset} (after frame {frame}) claims {claimed} bytes, more than any capture tool writes (limit {limit}); the file is corrupt, decoded up to there", limit = MAX_RECORD)]
-    RecordTooLarge {
-        path: String,
-        offset: u64,
-        frame: u64,
-        claimed: u64,
-    },
+    RecordTooLarge { path: String, offset: u64, frame: u64, claimed: u64 },
     #[error("{path}: read error at byte offset {offset} (after frame {frame}): {what}")]
-    Read {
-        path: String,
-        offset: u64,
-        frame: u64,
-        what: String,
-    },
+    Read { path: String, offset: u64, frame: u64, what: String },
 }
 
 /// What we know of a pcapng interface.
@@ -144,53 +121,23 @@ fn hex_start(bytes: &[u8]) -> String {
 /// Recognises the container from its first bytes.
 fn sniff_format(path: &str, prefix: &[u8]) -> Result<Format, CaptureError> {
     if prefix.is_empty() {
-        return Err(CaptureError::Empty {
-            path: path.to_string(),
-        });
+        return Err(CaptureError::Empty { path: path.to_string() });
     }
-    let not_capture = |hint: &'static str| CaptureError::NotACapture {
-        path: path.to_string(),
-        start: hex_start(prefix),
-        hint,
-    };
+    let not_capture =
+        |hint: &'static str| CaptureError::NotACapture { path: path.to_string(), start: hex_start(prefix), hint };
     let Some(magic) = prefix.get(0..4) else {
         return Err(not_capture(""));
     };
     let magic = [magic[0], magic[1], magic[2], magic[3]];
     match u32::from_le_bytes(magic) {
-        0xa1b2_c3d4 => {
-            return Ok(Format::Pcap {
-                nanosecond: false,
-                big_endian: false,
-            })
-        }
-        0xa1b2_3c4d => {
-            return Ok(Format::Pcap {
-                nanosecond: true,
-                big_endian: false,
-            })
-        }
-        0xa1b2_cd34 => {
-            return Ok(Format::Pcap {
-                nanosecond: false,
-                big_endian: false,
-            })
-        }
+        0xa1b2_c3d4 => return Ok(Format::Pcap { nanosecond: false, big_endian: false }),
+        0xa1b2_3c4d => return Ok(Format::Pcap { nanosecond: true, big_endian: false }),
+        0xa1b2_cd34 => return Ok(Format::Pcap { nanosecond: false, big_endian: false }),
         _ => {}
     }
     match u32::from_be_bytes(magic) {
-        0xa1b2_c3d4 => {
-            return Ok(Format::Pcap {
-                nanosecond: false,
-                big_endian: true,
-            })
-        }
-        0xa1b2_3c4d => {
-            return Ok(Format::Pcap {
-                nanosecond: true,
-                big_endian: true,
-            })
-        }
+        0xa1b2_c3d4 => return Ok(Format::Pcap { nanosecond: false, big_endian: true }),
+        0xa1b2_3c4d => return Ok(Format::Pcap { nanosecond: true, big_endian: true }),
         0x0a0d_0d0a => {
             let big_endian = prefix.get(8..12) == Some(&[0x1a, 0x2b, 0x3c, 0x4d]);
             return Ok(Format::PcapNg { big_endian });
@@ -200,9 +147,7 @@ fn sniff_format(path: &str, prefix: &[u8]) -> Result<Format, CaptureError> {
     let hint = match prefix {
         [0x1f, 0x8b, ..] => ": it is gzip-compressed, run gunzip first",
         [0x28, 0xb5, 0x2f, 0xfd, ..] => ": it is zstd-compressed, run unzstd first",
-        [b'X', b'C', b'P', ..] => {
-            ": it looks like a snoop or other capture format; convert it with editcap -F pcapng"
-        }
+        [b'X', b'C', b'P', ..] => ": it looks like a snoop or other capture format; convert it with editcap -F pcapng",
         _ => "",
     };
     Err(not_capture(hint))
@@ -232,45 +177,28 @@ impl CaptureReader {
         if path == "-" {
             return CaptureReader::from_reader(path, io::stdin());
         }
-        let file = std::fs::File::open(path).map_err(|source| CaptureError::Open {
-            path: path.to_string(),
-            source,
-        })?;
+        let file = std::fs::File::open(path).map_err(|source| CaptureError::Open { path: path.to_string(), source })?;
         CaptureReader::from_reader(path, file)
     }
 
     /// Reads a capture from any byte stream; `name` is used in messages.
-    pub fn from_reader<R: Read + Send + 'static>(
-        name: &str,
-        mut source: R,
-    ) -> Result<CaptureReader, CaptureError> {
+    pub fn from_reader<R: Read + Send + 'static>(name: &str, mut source: R) -> Result<CaptureReader, CaptureError> {
         let path = name.to_string();
-        let read_error = |e: io::Error| CaptureError::Read {
-            path: path.clone(),
-            offset: 0,
-            frame: 0,
-            what: e.to_string(),
-        };
+        let read_error =
+            |e: io::Error| CaptureError::Read { path: path.clone(), offset: 0, frame: 0, what: e.to_string() };
         // pcap-parser decides the format from a single read; a pipe may deliver
         // less, so gather a prefix first and replay it.
         let mut prefix = Vec::with_capacity(SNIFF_LEN);
-        (&mut source)
-            .take(SNIFF_LEN as u64)
-            .read_to_end(&mut prefix)
-            .map_err(read_error)?;
+        (&mut source).take(SNIFF_LEN as u64).read_to_end(&mut prefix).map_err(read_error)?;
         let format = sniff_format(name, &prefix)?;
         let last_error = Arc::new(Mutex::new(None));
-        let stream = ErrorKeepingReader {
-            inner: Cursor::new(prefix).chain(source),
-            last_error: last_error.clone(),
-        };
-        let inner =
-            pcap_parser::create_reader(BUFFER_SIZE, stream).map_err(|e| CaptureError::Corrupt {
-                path: path.clone(),
-                offset: 0,
-                frame: 0,
-                what: format!("unreadable file header ({e:?})"),
-            })?;
+        let stream = ErrorKeepingReader { inner: Cursor::new(prefix).chain(source), last_error: last_error.clone() };
+        let inner = pcap_parser::create_reader(BUFFER_SIZE, stream).map_err(|e| CaptureError::Corrupt {
+            path: path.clone(),
+            offset: 0,
+            frame: 0,
+            what: format!("unreadable file header ({e:?})"),
+        })?;
         Ok(CaptureReader {
             path,
             inner,
@@ -336,18 +264,9 @@ impl CaptureReader {
         if self.inner.refill().is_ok() {
             return Ok(());
         }
-        let what = self
-            .last_error
-            .lock()
-            .ok()
-            .and_then(|slot| slot.clone())
-            .unwrap_or_else(|| "read failed".to_string());
-        Err(CaptureError::Read {
-            path: self.path.clone(),
-            offset: self.offset(),
-            frame: self.frames,
-            what,
-        })
+        let what =
+            self.last_error.lock().ok().and_then(|slot| slot.clone()).unwrap_or_else(|| "read failed".to_string());
+        Err(CaptureError::Read { path: self.path.clone(), offset: self.offset(), frame: self.frames, what })
     }
 
     /// Parses one block and turns it into an owned step.
@@ -361,21 +280,12 @@ impl CaptureReader {
             Err(PcapError::Eof) => return Step::Eof,
             Err(PcapError::Incomplete(_)) => return Step::Refill,
             Err(PcapError::UnexpectedEof) => {
-                return Step::Fail(CaptureError::Truncated {
-                    path: self.path.clone(),
-                    offset,
-                    frame,
-                })
+                return Step::Fail(CaptureError::Truncated { path: self.path.clone(), offset, frame })
             }
             Err(PcapError::BufferTooSmall) => return self.grow_or_fail(),
             Err(PcapError::ReadError) => {
                 let what = "read failed".to_string();
-                return Step::Fail(CaptureError::Read {
-                    path: self.path.clone(),
-                    offset,
-                    frame,
-                    what,
-                });
+                return Step::Fail(CaptureError::Read { path: self.path.clone(), offset, frame, what });
             }
             Err(e) => {
                 let what = match e {
@@ -384,12 +294,7 @@ impl CaptureReader {
                     }
                     other => format!("{other:?}"),
                 };
-                return Step::Fail(CaptureError::Corrupt {
-                    path: self.path.clone(),
-                    offset,
-                    frame,
-                    what,
-                });
+                return Step::Fail(CaptureError::Corrupt { path: self.path.clone(), offset, frame, what });
             }
         };
         match block {
@@ -398,18 +303,8 @@ impl CaptureReader {
                 Step::Skip(record_len)
             }
             PcapBlockOwned::Legacy(b) => {
-                let nanosecond = matches!(
-                    self.format,
-                    Format::Pcap {
-                        nanosecond: true,
-                        ..
-                    }
-                );
-                let nanos = if nanosecond {
-                    b.ts_usec
-                } else {
-                    b.ts_usec.saturating_mul(1000)
-                };
+                let nanosecond = matches!(self.format, Format::Pcap { nanosecond: true, .. });
+                let nanos = if nanosecond { b.ts_usec } else { b.ts_usec.saturating_mul(1000) };
                 Step::Packet(PacketAt {
                     start: b.data.as_ptr() as usize - base,
                     len: b.data.len(),
@@ -423,9 +318,7 @@ impl CaptureReader {
             PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
                 // A new section restarts interface numbering.
                 self.interfaces.clear();
-                self.format = Format::PcapNg {
-                    big_endian: shb.big_endian(),
-                };
+                self.format = Format::PcapNg { big_endian: shb.big_endian() };
                 Step::Skip(record_len)
             }
             PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
@@ -435,12 +328,7 @@ impl CaptureReader {
                         "interface {} has an impossible timestamp resolution {tsresol:#04x}",
                         self.interfaces.len()
                     );
-                    return Step::Fail(CaptureError::Corrupt {
-                        path: self.path.clone(),
-                        offset,
-                        frame,
-                        what,
-                    });
+                    return Step::Fail(CaptureError::Corrupt { path: self.path.clone(), offset, frame, what });
                 };
                 self.interfaces.push(Interface {
                     linktype: idb.linktype,
@@ -457,12 +345,7 @@ impl CaptureReader {
                         epb.if_id,
                         self.interfaces.len()
                     );
-                    return Step::Fail(CaptureError::Corrupt {
-                        path: self.path.clone(),
-                        offset,
-                        frame,
-                        what,
-                    });
+                    return Step::Fail(CaptureError::Corrupt { path: self.path.clone(), offset, frame, what });
                 };
                 let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
                 Step::Packet(PacketAt {
@@ -478,12 +361,7 @@ impl CaptureReader {
             PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
                 let Some(iface) = self.interfaces.first() else {
                     let what = "simple packet block before any interface description".to_string();
-                    return Step::Fail(CaptureError::Corrupt {
-                        path: self.path.clone(),
-                        offset,
-                        frame,
-                        what,
-                    });
+                    return Step::Fail(CaptureError::Corrupt { path: self.path.clone(), offset, frame, what });
                 };
                 Step::Packet(PacketAt {
                     start: spb.data.as_ptr() as usize - base,
@@ -505,9 +383,7 @@ impl CaptureReader {
     fn grow_or_fail(&mut self) -> Step {
         let claimed = self.claimed_record_len();
         if claimed <= MAX_RECORD as u64 && self.capacity < MAX_RECORD {
-            let wanted = (claimed as usize + 64)
-                .next_power_of_two()
-                .clamp(self.capacity * 2, MAX_RECORD);
+            let wanted = (claimed as usize + 64).next_power_of_two().clamp(self.capacity * 2, MAX_RECORD);
             if self.inner.grow(wanted) {
                 self.capacity = wanted;
                 return Step::Refill;
@@ -529,11 +405,7 @@ impl CaptureReader {
                 return u64::MAX;
             };
             let b = [b[0], b[1], b[2], b[3]];
-            u64::from(if big {
-                u32::from_be_bytes(b)
-            } else {
-                u32::from_le_bytes(b)
-            })
+            u64::from(if big { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
         };
         match self.format {
             Format::Pcap { big_endian, .. } => read(8, big_endian).saturating_add(16),
@@ -560,21 +432,11 @@ mod tests {
 
     #[test]
     fn not_a_capture_says_so() {
-        let err =
-            CaptureReader::from_reader("x.txt", Cursor::new(b"hello world, plain text".to_vec()))
-                .err()
-                .unwrap();
-        assert!(
-            err.to_string().contains("not a pcap or pcapng capture"),
-            "{err}"
-        );
-        let err = CaptureReader::from_reader("x.gz", Cursor::new(vec![0x1f, 0x8b, 8, 0, 0, 0]))
-            .err()
-            .unwrap();
+        let err = CaptureReader::from_reader("x.txt", Cursor::new(b"hello world, plain text".to_vec())).err().unwrap();
+        assert!(err.to_string().contains("not a pcap or pcapng capture"), "{err}");
+        let err = CaptureReader::from_reader("x.gz", Cursor::new(vec![0x1f, 0x8b, 8, 0, 0, 0])).err().unwrap();
         assert!(err.to_string().contains("gunzip"), "{err}");
-        let err = CaptureReader::from_reader("empty", Cursor::new(Vec::new()))
-            .err()
-            .unwrap();
+        let err = CaptureReader::from_reader("empty", Cursor::new(Vec::new())).err().unwrap();
         assert!(matches!(err, CaptureError::Empty { .. }));
     }
 }

@@ -25,12 +25,7 @@ pub struct PcapWriter<W: Write> {
 }
 
 impl<W: Write> PcapWriter<W> {
-    pub fn new(
-        mut out: W,
-        linktype: Linktype,
-        nanosecond: bool,
-        big_endian: bool,
-    ) -> io::Result<PcapWriter<W>> {
+    pub fn new(mut out: W, linktype: Linktype, nanosecond: bool, big_endian: bool) -> io::Result<PcapWriter<W>> {
         let magic: u32 = if nanosecond { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
         let u32b = |v: u32| {
             if big_endian {
@@ -55,20 +50,12 @@ impl<W: Write> PcapWriter<W> {
         header.extend_from_slice(&u32b(SNAPLEN));
         header.extend_from_slice(&u32b(linktype.0 as u32));
         out.write_all(&header)?;
-        Ok(PcapWriter {
-            out,
-            nanosecond,
-            big_endian,
-        })
+        Ok(PcapWriter { out, nanosecond, big_endian })
     }
 
     /// Writes one record; `orig_len` larger than `data` records a snap-length cut.
     pub fn write_packet(&mut self, ts: Timestamp, data: &[u8], orig_len: u32) -> io::Result<()> {
-        let frac = if self.nanosecond {
-            ts.nanos
-        } else {
-            ts.nanos / 1000
-        };
+        let frac = if self.nanosecond { ts.nanos } else { ts.nanos / 1000 };
         let u32b = |v: u32| {
             if self.big_endian {
                 v.to_be_bytes()
@@ -91,11 +78,7 @@ impl<W: Write> PcapWriter<W> {
 }
 
 fn option(code: OptionCode, value: Vec<u8>) -> PcapNGOption<'static> {
-    PcapNGOption {
-        code,
-        len: value.len() as u16,
-        value: Cow::Owned(value),
-    }
+    PcapNGOption { code, len: value.len() as u16, value: Cow::Owned(value) }
 }
 
 fn serialize_error(e: impl std::fmt::Debug) -> io::Error {
@@ -111,9 +94,7 @@ pub struct PcapNgWriter<W: Write> {
 impl<W: Write> PcapNgWriter<W> {
     /// Writes the section header, naming us as the writing application.
     pub fn new(mut out: W) -> io::Result<PcapNgWriter<W>> {
-        let app = concat!("ldm-sniff ", env!("CARGO_PKG_VERSION"))
-            .as_bytes()
-            .to_vec();
+        let app = concat!("ldm-sniff ", env!("CARGO_PKG_VERSION")).as_bytes().to_vec();
         let mut shb = SectionHeaderBlock {
             block_type: 0,
             block_len1: 0,
@@ -125,20 +106,12 @@ impl<W: Write> PcapNgWriter<W> {
             block_len2: 0,
         };
         out.write_all(&shb.to_vec().map_err(serialize_error)?)?;
-        Ok(PcapNgWriter {
-            out,
-            resolutions: Vec::new(),
-        })
+        Ok(PcapNgWriter { out, resolutions: Vec::new() })
     }
 
     /// Describes an interface; `tsresol` is pcapng's if_tsresol (6 = µs, 9 = ns).
     /// Returns its id for `write_packet`.
-    pub fn add_interface(
-        &mut self,
-        linktype: Linktype,
-        name: &str,
-        tsresol: u8,
-    ) -> io::Result<u32> {
+    pub fn add_interface(&mut self, linktype: Linktype, name: &str, tsresol: u8) -> io::Result<u32> {
         let mut idb = InterfaceDescriptionBlock {
             block_type: 0,
             block_len1: 0,
@@ -153,8 +126,7 @@ impl<W: Write> PcapNgWriter<W> {
             if_tsresol: tsresol,
             if_tsoffset: 0,
         };
-        self.out
-            .write_all(&idb.to_vec().map_err(serialize_error)?)?;
+        self.out.write_all(&idb.to_vec().map_err(serialize_error)?)?;
         self.resolutions.push(tsresol);
         Ok(self.resolutions.len() as u32 - 1)
     }
@@ -169,16 +141,12 @@ impl<W: Write> PcapNgWriter<W> {
         comment: Option<&str>,
     ) -> io::Result<()> {
         let Some(&tsresol) = self.resolutions.get(if_id as usize) else {
-            return Err(io::Error::other(format!(
-                "pcapng writer: interface {if_id} was not added"
-            )));
+            return Err(io::Error::other(format!("pcapng writer: interface {if_id} was not added")));
         };
         // Only decimal resolutions are written by us.
         let per_sec = 10u64.pow(u32::from(tsresol));
         let units = ts.secs as u64 * per_sec + u64::from(ts.nanos) * per_sec / 1_000_000_000;
-        let options = comment
-            .map(|c| vec![option(OptionCode::Comment, c.as_bytes().to_vec())])
-            .unwrap_or_default();
+        let options = comment.map(|c| vec![option(OptionCode::Comment, c.as_bytes().to_vec())]).unwrap_or_default();
         let mut epb = EnhancedPacketBlock {
             block_type: 0,
             block_len1: 0,

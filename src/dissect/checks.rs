@@ -17,32 +17,20 @@ pub fn transport(ip: &IpInfo, udp: &UdpInfo, out: &mut Findings) {
     if let ChecksumStatus::Bad { computed } = ip.checksum_status {
         out.push(Finding::new(
             Key::IpBadChecksum,
-            Detail::Expected {
-                field: "checksum",
-                got: ip.checksum.into(),
-                want: computed.into(),
-            },
+            Detail::Expected { field: "checksum", got: ip.checksum.into(), want: computed.into() },
         ));
     }
     if let ChecksumStatus::Bad { computed } = udp.checksum_status {
         out.push(Finding::new(
             Key::UdpBadChecksum,
-            Detail::Expected {
-                field: "checksum",
-                got: udp.checksum.into(),
-                want: computed.into(),
-            },
+            Detail::Expected { field: "checksum", got: udp.checksum.into(), want: computed.into() },
         ));
     }
     if udp.bad_length {
         let carried = ip.total_len.saturating_sub(ip.header_len);
         out.push(Finding::new(
             Key::UdpBadLength,
-            Detail::Expected {
-                field: "length",
-                got: udp.length.into(),
-                want: carried as u64,
-            },
+            Detail::Expected { field: "length", got: udp.length.into(), want: carried as u64 },
         ));
     }
     if ip.ttl > 1 {
@@ -50,9 +38,7 @@ pub fn transport(ip: &IpInfo, udp: &UdpInfo, out: &mut Findings) {
     }
     match ip.dst {
         IpAddr::V4(dst) if dst == ldm::GROUP => {}
-        IpAddr::V4(dst) if dst.is_multicast() => {
-            out.push(Finding::new(Key::IpWrongGroup, Detail::Addr(ip.dst)))
-        }
+        IpAddr::V4(dst) if dst.is_multicast() => out.push(Finding::new(Key::IpWrongGroup, Detail::Addr(ip.dst))),
         IpAddr::V4(_) => out.push(Finding::new(Key::IpNotMulticast, Detail::Addr(ip.dst))),
         IpAddr::V6(_) => out.push(Finding::new(Key::IpIpv6Transport, Detail::Addr(ip.dst))),
     }
@@ -61,22 +47,11 @@ pub fn transport(ip: &IpInfo, udp: &UdpInfo, out: &mut Findings) {
 /// Findings about the ldm message. `ip_src` is the IP header's source, for
 /// the address cross-checks; `cut_by_capture` suppresses ldm.truncated when
 /// the capture (snap length, lost fragments) rather than the sender cut it.
-pub fn message(
-    msg: &Message<'_>,
-    ip_src: Option<Ipv4Addr>,
-    cut_by_capture: bool,
-    out: &mut Findings,
-) {
+pub fn message(msg: &Message<'_>, ip_src: Option<Ipv4Addr>, cut_by_capture: bool, out: &mut Findings) {
     // A byte-swapped magic was already read little-endian, so a magic that
     // does not match now matches in neither order.
     if let Some(magic) = msg.magic_no.filter(|&m| m != ldm::MAGIC) {
-        out.push(Finding::new(
-            Key::LdmBadMagic,
-            Detail::Hex {
-                field: "magic_no",
-                got: magic.into(),
-            },
-        ));
+        out.push(Finding::new(Key::LdmBadMagic, Detail::Hex { field: "magic_no", got: magic.into() }));
         // Probably not ldm: further findings would be noise. Outputs show the raw bytes.
         return;
     }
@@ -86,31 +61,14 @@ pub fn message(
     if let Some(version) = msg.version_no.filter(|&v| v != ldm::VERSION) {
         out.push(Finding::new(
             Key::LdmBadVersion,
-            Detail::Expected {
-                field: "version_no",
-                got: version.into(),
-                want: ldm::VERSION.into(),
-            },
+            Detail::Expected { field: "version_no", got: version.into(), want: ldm::VERSION.into() },
         ));
     }
     if let Some(MsgType::Unknown(t)) = msg.msg_type {
-        out.push(Finding::new(
-            Key::LdmUnknownType,
-            Detail::Expected {
-                field: "msg_type",
-                got: t.into(),
-                want: 3,
-            },
-        ));
+        out.push(Finding::new(Key::LdmUnknownType, Detail::Value { field: "msg_type", got: t.into() }));
     }
     if let Some(resv) = msg.resv.filter(|&r| r != 0) {
-        out.push(Finding::new(
-            Key::LdmResvNonzero,
-            Detail::Hex {
-                field: "resv",
-                got: resv.into(),
-            },
-        ));
+        out.push(Finding::new(Key::LdmResvNonzero, Detail::Hex { field: "resv", got: resv.into() }));
     }
     length(msg, cut_by_capture, out);
     match msg.payload {
@@ -122,30 +80,15 @@ pub fn message(
 
 fn length(msg: &Message<'_>, cut_by_capture: bool, out: &mut Findings) {
     let len = msg.bytes.len();
-    let need = msg
-        .msg_type
-        .map_or(ldm::HEADER_LEN, MsgType::min_len)
-        .max(ldm::HEADER_LEN);
+    let need = msg.msg_type.map_or(ldm::HEADER_LEN, MsgType::min_len).max(ldm::HEADER_LEN);
     if len < need {
         if !cut_by_capture {
-            out.push(Finding::new(
-                Key::LdmTruncated,
-                Detail::Length {
-                    got: len,
-                    want: need,
-                },
-            ));
+            out.push(Finding::new(Key::LdmTruncated, Detail::Length { got: len, want: need }));
         }
         return;
     }
     if len > ldm::FULL_LEN {
-        out.push(Finding::new(
-            Key::LdmTrailingBytes,
-            Detail::Length {
-                got: len,
-                want: ldm::FULL_LEN,
-            },
-        ));
+        out.push(Finding::new(Key::LdmTrailingBytes, Detail::Length { got: len, want: ldm::FULL_LEN }));
         return;
     }
     let known_short = match msg.msg_type {
@@ -154,23 +97,14 @@ fn length(msg: &Message<'_>, cut_by_capture: bool, out: &mut Findings) {
         _ => false,
     };
     if len != ldm::FULL_LEN && !known_short {
-        out.push(Finding::new(
-            Key::LdmUnusualLength,
-            Detail::Length {
-                got: len,
-                want: ldm::FULL_LEN,
-            },
-        ));
+        out.push(Finding::new(Key::LdmUnusualLength, Detail::Length { got: len, want: ldm::FULL_LEN }));
     }
 }
 
 fn text_field(field: Option<CharField<'_>>, name: &'static str, out: &mut Findings) {
     let Some(field) = field else { return };
     if field.complete() && !field.nul_terminated() {
-        out.push(Finding::new(
-            Key::LdmStringUnterminated,
-            Detail::Field(name),
-        ));
+        out.push(Finding::new(Key::LdmStringUnterminated, Detail::Field(name)));
     }
     if !field.is_text() {
         out.push(Finding::new(Key::LdmStringNotText, Detail::Field(name)));
@@ -189,11 +123,7 @@ fn lookup_fields(lookup: &Lookup<'_>, ip_src: Option<Ipv4Addr>, out: &mut Findin
         None => out.push(Finding::new(Key::LdmBadSourceIp, Detail::None)),
         Some(said) => {
             if let Some(header) = ip_src.filter(|&h| h != said) {
-                let detail = Detail::AddrMismatch {
-                    field: "source_ip",
-                    said: said.into(),
-                    header: header.into(),
-                };
+                let detail = Detail::AddrMismatch { field: "source_ip", said: said.into(), header: header.into() };
                 out.push(Finding::new(Key::LdmSourceIpMismatch, detail));
             }
         }
@@ -202,13 +132,7 @@ fn lookup_fields(lookup: &Lookup<'_>, ip_src: Option<Ipv4Addr>, out: &mut Findin
 
 fn mac(raw: u64, out: &mut Findings) {
     if raw >> 48 != 0 {
-        out.push(Finding::new(
-            Key::LdmMacHighBits,
-            Detail::Hex {
-                field: "mac_addr",
-                got: raw,
-            },
-        ));
+        out.push(Finding::new(Key::LdmMacHighBits, Detail::Hex { field: "mac_addr", got: raw }));
     }
     let mac_value = raw & 0xFFFF_FFFF_FFFF;
     let mac = ldm::mac_from_u64(mac_value);
@@ -231,22 +155,14 @@ fn discovery_fields(d: &Discovery<'_>, ip_src: Option<Ipv4Addr>, out: &mut Findi
     text_field(d.hostname, "hostname", out);
     if let (Some(said), Some(header)) = (d.ip_address, ip_src) {
         if said != header {
-            let detail = Detail::AddrMismatch {
-                field: "ip_address",
-                said: said.into(),
-                header: header.into(),
-            };
+            let detail = Detail::AddrMismatch { field: "ip_address", said: said.into(), header: header.into() };
             out.push(Finding::new(Key::LdmIpAddressMismatch, detail));
         }
     }
     if let Some(port) = d.port_no.filter(|&p| p != ldm::XMPP_PORT) {
         out.push(Finding::new(
             Key::LdmBadPort,
-            Detail::Expected {
-                field: "port_no",
-                got: port as u32 as u64,
-                want: ldm::XMPP_PORT as u64,
-            },
+            Detail::Expected { field: "port_no", got: port as u32 as u64, want: ldm::XMPP_PORT as u64 },
         ));
     }
 }

@@ -70,13 +70,7 @@ pub fn rfc3339(ts: Timestamp) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        ts.nanos
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z", rem / 3600, rem / 60 % 60, rem % 60, ts.nanos)
 }
 
 fn text(sink: &mut dyn FieldSink, name: &'static str, field: Option<CharField<'_>>) {
@@ -186,11 +180,7 @@ fn ldm(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
     sink.field("len", Value::U64(msg.bytes.len() as u64));
     sink.field(
         "byte_order",
-        Value::Str(if msg.byte_order == crate::wire::ldm::ByteOrder::Big {
-            "big"
-        } else {
-            "little"
-        }),
+        Value::Str(if msg.byte_order == crate::wire::ldm::ByteOrder::Big { "big" } else { "little" }),
     );
     if let Some(v) = msg.version_no {
         sink.field("version", Value::U64(v.into()));
@@ -237,18 +227,9 @@ mod tests {
 
     #[test]
     fn rfc3339_known_dates() {
-        assert_eq!(
-            rfc3339(Timestamp::new(0, 0)),
-            "1970-01-01T00:00:00.000000000Z"
-        );
-        assert_eq!(
-            rfc3339(Timestamp::new(1_795_046_400, 5)),
-            "2026-11-19T00:00:00.000000005Z"
-        );
-        assert_eq!(
-            rfc3339(Timestamp::new(951_825_600, 0)),
-            "2000-02-29T12:00:00.000000000Z"
-        );
+        assert_eq!(rfc3339(Timestamp::new(0, 0)), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(Timestamp::new(1_795_046_400, 5)), "2026-11-19T00:00:00.000000005Z");
+        assert_eq!(rfc3339(Timestamp::new(951_825_600, 0)), "2000-02-29T12:00:00.000000000Z");
     }
 
     #[test]

@@ -98,11 +98,7 @@ impl std::fmt::Display for IpError {
 
 fn ipv4_header_checksum(header: &[u8]) -> u16 {
     // Sum over the header with the checksum field (bytes 10..12) taken as zero.
-    Sum16BitWords::new()
-        .add_slice(&header[..10])
-        .add_slice(&header[12..])
-        .ones_complement()
-        .to_be()
+    Sum16BitWords::new().add_slice(&header[..10]).add_slice(&header[12..]).ones_complement().to_be()
 }
 
 /// Decodes an IPv4 header; returns it with the payload bytes present.
@@ -152,13 +148,9 @@ pub fn ipv6(data: &[u8]) -> Result<(IpInfo, &[u8]), IpError> {
     let total_len = 40 + usize::from(header.payload_length());
     let end = total_len.min(data.len());
     let after_header = &data[40..end];
-    let (exts, next, payload) = Ipv6ExtensionsSlice::from_slice(header.next_header(), after_header)
-        .map_err(|_| IpError::BadIpv6Header)?;
-    let fragment = exts.is_fragmenting_payload().then_some(Ipv4Fragment {
-        id: 0,
-        more_fragments: true,
-        offset: 0,
-    });
+    let (exts, next, payload) =
+        Ipv6ExtensionsSlice::from_slice(header.next_header(), after_header).map_err(|_| IpError::BadIpv6Header)?;
+    let fragment = exts.is_fragmenting_payload().then_some(Ipv4Fragment { id: 0, more_fragments: true, offset: 0 });
     let info = IpInfo {
         version: 6,
         src: IpAddr::V6(header.source_addr()),
@@ -183,25 +175,16 @@ pub fn is_udp(ip: &IpInfo) -> bool {
 /// The pseudo-header sum a NIC with checksum offload expects to find.
 fn pseudo_header_sum(ip: &IpInfo, udp_len: u16) -> Sum16BitWords {
     let sum = match (ip.src, ip.dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => Sum16BitWords::new()
-            .add_4bytes(s.octets())
-            .add_4bytes(d.octets()),
-        (IpAddr::V6(s), IpAddr::V6(d)) => Sum16BitWords::new()
-            .add_16bytes(s.octets())
-            .add_16bytes(d.octets()),
+        (IpAddr::V4(s), IpAddr::V4(d)) => Sum16BitWords::new().add_4bytes(s.octets()).add_4bytes(d.octets()),
+        (IpAddr::V6(s), IpAddr::V6(d)) => Sum16BitWords::new().add_16bytes(s.octets()).add_16bytes(d.octets()),
         _ => Sum16BitWords::new(),
     };
-    sum.add_2bytes([0, IpNumber::UDP.0])
-        .add_2bytes(udp_len.to_be_bytes())
+    sum.add_2bytes([0, IpNumber::UDP.0]).add_2bytes(udp_len.to_be_bytes())
 }
 
 /// Decodes UDP over the IP payload; `outgoing` is true when the capturing host
 /// sent the frame (its checksum may be left to the NIC).
-pub fn udp<'a>(
-    ip: &IpInfo,
-    ip_payload: &'a [u8],
-    outgoing: bool,
-) -> Result<(UdpInfo, &'a [u8]), IpError> {
+pub fn udp<'a>(ip: &IpInfo, ip_payload: &'a [u8], outgoing: bool) -> Result<(UdpInfo, &'a [u8]), IpError> {
     let header = UdpHeaderSlice::from_slice(ip_payload).map_err(|_| IpError::TruncatedUdpHeader)?;
     let length = header.length();
     let claimed = usize::from(length);
@@ -212,14 +195,7 @@ pub fn udp<'a>(
     let end = claimed.min(carried).max(8);
     let payload = &ip_payload[8..end];
     let checksum = header.checksum();
-    let checksum_status = udp_checksum_status(
-        ip,
-        &ip_payload[..end],
-        length,
-        checksum,
-        outgoing,
-        bad_length,
-    );
+    let checksum_status = udp_checksum_status(ip, &ip_payload[..end], length, checksum, outgoing, bad_length);
     let info = UdpInfo {
         src_port: header.source_port(),
         dst_port: header.destination_port(),
@@ -247,12 +223,8 @@ fn udp_checksum_status(
     }
     let pseudo = pseudo_header_sum(ip, length);
     // Sum the datagram with its checksum field (bytes 6..8) taken as zero.
-    let computed = pseudo
-        .clone()
-        .add_slice(&datagram[..6])
-        .add_slice(&datagram[8..])
-        .to_ones_complement_with_no_zero()
-        .to_be();
+    let computed =
+        pseudo.clone().add_slice(&datagram[..6]).add_slice(&datagram[8..]).to_ones_complement_with_no_zero().to_be();
     if computed == stored {
         return ChecksumStatus::Good;
     }
@@ -305,25 +277,13 @@ mod tests {
         let partial = (!pseudo_header_sum(&ip, 13).ones_complement()).to_be();
         packet[26..28].copy_from_slice(&partial.to_be_bytes());
         let (ip, payload) = ipv4(&packet).unwrap();
-        assert_eq!(
-            udp(&ip, payload, false).unwrap().0.checksum_status,
-            ChecksumStatus::Partial
-        );
+        assert_eq!(udp(&ip, payload, false).unwrap().0.checksum_status, ChecksumStatus::Partial);
         packet[26..28].copy_from_slice(&[0x12, 0x34]);
         let (ip, payload) = ipv4(&packet).unwrap();
-        assert!(matches!(
-            udp(&ip, payload, false).unwrap().0.checksum_status,
-            ChecksumStatus::Bad { .. }
-        ));
-        assert_eq!(
-            udp(&ip, payload, true).unwrap().0.checksum_status,
-            ChecksumStatus::Unverified
-        );
+        assert!(matches!(udp(&ip, payload, false).unwrap().0.checksum_status, ChecksumStatus::Bad { .. }));
+        assert_eq!(udp(&ip, payload, true).unwrap().0.checksum_status, ChecksumStatus::Unverified);
         packet[10] ^= 0xff;
-        assert!(matches!(
-            ipv4(&packet).unwrap().0.checksum_status,
-            ChecksumStatus::Bad { .. }
-        ));
+        assert!(matches!(ipv4(&packet).unwrap().0.checksum_status, ChecksumStatus::Bad { .. }));
     }
 
     #[test]

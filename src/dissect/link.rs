@@ -65,15 +65,7 @@ pub struct Link {
 
 impl Link {
     fn new(kind: LinkKind, proto: NetProto) -> Link {
-        Link {
-            kind,
-            src: None,
-            dst: None,
-            vlans: ArrayVec::new(),
-            packet_type: None,
-            if_index: None,
-            proto,
-        }
+        Link { kind, src: None, dst: None, vlans: ArrayVec::new(), packet_type: None, if_index: None, proto }
     }
 
     /// True when the capturing host sent this frame (checksum offload applies).
@@ -135,8 +127,7 @@ pub fn decode(linktype: Linktype, data: &[u8]) -> Result<(Link, &[u8]), LinkErro
 }
 
 fn ethernet(data: &[u8]) -> Result<(Link, &[u8]), LinkError> {
-    let eth = Ethernet2Slice::from_slice_without_fcs(data)
-        .map_err(|_| LinkError::Truncated("Ethernet"))?;
+    let eth = Ethernet2Slice::from_slice_without_fcs(data).map_err(|_| LinkError::Truncated("Ethernet"))?;
     let mut link = Link::new(LinkKind::Ethernet, NetProto::Other(0));
     link.src = Some(eth.source());
     link.dst = Some(eth.destination());
@@ -146,17 +137,10 @@ fn ethernet(data: &[u8]) -> Result<(Link, &[u8]), LinkError> {
 }
 
 /// Strips 802.1Q / 802.1ad tags, recording their VLAN ids.
-fn unwrap_vlans<'a>(
-    link: &mut Link,
-    mut ether_type: u16,
-    mut payload: &'a [u8],
-) -> Result<(u16, &'a [u8]), LinkError> {
+fn unwrap_vlans<'a>(link: &mut Link, mut ether_type: u16, mut payload: &'a [u8]) -> Result<(u16, &'a [u8]), LinkError> {
     while ETHERTYPE_VLAN.contains(&ether_type) {
-        let vlan = SingleVlanSlice::from_slice(payload)
-            .map_err(|_| LinkError::Truncated("802.1Q VLAN"))?;
-        link.vlans
-            .try_push(vlan.vlan_identifier().value())
-            .map_err(|_| LinkError::TooManyVlans)?;
+        let vlan = SingleVlanSlice::from_slice(payload).map_err(|_| LinkError::Truncated("802.1Q VLAN"))?;
+        link.vlans.try_push(vlan.vlan_identifier().value()).map_err(|_| LinkError::TooManyVlans)?;
         ether_type = vlan.ether_type().0;
         payload = vlan.payload_slice();
     }
@@ -164,8 +148,7 @@ fn unwrap_vlans<'a>(
 }
 
 fn linux_sll(data: &[u8]) -> Result<(Link, &[u8]), LinkError> {
-    let sll =
-        LinuxSllSlice::from_slice(data).map_err(|_| LinkError::Truncated("Linux cooked v1"))?;
+    let sll = LinuxSllSlice::from_slice(data).map_err(|_| LinkError::Truncated("Linux cooked v1"))?;
     let ether_type = match sll.protocol_type() {
         LinuxSllProtocolType::EtherType(et) => et.0,
         _ => 0,
@@ -185,9 +168,7 @@ fn linux_sll2(data: &[u8]) -> Result<(Link, &[u8]), LinkError> {
     };
     let ether_type = u16::from_be_bytes([header[0], header[1]]);
     let mut link = Link::new(LinkKind::LinuxSll2, NetProto::Other(ether_type));
-    link.if_index = Some(u32::from_be_bytes([
-        header[4], header[5], header[6], header[7],
-    ]));
+    link.if_index = Some(u32::from_be_bytes([header[4], header[5], header[6], header[7]]));
     link.packet_type = Some(u16::from(header[10]));
     if header[11] == 6 {
         link.src = mac6(&header[12..]);

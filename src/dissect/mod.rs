@@ -32,10 +32,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options {
-            port: ldm::PORT,
-            heuristic: false,
-        }
+        Options { port: ldm::PORT, heuristic: false }
     }
 }
 
@@ -59,6 +56,8 @@ impl std::fmt::Display for Stop {
         match self {
             Stop::Link(e) => write!(f, "{e}"),
             Stop::NotIp(0) => write!(f, "not IP"),
+            Stop::NotIp(0x0806) => write!(f, "ARP"),
+            Stop::NotIp(0x88cc) => write!(f, "LLDP"),
             Stop::NotIp(ethertype) => write!(f, "ethertype {ethertype:#06x}"),
             Stop::Ip(e) => write!(f, "{e}"),
             Stop::NotUdp(proto) => write!(f, "{}", protocol_name(*proto)),
@@ -130,11 +129,7 @@ enum Carrier<'a> {
 
 impl Dissector {
     pub fn new(options: Options) -> Dissector {
-        Dissector {
-            options,
-            reassembler: Reassembler::default(),
-            scratch: Vec::new(),
-        }
+        Dissector { options, reassembler: Reassembler::default(), scratch: Vec::new() }
     }
 
     pub fn reassembler(&self) -> &Reassembler {
@@ -150,15 +145,8 @@ impl Dissector {
     /// evicted), or all open ones when `at_end`: their first fragments, to be
     /// shown with `ip.fragments_missing`.
     pub fn take_incomplete(&mut self, at_end: bool) -> Vec<(KeptFrame, usize, Option<usize>)> {
-        let given_up = if at_end {
-            self.reassembler.finish()
-        } else {
-            self.reassembler.take_given_up()
-        };
-        given_up
-            .into_iter()
-            .filter_map(|g| g.head.map(|head| (head, g.received, g.total_len)))
-            .collect()
+        let given_up = if at_end { self.reassembler.finish() } else { self.reassembler.take_given_up() };
+        given_up.into_iter().filter_map(|g| g.head.map(|head| (head, g.received, g.total_len))).collect()
     }
 
     /// Decodes the first fragment of a datagram that never completed.
@@ -179,13 +167,8 @@ impl Dissector {
         };
         let mut d = self.dissect_inner(frame, true);
         if d.udp.is_some() {
-            d.findings.push(Finding::new(
-                Key::IpFragmentsMissing,
-                Detail::FragmentsMissing {
-                    have: received,
-                    of: total,
-                },
-            ));
+            d.findings
+                .push(Finding::new(Key::IpFragmentsMissing, Detail::FragmentsMissing { have: received, of: total }));
         }
         d
     }
@@ -236,9 +219,7 @@ impl Dissector {
                 match self.reassemble(&frame, &ip_info, fragment, ip_payload) {
                     Some(whole) => Carrier::Reassembled(whole),
                     None => {
-                        d.stop = Some(Stop::Fragment {
-                            offset: fragment.offset,
-                        });
+                        d.stop = Some(Stop::Fragment { offset: fragment.offset });
                         return d;
                     }
                 }
@@ -273,24 +254,14 @@ impl Dissector {
         }
         let msg = Message::parse(payload);
         let cut_by_capture = frame.is_truncated() || ip_info.payload_cut || incomplete;
-        collect_findings(
-            &mut d.findings,
-            &frame,
-            &udp_ip,
-            &udp_info,
-            &msg,
-            cut_by_capture,
-            d.reassembled,
-        );
+        collect_findings(&mut d.findings, &frame, &udp_ip, &udp_info, &msg, cut_by_capture, d.reassembled);
         d.ldm = Some(msg);
         d
     }
 
     fn is_ldm(&self, udp: &UdpInfo, payload: &[u8]) -> bool {
         let port = self.options.port;
-        udp.dst_port == port
-            || udp.src_port == port
-            || (self.options.heuristic && ldm::looks_like_ldm(payload))
+        udp.dst_port == port || udp.src_port == port || (self.options.heuristic && ldm::looks_like_ldm(payload))
     }
 
     /// Feeds a fragment to the reassembler; on completion the datagram is in
@@ -322,10 +293,7 @@ impl Dissector {
         };
         let whole = self.reassembler.add(piece, frame.ts, frame.number, keep)?;
         self.scratch = whole.payload;
-        Some(Reassembled {
-            fragments: whole.count,
-            first_frame: whole.first_frame,
-        })
+        Some(Reassembled { fragments: whole.count, first_frame: whole.first_frame })
     }
 }
 
@@ -339,20 +307,11 @@ fn collect_findings(
     reassembled: Option<Reassembled>,
 ) {
     if frame.is_truncated() {
-        out.push(Finding::new(
-            Key::FrameTruncated,
-            Detail::Cut {
-                caplen: frame.caplen(),
-                len: frame.len,
-            },
-        ));
+        out.push(Finding::new(Key::FrameTruncated, Detail::Cut { caplen: frame.caplen(), len: frame.len }));
     }
     if let Some(origin) = reassembled {
-        let detail = Detail::Fragments {
-            count: origin.fragments,
-            first_frame: origin.first_frame,
-            last_frame: frame.number,
-        };
+        let detail =
+            Detail::Fragments { count: origin.fragments, first_frame: origin.first_frame, last_frame: frame.number };
         out.push(Finding::new(Key::IpFragmented, detail));
     }
     checks::transport(ip_info, udp_info, out);

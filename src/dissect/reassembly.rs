@@ -134,12 +134,7 @@ impl Reassembler {
         if fragment.offset + fragment.payload.len() > MAX_DATAGRAM {
             return None;
         }
-        let key = DatagramKey {
-            src: fragment.src,
-            dst: fragment.dst,
-            id: fragment.id,
-            protocol: fragment.protocol,
-        };
+        let key = DatagramKey { src: fragment.src, dst: fragment.dst, id: fragment.id, protocol: fragment.protocol };
         let index = match self.datagrams.iter().position(|d| d.key == key) {
             Some(i) => i,
             None => {
@@ -163,25 +158,18 @@ impl Reassembler {
         if !fragment.more_fragments {
             datagram.total_len = Some(fragment.offset + fragment.payload.len());
         }
-        datagram
-            .fragments
-            .push((fragment.offset, fragment.payload.to_vec()));
+        datagram.fragments.push((fragment.offset, fragment.payload.to_vec()));
         datagram.bytes += fragment.payload.len();
         self.bytes += fragment.payload.len();
         let payload = datagram.assemble()?;
         let done = self.datagrams.remove(index);
         self.bytes -= done.bytes;
         self.completed += 1;
-        Some(Complete {
-            payload,
-            count: done.fragments.len() as u16,
-            first_frame: done.first_frame,
-        })
+        Some(Complete { payload, count: done.fragments.len() as u16, first_frame: done.first_frame })
     }
 
     fn make_room(&mut self, incoming: usize) {
-        while !self.datagrams.is_empty()
-            && (self.datagrams.len() >= MAX_DATAGRAMS || self.bytes + incoming > MAX_BYTES)
+        while !self.datagrams.is_empty() && (self.datagrams.len() >= MAX_DATAGRAMS || self.bytes + incoming > MAX_BYTES)
         {
             self.give_up(0);
             self.evicted += 1;
@@ -192,11 +180,7 @@ impl Reassembler {
         let d = self.datagrams.remove(index);
         self.bytes -= d.bytes;
         let received = d.received();
-        self.given_up.push(Incomplete {
-            head: d.head,
-            received,
-            total_len: d.total_len,
-        });
+        self.given_up.push(Incomplete { head: d.head, received, total_len: d.total_len });
     }
 
     /// Gives up datagrams older than the timeout (capture time).
@@ -235,15 +219,7 @@ mod tests {
     fn frag(id: u16, offset: usize, more: bool, payload: &[u8]) -> Fragment<'_> {
         let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
         let b = IpAddr::V4(Ipv4Addr::new(239, 129, 9, 27));
-        Fragment {
-            src: a,
-            dst: b,
-            id,
-            protocol: 17,
-            offset,
-            more_fragments: more,
-            payload,
-        }
+        Fragment { src: a, dst: b, id, protocol: 17, offset, more_fragments: more, payload }
     }
 
     fn kept() -> KeptFrame {
@@ -275,12 +251,7 @@ mod tests {
         let mut r = Reassembler::default();
         let big = vec![0u8; 1400];
         for id in 0..10_000u16 {
-            r.add(
-                frag(id, 0, true, &big),
-                Timestamp::new(1, 0),
-                u64::from(id),
-                kept,
-            );
+            r.add(frag(id, 0, true, &big), Timestamp::new(1, 0), u64::from(id), kept);
             assert!(r.in_flight() <= MAX_DATAGRAMS);
             assert!(r.bytes <= MAX_BYTES);
         }

@@ -16,11 +16,7 @@ pub fn write_hex(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
         }
         write!(out, " ")?;
         for &b in chunk {
-            let c = if (0x20..0x7f).contains(&b) {
-                b as char
-            } else {
-                '.'
-            };
+            let c = if (0x20..0x7f).contains(&b) { b as char } else { '.' };
             write!(out, "{c}")?;
         }
         writeln!(out)?;

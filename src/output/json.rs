@@ -146,13 +146,7 @@ pub fn write_record(buf: &mut Vec<u8>, d: &Dissection<'_>, time_relative: f64, l
             let _ = write!(buf, "{{\"timestamp\":\"{millis}\",\"layers\":{{");
         }
     }
-    let mut sink = Sink {
-        buf,
-        layout,
-        layer: "",
-        first_layer: true,
-        first_field: true,
-    };
+    let mut sink = Sink { buf, layout, layer: "", first_layer: true, first_field: true };
     fields::walk(d, time_relative, &mut sink);
     match layout {
         Layout::Plain => {

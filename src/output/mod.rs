@@ -51,13 +51,7 @@ pub struct Printer<W: Write> {
 
 impl<W: Write> Printer<W> {
     pub fn new(out: W, options: Options) -> Printer<W> {
-        Printer {
-            out,
-            options,
-            first_ts: None,
-            records: 0,
-            buf: Vec::with_capacity(4096),
-        }
+        Printer { out, options, first_ts: None, records: 0, buf: Vec::with_capacity(4096) }
     }
 
     /// Relative times count from the first frame read, ldm or not.
@@ -77,8 +71,7 @@ impl<W: Write> Printer<W> {
         match self.options.format {
             Format::Text => self.text(d, rel)?,
             Format::Json => {
-                self.out
-                    .write_all(if self.records == 0 { b"[\n" } else { b",\n" })?;
+                self.out.write_all(if self.records == 0 { b"[\n" } else { b",\n" })?;
                 self.json(d, rel, json::Layout::Plain)?;
             }
             Format::Jsonl => {
@@ -119,8 +112,7 @@ impl<W: Write> Printer<W> {
     /// Closes the JSON array (also when reading stopped on an error) and flushes.
     pub fn finish(&mut self) -> io::Result<()> {
         if self.options.format == Format::Json {
-            self.out
-                .write_all(if self.records == 0 { b"[]\n" } else { b"\n]\n" })?;
+            self.out.write_all(if self.records == 0 { b"[]\n" } else { b"\n]\n" })?;
         }
         self.out.flush()
     }

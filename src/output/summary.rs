@@ -25,10 +25,6 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn frame(&mut self) {
-        self.frames += 1;
-    }
-
     /// Counts an ldm packet and its findings.
     pub fn ldm_packet(&mut self, d: &Dissection<'_>) {
         let Some(msg) = &d.ldm else { return };
@@ -59,8 +55,9 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} frames read, {} ldm (SEND_MSG {}, RESPONSE_MSG {}, LDMD_DISC_SEND {}, LDMD_DISC_RESP {}, other {}); findings: {} error, {} warn, {} note",
+            "{} frame{} read, {} ldm (SEND_MSG {}, RESPONSE_MSG {}, LDMD_DISC_SEND {}, LDMD_DISC_RESP {}, other {}); findings: {} error, {} warn, {} note",
             self.frames,
+            if self.frames == 1 { "" } else { "s" },
             self.ldm,
             self.send_msg,
             self.response_msg,

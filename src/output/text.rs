@@ -76,10 +76,7 @@ pub fn summary_fields(msg: &Message<'_>) -> String {
     match msg.payload {
         Payload::Lookup(l) => {
             if let Some(raw) = l.mac_addr {
-                out.push_str(&format!(
-                    " mac={}",
-                    format_mac(crate::wire::ldm::mac_from_u64(raw))
-                ));
+                out.push_str(&format!(" mac={}", format_mac(crate::wire::ldm::mac_from_u64(raw))));
             }
             text_field(&mut out, "source_ip", l.source_ip);
         }
@@ -111,24 +108,12 @@ fn type_name(msg: &Message<'_>) -> &'static str {
 
 /// Writes the one-line form of an ldm packet, or (with `--all`) a brief line
 /// for any other frame.
-pub fn write_line(
-    out: &mut impl Write,
-    d: &Dissection<'_>,
-    time_relative: f64,
-    style: Style,
-) -> io::Result<()> {
+pub fn write_line(out: &mut impl Write, d: &Dissection<'_>, time_relative: f64, style: Style) -> io::Result<()> {
     let (src, dst) = endpoints(d);
-    write!(
-        out,
-        "{:>5} {:>11.6} {src} → {dst} ",
-        d.frame.number, time_relative
-    )?;
+    write!(out, "{:>5} {:>11.6} {src} → {dst} ", d.frame.number, time_relative)?;
     let Some(msg) = &d.ldm else {
         let what = d.stop.map(|s| s.to_string()).unwrap_or_default();
-        let ports = d
-            .udp
-            .map(|u| format!(" {} → {}", u.src_port, u.dst_port))
-            .unwrap_or_default();
+        let ports = d.udp.map(|u| format!(" {} → {}", u.src_port, u.dst_port)).unwrap_or_default();
         return writeln!(out, "{what}{ports} len={}", d.frame.len);
     };
     style.bold(type_name(msg), out)?;

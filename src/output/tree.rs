@@ -12,12 +12,7 @@ use crate::wire::ldm::{self, field, CharField, Message, MsgType, Payload};
 
 use super::text::Style;
 
-pub fn write_tree(
-    out: &mut impl Write,
-    d: &Dissection<'_>,
-    time_relative: f64,
-    style: Style,
-) -> io::Result<()> {
+pub fn write_tree(out: &mut impl Write, d: &Dissection<'_>, time_relative: f64, style: Style) -> io::Result<()> {
     let f = &d.frame;
     writeln!(
         out,
@@ -66,21 +61,11 @@ pub fn write_tree(
 fn write_link(out: &mut impl Write, link: &Link) -> io::Result<()> {
     let mac = |m: Option<[u8; 6]>| m.map(format_mac).unwrap_or_else(|| "-".to_string());
     match link.kind {
-        LinkKind::Ethernet => writeln!(
-            out,
-            "{}, Src: {}, Dst: {}",
-            link.kind.name(),
-            mac(link.src),
-            mac(link.dst)
-        )?,
+        LinkKind::Ethernet => writeln!(out, "{}, Src: {}, Dst: {}", link.kind.name(), mac(link.src), mac(link.dst))?,
         LinkKind::LinuxSll | LinkKind::LinuxSll2 => {
             writeln!(out, "{}", link.kind.name())?;
             if let Some(pkttype) = link.packet_type {
-                writeln!(
-                    out,
-                    "    Packet type: {pkttype} ({})",
-                    packet_type_name(pkttype)
-                )?;
+                writeln!(out, "    Packet type: {pkttype} ({})", packet_type_name(pkttype))?;
             }
             if let Some(ifindex) = link.if_index {
                 writeln!(out, "    Interface index: {ifindex}")?;
@@ -121,40 +106,19 @@ fn checksum_text(stored: u16, status: ChecksumStatus) -> String {
 }
 
 fn write_ip(out: &mut impl Write, ip: &IpInfo, d: &Dissection<'_>) -> io::Result<()> {
-    writeln!(
-        out,
-        "Internet Protocol Version {}, Src: {}, Dst: {}",
-        ip.version, ip.src, ip.dst
-    )?;
+    writeln!(out, "Internet Protocol Version {}, Src: {}, Dst: {}", ip.version, ip.src, ip.dst)?;
     writeln!(out, "    Header length: {} bytes", ip.header_len)?;
     writeln!(out, "    Total length: {}", ip.total_len)?;
     if ip.version == 4 {
         writeln!(out, "    Identification: {:#06x} ({})", ip.id, ip.id)?;
     }
     if let Some(fragment) = ip.fragment {
-        writeln!(
-            out,
-            "    Fragment: offset {}, more fragments: {}",
-            fragment.offset, fragment.more_fragments
-        )?;
+        writeln!(out, "    Fragment: offset {}, more fragments: {}", fragment.offset, fragment.more_fragments)?;
     }
-    writeln!(
-        out,
-        "    {}: {}",
-        if ip.version == 4 {
-            "Time to live"
-        } else {
-            "Hop limit"
-        },
-        ip.ttl
-    )?;
+    writeln!(out, "    {}: {}", if ip.version == 4 { "Time to live" } else { "Hop limit" }, ip.ttl)?;
     writeln!(out, "    Protocol: {}", ip.protocol)?;
     if ip.version == 4 {
-        writeln!(
-            out,
-            "    Header checksum: {}",
-            checksum_text(ip.checksum, ip.checksum_status)
-        )?;
+        writeln!(out, "    Header checksum: {}", checksum_text(ip.checksum, ip.checksum_status))?;
     }
     if let Some(origin) = d.reassembled {
         writeln!(
@@ -167,17 +131,9 @@ fn write_ip(out: &mut impl Write, ip: &IpInfo, d: &Dissection<'_>) -> io::Result
 }
 
 fn write_udp(out: &mut impl Write, udp: &UdpInfo) -> io::Result<()> {
-    writeln!(
-        out,
-        "User Datagram Protocol, Src Port: {}, Dst Port: {}",
-        udp.src_port, udp.dst_port
-    )?;
+    writeln!(out, "User Datagram Protocol, Src Port: {}, Dst Port: {}", udp.src_port, udp.dst_port)?;
     writeln!(out, "    Length: {}", udp.length)?;
-    writeln!(
-        out,
-        "    Checksum: {}",
-        checksum_text(udp.checksum, udp.checksum_status)
-    )
+    writeln!(out, "    Checksum: {}", checksum_text(udp.checksum, udp.checksum_status))
 }
 
 fn raw_hex(bytes: &[u8]) -> String {
@@ -187,21 +143,10 @@ fn raw_hex(bytes: &[u8]) -> String {
 }
 
 /// `    [a..b]  name: value (raw xx xx xx xx) meaning`
-fn line(
-    out: &mut impl Write,
-    msg: &Message<'_>,
-    range: Range<usize>,
-    name: &str,
-    value: &str,
-) -> io::Result<()> {
+fn line(out: &mut impl Write, msg: &Message<'_>, range: Range<usize>, name: &str, value: &str) -> io::Result<()> {
     let end = range.end.min(msg.bytes.len());
     let raw = msg.bytes.get(range.start..end).unwrap_or(&[]);
-    writeln!(
-        out,
-        "    {:<11}{name}: {value}  (raw {})",
-        format!("[{}..{}]", range.start, end),
-        raw_hex(raw)
-    )
+    writeln!(out, "    {:<11}{name}: {value}  (raw {})", format!("[{}..{}]", range.start, end), raw_hex(raw))
 }
 
 fn chars(
@@ -221,22 +166,14 @@ fn chars(
     };
     let mut notes = Vec::new();
     if !field.complete() {
-        notes.push(format!(
-            "cut short: {} of {} bytes",
-            field.raw.len(),
-            field.size
-        ));
+        notes.push(format!("cut short: {} of {} bytes", field.raw.len(), field.size));
     } else if !field.nul_terminated() {
         notes.push("no terminating NUL".to_string());
     }
     if !field.is_text() {
         notes.push("not printable text".to_string());
     }
-    let note = if notes.is_empty() {
-        String::new()
-    } else {
-        format!(" [{}]", notes.join(", "))
-    };
+    let note = if notes.is_empty() { String::new() } else { format!(" [{}]", notes.join(", ")) };
     let value = format!("\"{}\"{note}", escaped(field.text()));
     line(out, msg, range, name, &value)
 }
@@ -267,23 +204,12 @@ fn write_ldm(out: &mut impl Write, msg: &Message<'_>) -> io::Result<()> {
         msg.byte_order.name(),
         msg.bytes.len()
     )?;
-    let version = msg.version_no.map(|v| {
-        format!(
-            "{v}{}",
-            if v == ldm::VERSION {
-                " (MAC_MULTI_VERSION)"
-            } else {
-                " (expected 1)"
-            }
-        )
-    });
+    let version = msg
+        .version_no
+        .map(|v| format!("{v}{}", if v == ldm::VERSION { " (MAC_MULTI_VERSION)" } else { " (expected 1)" }));
     int(out, msg, field::VERSION_NO, "version_no", version)?;
     let magic = msg.magic_no.map(|m| {
-        let meaning = if m == ldm::MAGIC {
-            "MAC_MULTI_MAGIC_NO"
-        } else {
-            "wrong: expected 0x0587e4c4"
-        };
+        let meaning = if m == ldm::MAGIC { "MAC_MULTI_MAGIC_NO" } else { "wrong: expected 0x0587e4c4" };
         format!("{m:#010x} ({meaning})")
     });
     int(out, msg, field::MAGIC_NO, "magic_no", magic)?;
@@ -291,73 +217,32 @@ fn write_ldm(out: &mut impl Write, msg: &Message<'_>) -> io::Result<()> {
         writeln!(out, "    [Not an ldmd message: raw payload follows]")?;
         return super::hex::write_hex(out, msg.bytes);
     }
-    let msg_type = msg
-        .msg_type
-        .map(|t| format!("{} ({})", t.to_u32(), t.name()));
+    let msg_type = msg.msg_type.map(|t| format!("{} ({})", t.to_u32(), t.name()));
     int(out, msg, field::MSG_TYPE, "msg_type", msg_type)?;
-    int(
-        out,
-        msg,
-        field::RESV,
-        "resv",
-        msg.resv.map(|r| r.to_string()),
-    )?;
+    int(out, msg, field::RESV, "resv", msg.resv.map(|r| r.to_string()))?;
     match msg.payload {
         Payload::Lookup(l) => {
-            let mac = l
-                .mac_addr
-                .map(|raw| format!("{} ({raw:#018x})", format_mac(ldm::mac_from_u64(raw))));
+            let mac = l.mac_addr.map(|raw| format!("{} ({raw:#018x})", format_mac(ldm::mac_from_u64(raw))));
             int(out, msg, field::MAC_ADDR, "mac_addr", mac)?;
             chars(out, msg, field::SOURCE_IP, "source_ip", l.source_ip)?;
         }
         Payload::Discovery(disc) => {
-            chars(
-                out,
-                msg,
-                field::LDMD_VERSION,
-                "ldmd_version",
-                disc.ldmd_version,
-            )?;
+            chars(out, msg, field::LDMD_VERSION, "ldmd_version", disc.ldmd_version)?;
             chars(out, msg, field::HOSTNAME, "hostname", disc.hostname)?;
-            int(
-                out,
-                msg,
-                field::IP_ADDRESS,
-                "ip_address",
-                disc.ip_address.map(|ip| ip.to_string()),
-            )?;
-            let port = disc.port_no.map(|p| {
-                format!(
-                    "{p}{}",
-                    if p == ldm::XMPP_PORT {
-                        " (ldmd XMPP)"
-                    } else {
-                        ""
-                    }
-                )
-            });
+            int(out, msg, field::IP_ADDRESS, "ip_address", disc.ip_address.map(|ip| ip.to_string()))?;
+            let port = disc.port_no.map(|p| format!("{p}{}", if p == ldm::XMPP_PORT { " (ldmd XMPP)" } else { "" }));
             int(out, msg, field::PORT_NO, "port_no", port)?;
         }
         Payload::Opaque(raw) => {
             if !raw.is_empty() {
                 let zero = raw.iter().all(|&b| b == 0);
                 let what = if zero { "all zero" } else { "not zero" };
-                writeln!(
-                    out,
-                    "    [16..{}]  payload: {} bytes, {what}",
-                    16 + raw.len(),
-                    raw.len()
-                )?;
+                writeln!(out, "    [16..{}]  payload: {} bytes, {what}", 16 + raw.len(), raw.len())?;
             }
         }
     }
     if !msg.trailing().is_empty() {
-        writeln!(
-            out,
-            "    [312..{}] trailing bytes: {}",
-            msg.bytes.len(),
-            raw_hex(msg.trailing())
-        )?;
+        writeln!(out, "    [312..{}] trailing bytes: {}", msg.bytes.len(), raw_hex(msg.trailing()))?;
     }
     Ok(())
 }

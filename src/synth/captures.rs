@@ -42,26 +42,14 @@ struct Host {
     name: &'static str,
 }
 
-const CLIENT: Host = Host {
-    ip: Ipv4Addr::new(10, 1, 1, 5),
-    mac: [0x00, 0x10, 0xe0, 0x01, 0x01, 0x05],
-    name: "admin-ws",
-};
-const LDOM_A: Host = Host {
-    ip: Ipv4Addr::new(10, 1, 1, 10),
-    mac: [0x00, 0x10, 0xe0, 0x01, 0x01, 0x0a],
-    name: "ldom-a",
-};
-const LDOM_B: Host = Host {
-    ip: Ipv4Addr::new(10, 1, 1, 11),
-    mac: [0x00, 0x10, 0xe0, 0x01, 0x01, 0x0b],
-    name: "ldom-b",
-};
-const LDOM_C: Host = Host {
-    ip: Ipv4Addr::new(10, 1, 1, 12),
-    mac: [0x00, 0x10, 0xe0, 0x01, 0x01, 0x0c],
-    name: "ldom-c",
-};
+const CLIENT: Host =
+    Host { ip: Ipv4Addr::new(10, 1, 1, 5), mac: [0x00, 0x10, 0xe0, 0x01, 0x01, 0x05], name: "admin-ws" };
+const LDOM_A: Host =
+    Host { ip: Ipv4Addr::new(10, 1, 1, 10), mac: [0x00, 0x10, 0xe0, 0x01, 0x01, 0x0a], name: "ldom-a" };
+const LDOM_B: Host =
+    Host { ip: Ipv4Addr::new(10, 1, 1, 11), mac: [0x00, 0x10, 0xe0, 0x01, 0x01, 0x0b], name: "ldom-b" };
+const LDOM_C: Host =
+    Host { ip: Ipv4Addr::new(10, 1, 1, 12), mac: [0x00, 0x10, 0xe0, 0x01, 0x01, 0x0c], name: "ldom-c" };
 const LDMD_VERSION: &str = "3.6.1.0.11";
 /// A MAC from the automatic range.
 const AUTO_MAC: [u8; 6] = [0x00, 0x14, 0x4f, 0xf8, 0x12, 0x34];
@@ -96,13 +84,7 @@ impl Recorder {
 
     fn frame_on(&mut self, iface: u32, at_us: i64, data: Vec<u8>) -> u64 {
         let orig_len = data.len() as u32;
-        self.records.push(Record {
-            at_us,
-            iface,
-            data,
-            orig_len,
-            comment: None,
-        });
+        self.records.push(Record { at_us, iface, data, orig_len, comment: None });
         self.records.len() as u64
     }
 
@@ -125,40 +107,19 @@ impl Recorder {
     }
 
     fn ts(at_us: i64) -> Timestamp {
-        Timestamp::new(
-            T0 + at_us.div_euclid(1_000_000),
-            (at_us.rem_euclid(1_000_000) * 1000) as u32,
-        )
+        Timestamp::new(T0 + at_us.div_euclid(1_000_000), (at_us.rem_euclid(1_000_000) * 1000) as u32)
     }
 
-    fn pcapng(
-        self,
-        name: &'static str,
-        about: &'static str,
-        interfaces: &[(Linktype, &str, u8)],
-    ) -> Generated {
+    fn pcapng(self, name: &'static str, about: &'static str, interfaces: &[(Linktype, &str, u8)]) -> Generated {
         let mut w = PcapNgWriter::new(Vec::new()).expect("writing to a Vec");
         for (linktype, if_name, tsresol) in interfaces {
-            w.add_interface(*linktype, if_name, *tsresol)
-                .expect("writing to a Vec");
+            w.add_interface(*linktype, if_name, *tsresol).expect("writing to a Vec");
         }
         for r in &self.records {
-            w.write_packet(
-                r.iface,
-                Recorder::ts(r.at_us),
-                &r.data,
-                r.orig_len,
-                r.comment.as_deref(),
-            )
-            .expect("writing to a Vec");
+            w.write_packet(r.iface, Recorder::ts(r.at_us), &r.data, r.orig_len, r.comment.as_deref())
+                .expect("writing to a Vec");
         }
-        Generated {
-            name,
-            about,
-            bytes: w.into_inner(),
-            expect: self.expect,
-            ldm_packets: self.ldm_packets,
-        }
+        Generated { name, about, bytes: w.into_inner(), expect: self.expect, ldm_packets: self.ldm_packets }
     }
 
     fn pcap(
@@ -169,19 +130,11 @@ impl Recorder {
         nanosecond: bool,
         big_endian: bool,
     ) -> Generated {
-        let mut w = PcapWriter::new(Vec::new(), linktype, nanosecond, big_endian)
-            .expect("writing to a Vec");
+        let mut w = PcapWriter::new(Vec::new(), linktype, nanosecond, big_endian).expect("writing to a Vec");
         for r in &self.records {
-            w.write_packet(Recorder::ts(r.at_us), &r.data, r.orig_len)
-                .expect("writing to a Vec");
+            w.write_packet(Recorder::ts(r.at_us), &r.data, r.orig_len).expect("writing to a Vec");
         }
-        Generated {
-            name,
-            about,
-            bytes: w.into_inner(),
-            expect: self.expect,
-            ldm_packets: self.ldm_packets,
-        }
+        Generated { name, about, bytes: w.into_inner(), expect: self.expect, ldm_packets: self.ldm_packets }
     }
 }
 
@@ -224,33 +177,9 @@ fn discovery() -> Generated {
 
 fn mac_collision() -> Generated {
     let mut r = Recorder::default();
-    r.ldm(
-        0,
-        eth_ldm(
-            &LDOM_A,
-            0x2101,
-            &Repr::lookup(MsgType::SendMsg, AUTO_MAC, LDOM_A.ip),
-        ),
-        &[],
-    );
-    r.ldm(
-        300_000,
-        eth_ldm(
-            &LDOM_B,
-            0x3101,
-            &Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_B.ip),
-        ),
-        &[],
-    );
-    r.ldm(
-        1_310_000,
-        eth_ldm(
-            &LDOM_A,
-            0x2102,
-            &Repr::lookup(MsgType::SendMsg, AUTO_MAC_2, LDOM_A.ip),
-        ),
-        &[],
-    );
+    r.ldm(0, eth_ldm(&LDOM_A, 0x2101, &Repr::lookup(MsgType::SendMsg, AUTO_MAC, LDOM_A.ip)), &[]);
+    r.ldm(300_000, eth_ldm(&LDOM_B, 0x3101, &Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_B.ip)), &[]);
+    r.ldm(1_310_000, eth_ldm(&LDOM_A, 0x2102, &Repr::lookup(MsgType::SendMsg, AUTO_MAC_2, LDOM_A.ip)), &[]);
     r.pcapng(
         "mac-collision.pcapng",
         "ldom-a looks up 00:14:4f:f8:12:34; ldom-b owns it and answers after 300 ms; ldom-a picks 00:14:4f:f9:a0:07, which nobody answers. No per-packet findings.",
@@ -293,48 +222,14 @@ fn anomalies() -> Generated {
 
     let mut bad_magic = disc_resp(a).to_bytes();
     bad_magic[4..8].copy_from_slice(b"XXXX");
-    r.ldm(
-        next(),
-        ipv4_ethernet(a.mac, &Ipv4Udp::ldm(a.ip, 1), &bad_magic),
-        &[Key::LdmBadMagic],
-    );
-    r.ldm(
-        next(),
-        eth(&with(disc_resp(a), &|m| m.byte_order = ByteOrder::Little)),
-        &[Key::LdmByteSwapped],
-    );
-    r.ldm(
-        next(),
-        eth(&with(disc_resp(a), &|m| m.version_no = 2)),
-        &[Key::LdmBadVersion],
-    );
-    r.ldm(
-        next(),
-        eth(&with(Repr::discovery_request(), &|m| {
-            m.msg_type = MsgType::Unknown(7)
-        })),
-        &[Key::LdmUnknownType],
-    );
-    r.ldm(
-        next(),
-        eth(&with(disc_resp(a), &|m| m.resv = 0xdead_beef)),
-        &[Key::LdmResvNonzero],
-    );
-    r.ldm(
-        next(),
-        eth(&with(disc_resp(a), &|m| m.len = 200)),
-        &[Key::LdmTruncated],
-    );
-    r.ldm(
-        next(),
-        eth(&with(send(AUTO_MAC), &|m| m.len = 100)),
-        &[Key::LdmUnusualLength],
-    );
-    r.ldm(
-        next(),
-        eth(&with(disc_resp(a), &|m| m.len = 320)),
-        &[Key::LdmTrailingBytes],
-    );
+    r.ldm(next(), ipv4_ethernet(a.mac, &Ipv4Udp::ldm(a.ip, 1), &bad_magic), &[Key::LdmBadMagic]);
+    r.ldm(next(), eth(&with(disc_resp(a), &|m| m.byte_order = ByteOrder::Little)), &[Key::LdmByteSwapped]);
+    r.ldm(next(), eth(&with(disc_resp(a), &|m| m.version_no = 2)), &[Key::LdmBadVersion]);
+    r.ldm(next(), eth(&with(Repr::discovery_request(), &|m| m.msg_type = MsgType::Unknown(7))), &[Key::LdmUnknownType]);
+    r.ldm(next(), eth(&with(disc_resp(a), &|m| m.resv = 0xdead_beef)), &[Key::LdmResvNonzero]);
+    r.ldm(next(), eth(&with(disc_resp(a), &|m| m.len = 200)), &[Key::LdmTruncated]);
+    r.ldm(next(), eth(&with(send(AUTO_MAC), &|m| m.len = 100)), &[Key::LdmUnusualLength]);
+    r.ldm(next(), eth(&with(disc_resp(a), &|m| m.len = 320)), &[Key::LdmTrailingBytes]);
     let set_host = |host: Vec<u8>| {
         with(disc_resp(a), &move |m| {
             if let ReprPayload::Discovery { hostname, .. } = &mut m.payload {
@@ -342,16 +237,8 @@ fn anomalies() -> Generated {
             }
         })
     };
-    r.ldm(
-        next(),
-        eth(&set_host(vec![b'a'; 256])),
-        &[Key::LdmStringUnterminated],
-    );
-    r.ldm(
-        next(),
-        eth(&set_host(b"ldom\x01\xff".to_vec())),
-        &[Key::LdmStringNotText],
-    );
+    r.ldm(next(), eth(&set_host(vec![b'a'; 256])), &[Key::LdmStringUnterminated]);
+    r.ldm(next(), eth(&set_host(b"ldom\x01\xff".to_vec())), &[Key::LdmStringNotText]);
     let set_source = |text: &'static [u8]| {
         with(send(AUTO_MAC), &move |m| {
             if let ReprPayload::Lookup { source_ip, .. } = &mut m.payload {
@@ -359,16 +246,8 @@ fn anomalies() -> Generated {
             }
         })
     };
-    r.ldm(
-        next(),
-        eth(&set_source(b"not-an-ip")),
-        &[Key::LdmBadSourceIp],
-    );
-    r.ldm(
-        next(),
-        eth(&set_source(b"10.1.1.99")),
-        &[Key::LdmSourceIpMismatch],
-    );
+    r.ldm(next(), eth(&set_source(b"not-an-ip")), &[Key::LdmBadSourceIp]);
+    r.ldm(next(), eth(&set_source(b"10.1.1.99")), &[Key::LdmSourceIpMismatch]);
     let ip_elsewhere = with(disc_resp(a), &|m| {
         if let ReprPayload::Discovery { ip_address, .. } = &mut m.payload {
             *ip_address = Ipv4Addr::new(10, 9, 9, 9);
@@ -381,17 +260,9 @@ fn anomalies() -> Generated {
         }
     });
     r.ldm(next(), eth(&high_bits), &[Key::LdmMacHighBits]);
-    r.ldm(
-        next(),
-        eth(&send([0x01, 0x00, 0x5e, 0x00, 0x00, 0x01])),
-        &[Key::LdmMacMulticast],
-    );
+    r.ldm(next(), eth(&send([0x01, 0x00, 0x5e, 0x00, 0x00, 0x01])), &[Key::LdmMacMulticast]);
     r.ldm(next(), eth(&send([0; 6])), &[Key::LdmMacZero]);
-    r.ldm(
-        next(),
-        eth(&send([0x00, 0x14, 0x4f, 0xfc, 0x00, 0x01])),
-        &[Key::LdmMacNotAuto],
-    );
+    r.ldm(next(), eth(&send([0x00, 0x14, 0x4f, 0xfc, 0x00, 0x01])), &[Key::LdmMacNotAuto]);
     let wrong_port = with(disc_resp(a), &|m| {
         if let ReprPayload::Discovery { port_no, .. } = &mut m.payload {
             *port_no = 7000;
@@ -406,21 +277,9 @@ fn anomalies() -> Generated {
         edit(&mut ip);
         ip
     };
-    r.ldm(
-        next(),
-        ipv4_ethernet(a.mac, &ip(&|i| i.ttl = 4), &resp),
-        &[Key::IpTtlAboveOne],
-    );
-    r.ldm(
-        next(),
-        ipv4_ethernet(a.mac, &ip(&|i| i.dst = Ipv4Addr::new(239, 1, 1, 1)), &resp),
-        &[Key::IpWrongGroup],
-    );
-    r.ldm(
-        next(),
-        ipv4_ethernet(a.mac, &ip(&|i| i.dst = Ipv4Addr::new(10, 1, 1, 5)), &resp),
-        &[Key::IpNotMulticast],
-    );
+    r.ldm(next(), ipv4_ethernet(a.mac, &ip(&|i| i.ttl = 4), &resp), &[Key::IpTtlAboveOne]);
+    r.ldm(next(), ipv4_ethernet(a.mac, &ip(&|i| i.dst = Ipv4Addr::new(239, 1, 1, 1)), &resp), &[Key::IpWrongGroup]);
+    r.ldm(next(), ipv4_ethernet(a.mac, &ip(&|i| i.dst = Ipv4Addr::new(10, 1, 1, 5)), &resp), &[Key::IpNotMulticast]);
     let mut bad_ip_sum = ipv4_ethernet(a.mac, &ip(&|_| {}), &resp);
     bad_ip_sum[14 + 10] ^= 0x5a;
     r.ldm(next(), bad_ip_sum, &[Key::IpBadChecksum]);
@@ -436,30 +295,18 @@ fn anomalies() -> Generated {
     r.records[cut as usize - 1].orig_len = full.len() as u32;
     r.expect_keys(cut, &[Key::FrameTruncated]);
     let v6 = ipv6_udp(
-        "fe80::210:e0ff:fe01:10a"
-            .parse()
-            .unwrap_or(Ipv6Addr::LOCALHOST),
+        "fe80::210:e0ff:fe01:10a".parse().unwrap_or(Ipv6Addr::LOCALHOST),
         "ff02::1".parse().unwrap_or(Ipv6Addr::LOCALHOST),
         1,
         (ldm::PORT, ldm::PORT),
         &Repr::discovery_request().to_bytes(),
     );
-    r.ldm(
-        next(),
-        ethernet(a.mac, [0x33, 0x33, 0, 0, 0, 1], &[], ETHERTYPE_IPV6, &v6),
-        &[Key::IpIpv6Transport],
-    );
+    r.ldm(next(), ethernet(a.mac, [0x33, 0x33, 0, 0, 0, 1], &[], ETHERTYPE_IPV6, &v6), &[Key::IpIpv6Transport]);
     // Two fragments of one datagram: reassembled, flagged on the second.
     let pieces = ip(&|i| i.id = 0x5200).fragments(&resp, 200);
     let dst = multicast_mac(ldm::GROUP);
-    r.frame(
-        next(),
-        ethernet(a.mac, dst, &[], ETHERTYPE_IPV4, &pieces[0]),
-    );
-    let second = r.frame(
-        next(),
-        ethernet(a.mac, dst, &[], ETHERTYPE_IPV4, &pieces[1]),
-    );
+    r.frame(next(), ethernet(a.mac, dst, &[], ETHERTYPE_IPV4, &pieces[0]));
+    let second = r.frame(next(), ethernet(a.mac, dst, &[], ETHERTYPE_IPV4, &pieces[1]));
     r.expect_keys(second, &[Key::IpFragmented]);
     // The first fragment of a datagram whose second fragment was lost.
     let lost = ip(&|i| i.id = 0x5300).fragments(&resp, 200);
@@ -477,40 +324,12 @@ fn vlan() -> Generated {
     let mut r = Recorder::default();
     let dst = multicast_mac(ldm::GROUP);
     let q = |tags: &[(u16, u16)], host: &Host, id: u16, repr: &Repr| {
-        ethernet(
-            host.mac,
-            dst,
-            tags,
-            ETHERTYPE_IPV4,
-            &Ipv4Udp::ldm(host.ip, id).packet(&repr.to_bytes()),
-        )
+        ethernet(host.mac, dst, tags, ETHERTYPE_IPV4, &Ipv4Udp::ldm(host.ip, id).packet(&repr.to_bytes()))
     };
-    r.ldm(
-        0,
-        q(
-            &[(0x8100, 100)],
-            &CLIENT,
-            0x1101,
-            &Repr::discovery_request(),
-        ),
-        &[],
-    );
-    r.ldm(
-        2_500,
-        q(&[(0x8100, 100)], &LDOM_A, 0x2301, &disc_resp(&LDOM_A)),
-        &[],
-    );
+    r.ldm(0, q(&[(0x8100, 100)], &CLIENT, 0x1101, &Repr::discovery_request()), &[]);
+    r.ldm(2_500, q(&[(0x8100, 100)], &LDOM_A, 0x2301, &disc_resp(&LDOM_A)), &[]);
     let qinq = [(0x88a8, 200), (0x8100, 100)];
-    r.ldm(
-        500_000,
-        q(
-            &qinq,
-            &LDOM_B,
-            0x3301,
-            &Repr::lookup(MsgType::SendMsg, AUTO_MAC_2, LDOM_B.ip),
-        ),
-        &[],
-    );
+    r.ldm(500_000, q(&qinq, &LDOM_B, 0x3301, &Repr::lookup(MsgType::SendMsg, AUTO_MAC_2, LDOM_B.ip)), &[]);
     r.pcapng(
         "vlan.pcapng",
         "Discovery on 802.1Q VLAN 100, then a MAC lookup double-tagged (QinQ: 802.1ad 200 outside, 802.1Q 100 inside). No findings.",
@@ -520,38 +339,19 @@ fn vlan() -> Generated {
 
 fn sll2_any() -> Generated {
     let mut r = Recorder::default();
-    let send = Ipv4Udp::ldm(LDOM_A.ip, 0x2401)
-        .packet(&Repr::lookup(MsgType::SendMsg, AUTO_MAC, LDOM_A.ip).to_bytes());
+    let send = Ipv4Udp::ldm(LDOM_A.ip, 0x2401).packet(&Repr::lookup(MsgType::SendMsg, AUTO_MAC, LDOM_A.ip).to_bytes());
     let mut offloaded = send.clone();
     // The stack left the pseudo-header sum for the NIC: outgoing, so unverified.
     offloaded[26..28].copy_from_slice(&[0xab, 0xcd]);
-    r.ldm(
-        0,
-        sll2(
-            ETHERTYPE_IPV4,
-            2,
-            PACKET_OUTGOING as u8,
-            LDOM_A.mac,
-            &offloaded,
-        ),
-        &[],
-    );
+    r.ldm(0, sll2(ETHERTYPE_IPV4, 2, PACKET_OUTGOING as u8, LDOM_A.mac, &offloaded), &[]);
     let resp = Ipv4Udp::ldm(LDOM_B.ip, 0x3401);
     let resp_bytes = Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_B.ip).to_bytes();
     let mut partial = resp.packet(&resp_bytes);
     // Arrived over a veth pair with CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum.
     let partial_sum = pseudo_partial(&resp, resp_bytes.len() + 8);
     partial[26..28].copy_from_slice(&partial_sum.to_be_bytes());
-    r.ldm(
-        250_000,
-        sll2(ETHERTYPE_IPV4, 3, 2, LDOM_B.mac, &partial),
-        &[],
-    );
-    r.ldm(
-        260_000,
-        sll2(ETHERTYPE_IPV4, 2, 2, LDOM_B.mac, &resp.packet(&resp_bytes)),
-        &[],
-    );
+    r.ldm(250_000, sll2(ETHERTYPE_IPV4, 3, 2, LDOM_B.mac, &partial), &[]);
+    r.ldm(260_000, sll2(ETHERTYPE_IPV4, 2, 2, LDOM_B.mac, &resp.packet(&resp_bytes)), &[]);
     r.pcap(
         "sll2-any.pcap",
         "What `tcpdump -i any` writes (Linux cooked v2): an outgoing SEND_MSG whose UDP checksum the NIC would fill in, and a RESPONSE_MSG seen on a veth (partial checksum) and on the uplink. Offload must raise no false udp.bad_checksum.",
@@ -577,18 +377,9 @@ fn pseudo_partial(ip: &Ipv4Udp, udp_len: usize) -> u16 {
 fn sll_v1() -> Generated {
     let mut r = Recorder::default();
     let frame = |host: &Host, pkttype: u16, id: u16, repr: &Repr| {
-        sll(
-            pkttype,
-            host.mac,
-            ETHERTYPE_IPV4,
-            &Ipv4Udp::ldm(host.ip, id).packet(&repr.to_bytes()),
-        )
+        sll(pkttype, host.mac, ETHERTYPE_IPV4, &Ipv4Udp::ldm(host.ip, id).packet(&repr.to_bytes()))
     };
-    r.ldm(
-        0,
-        frame(&CLIENT, PACKET_OUTGOING, 0x1201, &Repr::discovery_request()),
-        &[],
-    );
+    r.ldm(0, frame(&CLIENT, PACKET_OUTGOING, 0x1201, &Repr::discovery_request()), &[]);
     r.ldm(4_000, frame(&LDOM_C, 2, 0x4301, &disc_resp(&LDOM_C)), &[]);
     r.pcap(
         "sll-v1.pcap",
@@ -605,28 +396,12 @@ fn little_endian() -> Generated {
         repr.byte_order = ByteOrder::Little;
         repr
     };
-    let x86 = Host {
-        ip: Ipv4Addr::new(10, 1, 1, 40),
-        mac: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56],
-        name: "x86-ldmd",
-    };
-    r.ldm(
-        0,
-        eth_ldm(&CLIENT, 0x1301, &le(Repr::discovery_request())),
-        &[Key::LdmByteSwapped],
-    );
-    r.ldm(
-        5_000,
-        eth_ldm(&x86, 0x6001, &le(disc_resp(&x86))),
-        &[Key::LdmByteSwapped],
-    );
+    let x86 = Host { ip: Ipv4Addr::new(10, 1, 1, 40), mac: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56], name: "x86-ldmd" };
+    r.ldm(0, eth_ldm(&CLIENT, 0x1301, &le(Repr::discovery_request())), &[Key::LdmByteSwapped]);
+    r.ldm(5_000, eth_ldm(&x86, 0x6001, &le(disc_resp(&x86))), &[Key::LdmByteSwapped]);
     r.ldm(
         900_000,
-        eth_ldm(
-            &x86,
-            0x6002,
-            &le(Repr::lookup(MsgType::SendMsg, AUTO_MAC_2, x86.ip)),
-        ),
+        eth_ldm(&x86, 0x6002, &le(Repr::lookup(MsgType::SendMsg, AUTO_MAC_2, x86.ip))),
         &[Key::LdmByteSwapped],
     );
     r.pcapng(
@@ -652,26 +427,9 @@ fn two_interfaces() -> Generated {
 
 fn raw_ip_big_endian_ns() -> Generated {
     let mut r = Recorder::default();
-    let raw =
-        |host: &Host, id: u16, repr: &Repr| Ipv4Udp::ldm(host.ip, id).packet(&repr.to_bytes());
-    r.ldm(
-        0,
-        raw(
-            &LDOM_C,
-            0x4401,
-            &Repr::lookup(MsgType::SendMsg, AUTO_MAC, LDOM_C.ip),
-        ),
-        &[],
-    );
-    r.ldm(
-        1_001,
-        raw(
-            &LDOM_A,
-            0x2601,
-            &Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_A.ip),
-        ),
-        &[],
-    );
+    let raw = |host: &Host, id: u16, repr: &Repr| Ipv4Udp::ldm(host.ip, id).packet(&repr.to_bytes());
+    r.ldm(0, raw(&LDOM_C, 0x4401, &Repr::lookup(MsgType::SendMsg, AUTO_MAC, LDOM_C.ip)), &[]);
+    r.ldm(1_001, raw(&LDOM_A, 0x2601, &Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_A.ip)), &[]);
     r.pcap(
         "raw-ip-be-ns.pcap",
         "Classic pcap written big-endian with nanosecond timestamps and raw IPv4 link type (as a SPARC host's own tools may write). A lookup answered after 1.001 ms. No findings.",
@@ -684,18 +442,11 @@ fn raw_ip_big_endian_ns() -> Generated {
 fn loopback_null() -> Generated {
     let mut r = Recorder::default();
     let lo = |id: u16, repr: &Repr| {
-        let ip = Ipv4Udp {
-            dst: Ipv4Addr::LOCALHOST,
-            ..Ipv4Udp::ldm(Ipv4Addr::LOCALHOST, id)
-        };
+        let ip = Ipv4Udp { dst: Ipv4Addr::LOCALHOST, ..Ipv4Udp::ldm(Ipv4Addr::LOCALHOST, id) };
         null_loopback(2, &ip.packet(&repr.to_bytes()))
     };
     r.ldm(0, lo(1, &Repr::discovery_request()), &[Key::IpNotMulticast]);
-    let me = Host {
-        ip: Ipv4Addr::LOCALHOST,
-        mac: [0; 6],
-        name: "localhost",
-    };
+    let me = Host { ip: Ipv4Addr::LOCALHOST, mac: [0; 6], name: "localhost" };
     r.ldm(700, lo(2, &disc_resp(&me)), &[Key::IpNotMulticast]);
     r.pcap(
         "loopback-null.pcap",
@@ -712,12 +463,8 @@ fn mixed_traffic() -> Generated {
     let mut arp = vec![0u8; 28];
     arp[..8].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
     r.frame(0, ethernet(other, [0xff; 6], &[], 0x0806, &arp));
-    let dns = Ipv4Udp {
-        dst: Ipv4Addr::new(10, 1, 1, 53),
-        src_port: 53_001,
-        dst_port: 53,
-        ..Ipv4Udp::ldm(CLIENT.ip, 7)
-    };
+    let dns =
+        Ipv4Udp { dst: Ipv4Addr::new(10, 1, 1, 53), src_port: 53_001, dst_port: 53, ..Ipv4Udp::ldm(CLIENT.ip, 7) };
     r.frame(
         1_000,
         ethernet(
@@ -725,37 +472,20 @@ fn mixed_traffic() -> Generated {
             other,
             &[],
             ETHERTYPE_IPV4,
-            &dns.packet(
-                b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x00\x00\x01\x00\x01",
-            ),
+            &dns.packet(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x00\x00\x01\x00\x01"),
         ),
     );
-    r.ldm(
-        2_000,
-        eth_ldm(&CLIENT, 0x1501, &Repr::discovery_request()),
-        &[],
-    );
-    let mut tcp = etherparse::PacketBuilder::ipv4(LDOM_A.ip.octets(), CLIENT.ip.octets(), 64)
-        .tcp(6482, 40_000, 1, 64_000);
+    r.ldm(2_000, eth_ldm(&CLIENT, 0x1501, &Repr::discovery_request()), &[]);
+    let mut tcp =
+        etherparse::PacketBuilder::ipv4(LDOM_A.ip.octets(), CLIENT.ip.octets(), 64).tcp(6482, 40_000, 1, 64_000);
     tcp = tcp.ack(1);
     let mut tcp_bytes = Vec::new();
-    tcp.write(&mut tcp_bytes, b"<iq/>")
-        .expect("writing to a Vec");
-    r.frame(
-        2_500,
-        ethernet(LDOM_A.mac, CLIENT.mac, &[], ETHERTYPE_IPV4, &tcp_bytes),
-    );
+    tcp.write(&mut tcp_bytes, b"<iq/>").expect("writing to a Vec");
+    r.frame(2_500, ethernet(LDOM_A.mac, CLIENT.mac, &[], ETHERTYPE_IPV4, &tcp_bytes));
     r.ldm(3_000, eth_ldm(&LDOM_A, 0x2701, &disc_resp(&LDOM_A)), &[]);
     // ldm on another port: shown only with --heuristic (or --port 5000).
-    let odd_port = Ipv4Udp {
-        src_port: 5000,
-        dst_port: 5000,
-        ..Ipv4Udp::ldm(LDOM_B.ip, 0x3601)
-    };
-    r.frame(
-        4_000,
-        ipv4_ethernet(LDOM_B.mac, &odd_port, &disc_resp(&LDOM_B).to_bytes()),
-    );
+    let odd_port = Ipv4Udp { src_port: 5000, dst_port: 5000, ..Ipv4Udp::ldm(LDOM_B.ip, 0x3601) };
+    r.frame(4_000, ipv4_ethernet(LDOM_B.mac, &odd_port, &disc_resp(&LDOM_B).to_bytes()));
     r.pcapng(
         "mixed-traffic.pcapng",
         "ldm among other traffic (ARP, DNS, the XMPP TCP port): a default run shows the two ldm packets only; --all lists every frame; --heuristic (or --port 5000) also finds a discovery response sent to UDP port 5000.",
@@ -819,13 +549,7 @@ pub fn readme(generated: &[Generated], broken: &[Broken]) -> String {
             g.expect
                 .iter()
                 .map(|(n, keys)| {
-                    format!(
-                        "{n}: {}",
-                        keys.iter()
-                            .map(|k| format!("`{}`", k.name()))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    )
+                    format!("{n}: {}", keys.iter().map(|k| format!("`{}`", k.name())).collect::<Vec<_>>().join(" "))
                 })
                 .collect::<Vec<_>>()
                 .join("<br>")

@@ -6,8 +6,8 @@ pub mod captures;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use etherparse::{
-    EtherType, Ethernet2Header, IpFragOffset, IpNumber, Ipv4Header, Ipv4Options, Ipv6FlowLabel,
-    Ipv6Header, SingleVlanHeader, UdpHeader, VlanId, VlanPcp,
+    EtherType, Ethernet2Header, IpFragOffset, IpNumber, Ipv4Header, Ipv4Options, Ipv6FlowLabel, Ipv6Header,
+    SingleVlanHeader, UdpHeader, VlanId, VlanPcp,
 };
 
 use crate::dissect::link::ETHERTYPE_IPV4;
@@ -35,37 +35,24 @@ pub struct Ipv4Udp {
 impl Ipv4Udp {
     /// ldmd's defaults: to the group, port 64535 both ends, TTL 1.
     pub fn ldm(src: Ipv4Addr, id: u16) -> Ipv4Udp {
-        Ipv4Udp {
-            src,
-            dst: ldm::GROUP,
-            ttl: 1,
-            id,
-            src_port: ldm::PORT,
-            dst_port: ldm::PORT,
-            options: Vec::new(),
-        }
+        Ipv4Udp { src, dst: ldm::GROUP, ttl: 1, id, src_port: ldm::PORT, dst_port: ldm::PORT, options: Vec::new() }
     }
 
     fn header(&self, payload_len: usize) -> Ipv4Header {
-        let mut header = Ipv4Header::new(
-            payload_len as u16,
-            self.ttl,
-            IpNumber::UDP,
-            self.src.octets(),
-            self.dst.octets(),
-        )
-        .expect("payload fits an IPv4 datagram");
+        let mut header =
+            Ipv4Header::new(payload_len as u16, self.ttl, IpNumber::UDP, self.src.octets(), self.dst.octets())
+                .expect("payload fits an IPv4 datagram");
         header.identification = self.id;
-        header.options =
-            Ipv4Options::try_from(self.options.as_slice()).expect("valid IPv4 options length");
+        // ldmd sends small datagrams without DF; fragments must not carry it.
+        header.dont_fragment = false;
+        header.options = Ipv4Options::try_from(self.options.as_slice()).expect("valid IPv4 options length");
         header
     }
 
     /// UDP header (with a correct checksum) and payload.
     pub fn udp_datagram(&self, payload: &[u8]) -> Vec<u8> {
         let ip = self.header(8 + payload.len());
-        let udp = UdpHeader::with_ipv4_checksum(self.src_port, self.dst_port, &ip, payload)
-            .expect("payload fits UDP");
+        let udp = UdpHeader::with_ipv4_checksum(self.src_port, self.dst_port, &ip, payload).expect("payload fits UDP");
         let mut out = udp.to_bytes().to_vec();
         out.extend_from_slice(payload);
         out
@@ -93,8 +80,7 @@ impl Ipv4Udp {
             .map(|(i, piece)| {
                 let mut header = self.header(piece.len());
                 header.more_fragments = i < last;
-                header.fragment_offset =
-                    IpFragOffset::try_new((i * chunk / 8) as u16).expect("offset fits");
+                header.fragment_offset = IpFragOffset::try_new((i * chunk / 8) as u16).expect("offset fits");
                 let mut out = Vec::new();
                 header.write(&mut out).expect("writing to a Vec");
                 out.extend_from_slice(piece);
@@ -105,13 +91,7 @@ impl Ipv4Udp {
 }
 
 /// An IPv6/UDP packet with a correct checksum.
-pub fn ipv6_udp(
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    hop_limit: u8,
-    ports: (u16, u16),
-    payload: &[u8],
-) -> Vec<u8> {
+pub fn ipv6_udp(src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8, ports: (u16, u16), payload: &[u8]) -> Vec<u8> {
     let header = Ipv6Header {
         traffic_class: 0,
         flow_label: Ipv6FlowLabel::ZERO,
@@ -121,8 +101,7 @@ pub fn ipv6_udp(
         source: src.octets(),
         destination: dst.octets(),
     };
-    let udp = UdpHeader::with_ipv6_checksum(ports.0, ports.1, &header, payload)
-        .expect("payload fits UDP");
+    let udp = UdpHeader::with_ipv6_checksum(ports.0, ports.1, &header, payload).expect("payload fits UDP");
     let mut out = header.to_bytes().to_vec();
     out.extend_from_slice(&udp.to_bytes());
     out.extend_from_slice(payload);
@@ -130,19 +109,9 @@ pub fn ipv6_udp(
 }
 
 /// An Ethernet II frame, with 802.1Q/802.1ad tags `(tpid, vlan id)` outermost first.
-pub fn ethernet(
-    src: [u8; 6],
-    dst: [u8; 6],
-    vlans: &[(u16, u16)],
-    ether_type: u16,
-    payload: &[u8],
-) -> Vec<u8> {
+pub fn ethernet(src: [u8; 6], dst: [u8; 6], vlans: &[(u16, u16)], ether_type: u16, payload: &[u8]) -> Vec<u8> {
     let first_type = vlans.first().map_or(ether_type, |(tpid, _)| *tpid);
-    let eth = Ethernet2Header {
-        source: src,
-        destination: dst,
-        ether_type: EtherType(first_type),
-    };
+    let eth = Ethernet2Header { source: src, destination: dst, ether_type: EtherType(first_type) };
     let mut out = eth.to_bytes().to_vec();
     for (i, (_, id)) in vlans.iter().enumerate() {
         let inner_type = vlans.get(i + 1).map_or(ether_type, |(tpid, _)| *tpid);
@@ -167,22 +136,12 @@ fn pad_ethernet(mut frame: Vec<u8>) -> Vec<u8> {
 }
 
 pub fn ipv4_ethernet(src_mac: [u8; 6], ip: &Ipv4Udp, payload: &[u8]) -> Vec<u8> {
-    let dst_mac = if ip.dst.is_multicast() {
-        multicast_mac(ip.dst)
-    } else {
-        [0x00, 0x10, 0xe0, 0x00, 0x00, 0xfe]
-    };
+    let dst_mac = if ip.dst.is_multicast() { multicast_mac(ip.dst) } else { [0x00, 0x10, 0xe0, 0x00, 0x00, 0xfe] };
     ethernet(src_mac, dst_mac, &[], ETHERTYPE_IPV4, &ip.packet(payload))
 }
 
 /// Linux cooked capture v2 (`tcpdump -i any`): 20-byte header, then the packet.
-pub fn sll2(
-    protocol: u16,
-    if_index: u32,
-    packet_type: u8,
-    src_mac: [u8; 6],
-    payload: &[u8],
-) -> Vec<u8> {
+pub fn sll2(protocol: u16, if_index: u32, packet_type: u8, src_mac: [u8; 6], payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(20 + payload.len());
     out.extend_from_slice(&protocol.to_be_bytes());
     out.extend_from_slice(&[0, 0]);

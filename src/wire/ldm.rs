@@ -306,21 +306,11 @@ impl<'a> Message<'a> {
         let (resv, rest) = opt_u32(rest, order);
         let msg_type = msg_type.map(MsgType::from_u32);
         let payload = match msg_type {
-            Some(MsgType::SendMsg | MsgType::ResponseMsg) => {
-                Payload::Lookup(parse_lookup(rest, order))
-            }
+            Some(MsgType::SendMsg | MsgType::ResponseMsg) => Payload::Lookup(parse_lookup(rest, order)),
             Some(MsgType::DiscResp) => Payload::Discovery(parse_discovery(rest, order)),
             _ => Payload::Opaque(payload_bytes(bytes)),
         };
-        Message {
-            bytes,
-            byte_order: order,
-            version_no,
-            magic_no,
-            msg_type,
-            resv,
-            payload,
-        }
+        Message { bytes, byte_order: order, version_no, magic_no, msg_type, resv, payload }
     }
 
     pub fn magic_ok(&self) -> bool {
@@ -335,10 +325,7 @@ impl<'a> Message<'a> {
     /// The looked-up MAC (low 48 bits of mac_addr), when present.
     pub fn mac(&self) -> Option<[u8; 6]> {
         match self.payload {
-            Payload::Lookup(Lookup {
-                mac_addr: Some(raw),
-                ..
-            }) => Some(mac_from_u64(raw)),
+            Payload::Lookup(Lookup { mac_addr: Some(raw), .. }) => Some(mac_from_u64(raw)),
             _ => None,
         }
     }
@@ -352,10 +339,7 @@ fn payload_bytes(bytes: &[u8]) -> &[u8] {
 fn parse_lookup(input: &[u8], order: ByteOrder) -> Lookup<'_> {
     let (mac_addr, rest) = opt_u64(input, order);
     let (source_ip, _) = opt_chars(rest, field::SOURCE_IP.len());
-    Lookup {
-        mac_addr,
-        source_ip,
-    }
+    Lookup { mac_addr, source_ip }
 }
 
 fn parse_discovery(input: &[u8], order: ByteOrder) -> Discovery<'_> {
@@ -364,12 +348,7 @@ fn parse_discovery(input: &[u8], order: ByteOrder) -> Discovery<'_> {
     let (ip_address, rest) = opt_in_addr(rest);
     // port_no is an int in host order: byte-swapped on a little-endian sender.
     let (port_no, _) = opt_i32(rest, order);
-    Discovery {
-        ldmd_version,
-        hostname,
-        ip_address,
-        port_no,
-    }
+    Discovery { ldmd_version, hostname, ip_address, port_no }
 }
 
 /// The 48-bit MAC held in the low 6 bytes of mac_addr.
@@ -388,12 +367,7 @@ pub enum ReprPayload {
     /// `mac_lookup_t`. `source_ip` is the char[16] content, trailing NUL padding removed.
     Lookup { mac_addr: u64, source_ip: Vec<u8> },
     /// `ldmd_discovery_t`. Text fields hold the char[] content, trailing NUL padding removed.
-    Discovery {
-        ldmd_version: Vec<u8>,
-        hostname: Vec<u8>,
-        ip_address: Ipv4Addr,
-        port_no: i32,
-    },
+    Discovery { ldmd_version: Vec<u8>, hostname: Vec<u8>, ip_address: Ipv4Addr, port_no: i32 },
     /// Raw payload bytes (discovery request, unknown type), trailing zeros removed.
     Opaque(Vec<u8>),
 }
@@ -436,10 +410,7 @@ impl Repr {
     pub fn lookup(msg_type: MsgType, mac: [u8; 6], source_ip: Ipv4Addr) -> Repr {
         Repr::standard(
             msg_type,
-            ReprPayload::Lookup {
-                mac_addr: mac_to_u64(mac),
-                source_ip: source_ip.to_string().into_bytes(),
-            },
+            ReprPayload::Lookup { mac_addr: mac_to_u64(mac), source_ip: source_ip.to_string().into_bytes() },
         )
     }
 
@@ -479,23 +450,13 @@ impl Repr {
         let (Some(version_no), Some(magic_no), Some(msg_type), Some(resv)) =
             (msg.version_no, msg.magic_no, msg.msg_type, msg.resv)
         else {
-            return Err(ReprError::Truncated {
-                len,
-                need: HEADER_LEN,
-            });
+            return Err(ReprError::Truncated { len, need: HEADER_LEN });
         };
-        let truncated = ReprError::Truncated {
-            len,
-            need: msg_type.min_len(),
-        };
+        let truncated = ReprError::Truncated { len, need: msg_type.min_len() };
         let payload = match msg.payload {
-            Payload::Lookup(Lookup {
-                mac_addr: Some(mac_addr),
-                source_ip: Some(ip),
-            }) if ip.complete() => ReprPayload::Lookup {
-                mac_addr,
-                source_ip: strip_nul_padding(ip.raw),
-            },
+            Payload::Lookup(Lookup { mac_addr: Some(mac_addr), source_ip: Some(ip) }) if ip.complete() => {
+                ReprPayload::Lookup { mac_addr, source_ip: strip_nul_padding(ip.raw) }
+            }
             Payload::Discovery(Discovery {
                 ldmd_version: Some(version),
                 hostname: Some(host),
@@ -510,15 +471,7 @@ impl Repr {
             Payload::Opaque(raw) => ReprPayload::Opaque(strip_nul_padding(raw)),
             _ => return Err(truncated),
         };
-        Ok(Repr {
-            byte_order: msg.byte_order,
-            version_no,
-            magic_no,
-            msg_type,
-            resv,
-            payload,
-            len,
-        })
+        Ok(Repr { byte_order: msg.byte_order, version_no, magic_no, msg_type, resv, payload, len })
     }
 
     /// Bytes `emit` writes.
@@ -552,10 +505,7 @@ impl Repr {
         buf[field::MSG_TYPE].copy_from_slice(&order.u32_bytes(self.msg_type.to_u32()));
         buf[field::RESV].copy_from_slice(&order.u32_bytes(self.resv));
         match &self.payload {
-            ReprPayload::Lookup {
-                mac_addr,
-                source_ip,
-            } => {
+            ReprPayload::Lookup { mac_addr, source_ip } => {
                 let mac = match order {
                     ByteOrder::Big => mac_addr.to_be_bytes(),
                     ByteOrder::Little => mac_addr.to_le_bytes(),
@@ -563,12 +513,7 @@ impl Repr {
                 buf[field::MAC_ADDR].copy_from_slice(&mac);
                 write_chars(buf, field::SOURCE_IP, source_ip);
             }
-            ReprPayload::Discovery {
-                ldmd_version,
-                hostname,
-                ip_address,
-                port_no,
-            } => {
+            ReprPayload::Discovery { ldmd_version, hostname, ip_address, port_no } => {
                 write_chars(buf, field::LDMD_VERSION, ldmd_version);
                 write_chars(buf, field::HOSTNAME, hostname);
                 buf[field::IP_ADDRESS].copy_from_slice(&ip_address.octets());
@@ -619,9 +564,7 @@ mod tests {
         assert_eq!(msg.magic_no, Some(MAGIC));
         assert_eq!(msg.msg_type, Some(MsgType::DiscResp));
         assert_eq!(msg.resv, Some(0));
-        let Payload::Discovery(d) = msg.payload else {
-            panic!("not discovery: {:?}", msg.payload)
-        };
+        let Payload::Discovery(d) = msg.payload else { panic!("not discovery: {:?}", msg.payload) };
         assert_eq!(d.ldmd_version.unwrap().as_str(), Some("3.6.1"));
         assert_eq!(d.hostname.unwrap().as_str(), Some("ldom-a"));
         assert!(d.hostname.unwrap().complete());
@@ -635,26 +578,17 @@ mod tests {
         let bytes = send_msg_bytes();
         let msg = Message::parse(&bytes);
         assert_eq!(msg.msg_type, Some(MsgType::SendMsg));
-        let Payload::Lookup(l) = msg.payload else {
-            panic!("not lookup")
-        };
+        let Payload::Lookup(l) = msg.payload else { panic!("not lookup") };
         assert_eq!(l.mac_addr, Some(0x0000_0014_4FF8_1234));
         assert_eq!(msg.mac(), Some([0x00, 0x14, 0x4F, 0xF8, 0x12, 0x34]));
-        assert_eq!(
-            l.source_ip.unwrap().as_ipv4(),
-            Some(Ipv4Addr::new(10, 1, 1, 5))
-        );
+        assert_eq!(l.source_ip.unwrap().as_ipv4(), Some(Ipv4Addr::new(10, 1, 1, 5)));
     }
 
     #[test]
     fn construct_matches_hand_written_bytes() {
         let resp = Repr::discovery_response("3.6.1", "ldom-a", Ipv4Addr::new(10, 1, 1, 10));
         assert_eq!(resp.to_bytes(), disc_resp_bytes());
-        let mut send = Repr::lookup(
-            MsgType::SendMsg,
-            [0x00, 0x14, 0x4F, 0xF8, 0x12, 0x34],
-            Ipv4Addr::new(10, 1, 1, 5),
-        );
+        let mut send = Repr::lookup(MsgType::SendMsg, [0x00, 0x14, 0x4F, 0xF8, 0x12, 0x34], Ipv4Addr::new(10, 1, 1, 5));
         send.len = SHORT_LOOKUP_LEN;
         assert_eq!(send.to_bytes(), send_msg_bytes());
     }
@@ -669,18 +603,12 @@ mod tests {
         assert_eq!(msg.byte_order, ByteOrder::Little);
         assert!(msg.magic_ok());
         assert_eq!(msg.msg_type, Some(MsgType::DiscResp));
-        let Payload::Discovery(d) = msg.payload else {
-            panic!()
-        };
+        let Payload::Discovery(d) = msg.payload else { panic!() };
         assert_eq!(d.port_no, Some(6482));
         // struct in_addr stays in network order whatever the host's order.
         assert_eq!(d.ip_address, Some(Ipv4Addr::new(10, 0, 0, 9)));
 
-        let mut lookup = Repr::lookup(
-            MsgType::ResponseMsg,
-            [0, 0x14, 0x4F, 0xF9, 0, 1],
-            Ipv4Addr::LOCALHOST,
-        );
+        let mut lookup = Repr::lookup(MsgType::ResponseMsg, [0, 0x14, 0x4F, 0xF9, 0, 1], Ipv4Addr::LOCALHOST);
         lookup.byte_order = ByteOrder::Little;
         let bytes = lookup.to_bytes();
         let msg = Message::parse(&bytes);
@@ -704,9 +632,7 @@ mod tests {
         bytes[field::LDMD_VERSION].fill(b'A');
         bytes[48] = 0x01;
         let msg = Message::parse(&bytes);
-        let Payload::Discovery(d) = msg.payload else {
-            panic!()
-        };
+        let Payload::Discovery(d) = msg.payload else { panic!() };
         let version = d.ldmd_version.unwrap();
         assert!(!version.nul_terminated());
         assert_eq!(version.text().len(), 32);
@@ -717,10 +643,7 @@ mod tests {
     fn every_truncation_point_decodes_what_is_there() {
         for (full, kind) in [
             (disc_resp_bytes(), "discovery"),
-            (
-                Repr::lookup(MsgType::SendMsg, [0; 6], Ipv4Addr::LOCALHOST).to_bytes(),
-                "lookup",
-            ),
+            (Repr::lookup(MsgType::SendMsg, [0; 6], Ipv4Addr::LOCALHOST).to_bytes(), "lookup"),
         ] {
             for len in 0..=FULL_LEN {
                 let msg = Message::parse(&full[..len]);
@@ -749,8 +672,7 @@ mod tests {
                         assert!(raw.is_empty());
                     }
                 }
-                let complete =
-                    len >= msg.msg_type.map_or(HEADER_LEN, MsgType::min_len) && len >= HEADER_LEN;
+                let complete = len >= msg.msg_type.map_or(HEADER_LEN, MsgType::min_len) && len >= HEADER_LEN;
                 assert_eq!(Repr::parse(&msg).is_ok(), complete, "{kind} len {len}");
             }
         }
@@ -762,13 +684,7 @@ mod tests {
         bytes.extend_from_slice(b"extra");
         let msg = Message::parse(&bytes);
         assert_eq!(msg.trailing(), b"extra");
-        assert!(matches!(
-            msg.payload,
-            Payload::Discovery(Discovery {
-                port_no: Some(6482),
-                ..
-            })
-        ));
+        assert!(matches!(msg.payload, Payload::Discovery(Discovery { port_no: Some(6482), .. })));
     }
 
     fn chars(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -783,60 +699,26 @@ mod tests {
 
     fn arb_repr() -> impl Strategy<Value = Repr> {
         let order = prop_oneof![Just(ByteOrder::Big), Just(ByteOrder::Little)];
-        let lookup = (
-            0u32..2,
-            any::<u64>(),
-            chars(16),
-            prop_oneof![Just(40usize), Just(312usize)],
-        )
-            .prop_map(|(t, mac_addr, source_ip, len)| {
-                (
-                    MsgType::from_u32(t),
-                    ReprPayload::Lookup {
-                        mac_addr,
-                        source_ip,
-                    },
-                    len,
-                )
-            });
-        let discovery = (chars(32), chars(256), any::<[u8; 4]>(), any::<i32>()).prop_map(
-            |(v, h, ip, port_no)| {
-                let payload = ReprPayload::Discovery {
-                    ldmd_version: v,
-                    hostname: h,
-                    ip_address: ip.into(),
-                    port_no,
-                };
-                (MsgType::DiscResp, payload, FULL_LEN)
-            },
+        let lookup = (0u32..2, any::<u64>(), chars(16), prop_oneof![Just(40usize), Just(312usize)]).prop_map(
+            |(t, mac_addr, source_ip, len)| (MsgType::from_u32(t), ReprPayload::Lookup { mac_addr, source_ip }, len),
         );
-        let opaque = (prop_oneof![Just(2u32), 4u32..], chars(296), 16usize..=312).prop_map(
-            |(t, mut raw, len)| {
-                raw.truncate(len - HEADER_LEN);
-                while raw.last() == Some(&0) {
-                    raw.pop();
-                }
-                (MsgType::from_u32(t), ReprPayload::Opaque(raw), len)
-            },
-        );
-        (
-            order,
-            any::<u32>(),
-            any::<u32>(),
-            prop_oneof![lookup, discovery, opaque],
-        )
-            .prop_map(|(byte_order, version_no, resv, (msg_type, payload, len))| {
+        let discovery = (chars(32), chars(256), any::<[u8; 4]>(), any::<i32>()).prop_map(|(v, h, ip, port_no)| {
+            let payload = ReprPayload::Discovery { ldmd_version: v, hostname: h, ip_address: ip.into(), port_no };
+            (MsgType::DiscResp, payload, FULL_LEN)
+        });
+        let opaque = (prop_oneof![Just(2u32), 4u32..], chars(296), 16usize..=312).prop_map(|(t, mut raw, len)| {
+            raw.truncate(len - HEADER_LEN);
+            while raw.last() == Some(&0) {
+                raw.pop();
+            }
+            (MsgType::from_u32(t), ReprPayload::Opaque(raw), len)
+        });
+        (order, any::<u32>(), any::<u32>(), prop_oneof![lookup, discovery, opaque]).prop_map(
+            |(byte_order, version_no, resv, (msg_type, payload, len))| {
                 // The magic decides the byte order, so a round trip needs the real one.
-                Repr {
-                    byte_order,
-                    version_no,
-                    magic_no: MAGIC,
-                    msg_type,
-                    resv,
-                    payload,
-                    len,
-                }
-            })
+                Repr { byte_order, version_no, magic_no: MAGIC, msg_type, resv, payload, len }
+            },
+        )
     }
 
     proptest! {

@@ -1,0 +1,110 @@
+//! The committed captures are what the generator makes, and every frame
+//! raises exactly the findings the generator promises for it.
+
+use std::collections::BTreeSet;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use ldm_sniff::capture::CaptureReader;
+use ldm_sniff::dissect;
+use ldm_sniff::expert::Key;
+use ldm_sniff::pipeline;
+use ldm_sniff::synth::captures;
+
+fn captures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("captures")
+}
+
+/// (frame number, sorted finding keys) of every ldm packet in a capture.
+fn ldm_findings(name: &str, bytes: Vec<u8>) -> Vec<(u64, Vec<Key>)> {
+    let reader = CaptureReader::from_reader(name, Cursor::new(bytes)).expect("capture opens");
+    let mut seen = Vec::new();
+    let error = pipeline::walk(reader, dissect::Options::default(), |d| {
+        if d.is_ldm() {
+            let mut keys: Vec<Key> = d.findings.iter().map(|f| f.key).collect();
+            keys.sort();
+            seen.push((d.frame.number, keys));
+        }
+        Ok(true)
+    })
+    .expect("no output error");
+    assert!(error.is_none(), "{name}: {error:?}");
+    seen
+}
+
+#[test]
+fn committed_captures_match_the_generator() {
+    let generated = captures::all();
+    let broken = captures::broken();
+    for (name, bytes) in generated.iter().map(|g| (g.name, &g.bytes)).chain(broken.iter().map(|b| (b.name, &b.bytes))) {
+        let committed = std::fs::read(captures_dir().join(name)).unwrap_or_default();
+        assert!(
+            &committed == bytes,
+            "captures/{name} differs from the generator: run `cargo run --example gen-captures`"
+        );
+    }
+    let readme = std::fs::read_to_string(captures_dir().join("README.md")).unwrap_or_default();
+    assert_eq!(
+        readme,
+        captures::readme(&generated, &broken),
+        "captures/README.md is stale: run `cargo run --example gen-captures`"
+    );
+}
+
+#[test]
+fn every_frame_raises_exactly_the_promised_findings() {
+    for g in captures::all() {
+        let seen = ldm_findings(g.name, g.bytes.clone());
+        assert_eq!(seen.len() as u64, g.ldm_packets, "{}: ldm packet count", g.name);
+        for (frame, keys) in &seen {
+            let promised = g.expect.iter().find(|(n, _)| n == frame).map(|(_, k)| k.clone()).unwrap_or_default();
+            assert_eq!(keys, &promised, "{} frame {frame}", g.name);
+        }
+        for (frame, _) in &g.expect {
+            assert!(
+                seen.iter().any(|(n, _)| n == frame),
+                "{} frame {frame} was promised but not decoded as ldm",
+                g.name
+            );
+        }
+    }
+}
+
+#[test]
+fn every_catalogue_key_has_a_capture_that_raises_it() {
+    let raised: BTreeSet<Key> =
+        captures::all().iter().flat_map(|g| g.expect.iter().flat_map(|(_, keys)| keys.clone())).collect();
+    let missing: Vec<&str> = Key::ALL.iter().filter(|k| !raised.contains(k)).map(|k| k.name()).collect();
+    assert!(missing.is_empty(), "keys with no capture: {missing:?}");
+}
+
+#[test]
+fn captures_from_real_tcpdump_and_dumpcap_decode_cleanly() {
+    for name in ["tcpdump-classic.pcap", "tcpdump-nano.pcap", "dumpcap.pcapng", "tcpdump-any-sll2.pcap"] {
+        let bytes = std::fs::read(captures_dir().join("recorded").join(name)).expect("recorded capture present");
+        let seen = ldm_findings(name, bytes);
+        assert_eq!(seen.len(), 10, "{name}: every frame is ldm");
+        for (frame, keys) in seen {
+            assert!(keys.is_empty(), "{name} frame {frame}: {keys:?}");
+        }
+    }
+}
+
+#[test]
+fn broken_files_keep_what_precedes_the_damage() {
+    for (name, frames_before) in
+        [("broken/cut-short.pcap", 2), ("broken/huge-record.pcap", 1), ("broken/corrupt-block.pcapng", 3)]
+    {
+        let bytes = std::fs::read(captures_dir().join(name)).expect("broken capture present");
+        let reader = CaptureReader::from_reader(name, Cursor::new(bytes)).expect("header is fine");
+        let mut frames = 0;
+        let error = pipeline::walk(reader, dissect::Options::default(), |_| {
+            frames += 1;
+            Ok(true)
+        })
+        .expect("no output error");
+        assert_eq!(frames, frames_before, "{name}");
+        let message = error.expect("an error is reported").to_string();
+        assert!(message.contains(name) && message.contains("byte offset"), "{name}: {message}");
+    }
+}

@@ -1,0 +1,139 @@
+//! Runs the real binary over every capture and snapshots what a user sees:
+//! stdout, stderr and the exit status. Snapshots live in top-level snapshots/.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ldm-sniff");
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs ldm-sniff in the repository root; returns a transcript for snapshots.
+fn run_with_stdin(args: &[&str], stdin: Option<&[u8]>) -> String {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(repo())
+        .env_remove("NO_COLOR")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin is piped").write_all(input).expect("stdin accepts the capture");
+    }
+    let out = child.wait_with_output().expect("binary finishes");
+    format!(
+        "$ ldm-sniff {}\nexit: {}\n--- stdout\n{}--- stderr\n{}",
+        args.join(" "),
+        out.status.code().map_or("signal".to_string(), |c| c.to_string()),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn run(args: &[&str]) -> String {
+    run_with_stdin(args, None)
+}
+
+/// The capture's path relative to the repository, as a user would type it.
+fn relative(path: &Path) -> String {
+    path.strip_prefix(repo()).expect("capture below the repository").display().to_string()
+}
+
+macro_rules! snapshots {
+    ($($body:tt)*) => {
+        insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, { $($body)* })
+    };
+}
+
+#[test]
+fn one_line_output_of_every_capture() {
+    snapshots! {
+        insta::glob!("../captures", "**/*.pcap*", |path| {
+            insta::assert_snapshot!("line", run(&["-r", &relative(path)]));
+        });
+    }
+}
+
+#[test]
+fn tree_output_of_every_capture() {
+    snapshots! {
+        insta::glob!("../captures", "**/*.pcap*", |path| {
+            insta::assert_snapshot!("tree", run(&["-V", "-r", &relative(path)]));
+        });
+    }
+}
+
+#[test]
+fn json_output_of_every_capture() {
+    snapshots! {
+        insta::glob!("../captures", "**/*.pcap*", |path| {
+            let transcript = run(&["-T", "json", "-r", &relative(path)]);
+            insta::assert_snapshot!("json", transcript);
+        });
+    }
+}
+
+#[test]
+fn json_output_is_valid_json_with_stable_fields() {
+    for entry in ["captures/anomalies.pcapng", "captures/vlan.pcapng", "captures/sll2-any.pcap"] {
+        let out = Command::new(BIN).args(["-T", "json", "-r", entry]).current_dir(repo()).output().expect("runs");
+        let records: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+        let records = records.as_array().expect("an array");
+        assert!(!records.is_empty(), "{entry}");
+        for record in records {
+            for key in ["frame", "ldm", "expert"] {
+                assert!(record.get(key).is_some(), "{entry}: record without {key}: {record}");
+            }
+            assert!(record["frame"]["number"].is_u64());
+        }
+    }
+}
+
+#[test]
+fn broken_files_stop_with_a_clear_error() {
+    snapshots! {
+        insta::glob!("../captures", "broken/*", |path| {
+            insta::assert_snapshot!("broken", run(&["-r", &relative(path)]));
+        });
+    }
+}
+
+#[test]
+fn options() {
+    let cases: &[(&str, &[&str])] = &[
+        ("all_frames", &["--all", "-r", "captures/mixed-traffic.pcapng"]),
+        ("heuristic", &["--heuristic", "-r", "captures/mixed-traffic.pcapng"]),
+        ("other_port", &["--port", "5000", "-r", "captures/mixed-traffic.pcapng"]),
+        ("hex", &["-x", "-c", "1", "-r", "captures/discovery.pcapng"]),
+        ("count", &["-c", "2", "-r", "captures/anomalies.pcapng"]),
+        ("jsonl", &["-T", "jsonl", "-r", "captures/discovery.pcapng"]),
+        ("ek", &["-T", "ek", "-r", "captures/little-endian.pcapng"]),
+        ("quiet_still_fails", &["-q", "-r", "captures/anomalies.pcapng"]),
+        ("fail_on_warn", &["--fail-on", "warn", "-r", "captures/little-endian.pcapng"]),
+        ("fail_on_never", &["--fail-on", "never", "-q", "-r", "captures/anomalies.pcapng"]),
+        ("color_always", &["--color", "always", "-c", "2", "-r", "captures/anomalies.pcapng"]),
+        ("no_input", &[]),
+        ("live_not_yet", &["-i", "eth0"]),
+        ("missing_file", &["-r", "captures/no-such-file.pcap"]),
+        ("bad_flag_value", &["-T", "xml", "-r", "captures/discovery.pcapng"]),
+    ];
+    snapshots! {
+        for (name, args) in cases {
+            insta::assert_snapshot!(format!("option_{name}"), run(args));
+        }
+    }
+}
+
+#[test]
+fn reads_standard_input() {
+    let capture = std::fs::read(repo().join("captures/recorded/dumpcap.pcapng")).expect("capture present");
+    let from_stdin = run_with_stdin(&["-r", "-"], Some(&capture));
+    let from_file = run(&["-r", "captures/recorded/dumpcap.pcapng"]);
+    assert_eq!(from_stdin.split_once("exit").map(|(_, rest)| rest), from_file.split_once("exit").map(|(_, rest)| rest));
+    assert!(from_stdin.contains("exit: 0"), "{from_stdin}");
+}
