@@ -1,0 +1,149 @@
+//! Hostile input never panics, and a damaged file loses nothing that came
+//! before the damage.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use ldm_sniff::capture::{CaptureReader, Frame, Linktype, Timestamp};
+use ldm_sniff::dissect::{self, Dissector};
+use ldm_sniff::pipeline;
+use proptest::prelude::*;
+
+fn capture(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("captures").join(name)).expect("capture present")
+}
+
+/// Frame numbers and their ldm findings, and whether the walk ended in an error.
+fn decode(bytes: Vec<u8>) -> (Vec<(u64, Vec<&'static str>)>, bool) {
+    let Ok(reader) = CaptureReader::from_reader("input", Cursor::new(bytes)) else {
+        return (Vec::new(), true);
+    };
+    let mut seen = Vec::new();
+    let error = pipeline::walk(reader, dissect::Options { port: 64535, heuristic: true }, |d| {
+        seen.push((d.frame.number, d.findings.iter().map(|f| f.key.name()).collect()));
+        Ok(true)
+    })
+    .expect("no output error");
+    (seen, error.is_some())
+}
+
+/// Drops the records of fragmented datagrams given up at the end of input:
+/// where a file is cut decides which of those there are.
+fn without_given_up(frames: Vec<(u64, Vec<&'static str>)>) -> Vec<(u64, Vec<&'static str>)> {
+    frames.into_iter().filter(|(_, keys)| !keys.contains(&"ip.fragments_missing")).collect()
+}
+
+#[test]
+fn every_prefix_of_a_capture_decodes_the_frames_it_holds() {
+    for name in ["anomalies.pcapng", "short-lookup.pcap", "recorded/dumpcap.pcapng", "raw-ip-be-ns.pcap"] {
+        let full = capture(name);
+        let (all, failed) = decode(full.clone());
+        assert!(!failed, "{name} decodes");
+        let all = without_given_up(all);
+        let mut previous = 0;
+        for len in 0..full.len() {
+            let (seen, _) = decode(full[..len].to_vec());
+            let seen = without_given_up(seen);
+            // Nothing before the cut is lost or decoded differently...
+            assert_eq!(&seen[..], &all[..seen.len()], "{name} cut at byte {len}");
+            // ...and a longer file never yields fewer frames.
+            assert!(seen.len() >= previous, "{name} cut at byte {len}: {} frames, {previous} before", seen.len());
+            previous = seen.len();
+        }
+        assert!(previous + 1 >= all.len(), "{name}: the last cut keeps all but the last frame");
+    }
+}
+
+#[test]
+fn garbage_after_a_valid_header_is_an_error_not_a_panic() {
+    let mut bytes = capture("short-lookup.pcap")[..24].to_vec();
+    bytes.extend((0..10_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    let (_, failed) = decode(bytes);
+    assert!(failed);
+}
+
+const LINKTYPES: [Linktype; 8] = [
+    Linktype::ETHERNET,
+    Linktype::LINUX_SLL,
+    Linktype::LINUX_SLL2,
+    Linktype::NULL,
+    Linktype::LOOP,
+    Linktype::RAW,
+    Linktype::IPV4,
+    Linktype::IPV6,
+];
+
+fn dissect_bytes(dissector: &mut Dissector, linktype: Linktype, data: &[u8], number: u64) {
+    let frame = Frame {
+        number,
+        ts: Timestamp::new(number as i64, 0),
+        len: data.len() as u32 + (number % 3) as u32,
+        linktype,
+        interface: 0,
+        file_offset: 0,
+        data,
+    };
+    let d = dissector.dissect(frame);
+    let mut buf = Vec::new();
+    ldm_sniff::output::json::write_record(&mut buf, &d, 0.0, ldm_sniff::output::json::Layout::Plain);
+    let _ = ldm_sniff::output::tree::write_tree(&mut Vec::new(), &d, 0.0, ldm_sniff::output::Style { color: false });
+    let _ = ldm_sniff::output::text::write_line(&mut Vec::new(), &d, 0.0, ldm_sniff::output::Style { color: false });
+    assert!(
+        serde_json::from_slice::<serde_json::Value>(&buf).is_ok(),
+        "record is valid JSON: {}",
+        String::from_utf8_lossy(&buf)
+    );
+}
+
+/// Frames of real ldm packets, to mutate (read once).
+fn ldm_frames() -> &'static [(Linktype, Vec<u8>)] {
+    static FRAMES: std::sync::OnceLock<Vec<(Linktype, Vec<u8>)>> = std::sync::OnceLock::new();
+    FRAMES.get_or_init(read_ldm_frames)
+}
+
+fn read_ldm_frames() -> Vec<(Linktype, Vec<u8>)> {
+    let mut frames = Vec::new();
+    for name in ["anomalies.pcapng", "vlan.pcapng", "sll2-any.pcap", "two-interfaces.pcapng"] {
+        let mut reader = CaptureReader::from_reader(name, Cursor::new(capture(name))).expect("opens");
+        while let Ok(Some(frame)) = reader.next_frame() {
+            frames.push((frame.linktype, frame.data.to_vec()));
+        }
+    }
+    frames
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn random_files_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2000)) {
+        decode(bytes);
+    }
+
+    #[test]
+    fn random_files_with_a_real_header_never_panic(tail in prop::collection::vec(any::<u8>(), 0..3000), ng in any::<bool>()) {
+        let header = if ng { capture("discovery.pcapng")[..100].to_vec() } else { capture("short-lookup.pcap")[..40].to_vec() };
+        let mut bytes = header;
+        bytes.extend(tail);
+        decode(bytes);
+    }
+
+    #[test]
+    fn random_frames_never_panic(data in prop::collection::vec(any::<u8>(), 0..400), which in 0usize..LINKTYPES.len()) {
+        let mut dissector = Dissector::new(dissect::Options { port: 64535, heuristic: true });
+        dissect_bytes(&mut dissector, LINKTYPES[which], &data, 1);
+    }
+
+    #[test]
+    fn mutated_ldm_frames_never_panic(pick in any::<prop::sample::Index>(), flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
+        let frames = ldm_frames();
+        let (linktype, mut data) = frames[pick.index(frames.len())].clone();
+        for (at, value) in flips {
+            let i = at.index(data.len());
+            data[i] = value;
+        }
+        data.truncate(cut.index(data.len() + 1));
+        let mut dissector = Dissector::new(dissect::Options::default());
+        dissect_bytes(&mut dissector, linktype, &data, 2);
+    }
+}

@@ -1,0 +1,160 @@
+//! Cross-checks our Ethernet/IP/UDP decoding against tshark, an independent
+//! decoder, on every capture. CI installs tshark; elsewhere the test says it
+//! skipped when tshark is missing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ldm-sniff");
+
+/// tshark fields, in this order, and where each is in our JSON.
+const FIELDS: &[(&str, &str, &str)] = &[
+    ("eth.src", "eth", "src"),
+    // tshark names an 802.1ad (QinQ outer) tag ieee8021ad.id and an 802.1Q
+    // tag vlan.id: our first tag is the outer one, our last the inner one.
+    ("ieee8021ad.id", "eth", "vlan.outer"),
+    ("vlan.id", "eth", "vlan.inner"),
+    ("ip.src", "ip", "src"),
+    ("ip.dst", "ip", "dst"),
+    ("ip.ttl", "ip", "ttl"),
+    ("ip.id", "ip", "id"),
+    ("ip.checksum.status", "ip", "checksum_status"),
+    ("ipv6.src", "ipv6", "src"),
+    ("ipv6.dst", "ipv6", "dst"),
+    ("udp.srcport", "udp", "srcport"),
+    ("udp.dstport", "udp", "dstport"),
+    ("udp.length", "udp", "length"),
+    ("udp.checksum.status", "udp", "checksum_status"),
+];
+
+fn tshark_available() -> bool {
+    Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+fn captures() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut files = Vec::new();
+    for dir in [root.clone(), root.join("recorded")] {
+        for entry in std::fs::read_dir(dir).expect("captures/ is readable").flatten() {
+            let path = entry.path();
+            let name = path.to_string_lossy().to_string();
+            if name.ends_with(".pcap") || name.ends_with(".pcapng") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// tshark's value of each field, per frame.
+fn tshark_fields(path: &Path) -> BTreeMap<u64, Vec<String>> {
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-r"]).arg(path).args([
+        "-o",
+        "ip.check_checksum:TRUE",
+        "-o",
+        "udp.check_checksum:TRUE",
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=f",
+        "-E",
+        "separator=\t",
+        "-e",
+        "frame.number",
+    ]);
+    for (field, _, _) in FIELDS {
+        cmd.args(["-e", field]);
+    }
+    let out = cmd.output().expect("tshark runs");
+    assert!(out.status.success(), "tshark failed on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .filter_map(|line| {
+            let mut cols = line.split('\t').map(str::to_string);
+            let number = cols.next()?.parse().ok()?;
+            Some((number, cols.collect()))
+        })
+        .collect()
+}
+
+/// Our value of each field, per frame (first record of a frame).
+fn our_fields(path: &Path) -> BTreeMap<u64, Vec<Option<String>>> {
+    let out = Command::new(BIN).args(["--all", "--fail-on", "never", "-T", "jsonl", "-r"]).arg(path).output();
+    let out = out.expect("ldm-sniff runs");
+    let mut frames = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let record: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+        let number = record["frame"]["number"].as_u64().expect("frame number");
+        let values = FIELDS
+            .iter()
+            .map(|(_, layer, name)| {
+                let value = match *name {
+                    "vlan.outer" => record[layer]["vlan"].as_array().filter(|v| v.len() > 1).and_then(|v| v.first()),
+                    "vlan.inner" => record[layer]["vlan"].as_array().and_then(|v| v.last()),
+                    _ => record[layer].get(name),
+                };
+                match value.unwrap_or(&serde_json::Value::Null) {
+                    serde_json::Value::Null => None,
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    other => Some(other.to_string()),
+                }
+            })
+            .collect();
+        frames.entry(number).or_insert(values);
+    }
+    frames
+}
+
+/// Compares one field; checksum verdicts are mapped to tshark's numbers.
+fn agree(field: &str, ours: &str, theirs: &str) -> bool {
+    match field {
+        "ip.checksum.status" | "udp.checksum.status" => match ours {
+            "good" => theirs == "1",
+            "bad" => theirs == "0",
+            // Offload placeholders look bad to tshark, which knows no better.
+            "partial" => theirs == "0",
+            // Not checked by us (cut, outgoing, absent): tshark may say anything.
+            _ => true,
+        },
+        "ip.id" => u64::from_str_radix(theirs.trim_start_matches("0x"), 16).is_ok_and(|v| v.to_string() == ours),
+        _ => ours == theirs,
+    }
+}
+
+#[test]
+fn layers_agree_with_tshark() {
+    if !tshark_available() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have tshark: .ci/run installs it");
+        eprintln!("tshark not installed: cross-check skipped (apt-get install tshark)");
+        return;
+    }
+    let mut compared = 0;
+    for path in captures() {
+        let theirs = tshark_fields(&path);
+        let ours = our_fields(&path);
+        assert_eq!(
+            ours.keys().collect::<Vec<_>>(),
+            theirs.keys().collect::<Vec<_>>(),
+            "{}: frame numbers",
+            path.display()
+        );
+        for (number, values) in &ours {
+            let tshark_values = &theirs[number];
+            for (i, (field, _, _)) in FIELDS.iter().enumerate() {
+                let Some(ours) = &values[i] else { continue };
+                let theirs = tshark_values.get(i).map(String::as_str).unwrap_or("");
+                assert!(
+                    agree(field, ours, theirs),
+                    "{} frame {number} {field}: ours {ours:?}, tshark {theirs:?}",
+                    path.display()
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 500, "only {compared} values compared");
+    eprintln!("{compared} field values agree with tshark");
+}
