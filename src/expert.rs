@@ -243,8 +243,18 @@ impl Finding {
     }
 }
 
+/// A MAC address as `00:14:4f:f8:12:34`, written without allocating.
+pub struct MacAddr(pub [u8; 6]);
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    }
+}
+
 pub fn format_mac(mac: [u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5])
+    MacAddr(mac).to_string()
 }
 
 impl fmt::Display for Detail {
@@ -258,7 +268,7 @@ impl fmt::Display for Detail {
             Detail::Field(field) => write!(f, "in {field}"),
             Detail::AddrMismatch { field, said, header } => write!(f, "{field} says {said}, IP source is {header}"),
             Detail::Addr(addr) => write!(f, "{addr}"),
-            Detail::Mac(mac) => f.write_str(&format_mac(mac)),
+            Detail::Mac(mac) => write!(f, "{}", MacAddr(mac)),
             Detail::Ttl(ttl) => write!(f, "TTL {ttl}"),
             Detail::Cut { caplen, len } => write!(f, "{caplen} of {len} bytes captured"),
             Detail::Fragments { count, first_frame, last_frame } => {

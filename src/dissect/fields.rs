@@ -56,21 +56,37 @@ pub fn escaped(bytes: &[u8]) -> String {
     out
 }
 
-/// `secs` since the epoch as RFC 3339 UTC with nanoseconds (civil-from-days,
-/// H. Hinnant's algorithm, to avoid a date crate for one conversion).
+/// A capture time as RFC 3339 UTC with nanoseconds, written without allocating.
+pub struct Rfc3339(pub Timestamp);
+
+impl std::fmt::Display for Rfc3339 {
+    /// Civil-from-days (H. Hinnant's algorithm), to avoid a date crate for one conversion.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ts = self.0;
+        let days = ts.secs.div_euclid(86_400);
+        let rem = ts.secs.rem_euclid(86_400);
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60,
+            ts.nanos
+        )
+    }
+}
+
 pub fn rfc3339(ts: Timestamp) -> String {
-    let days = ts.secs.div_euclid(86_400);
-    let rem = ts.secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z", rem / 3600, rem / 60 % 60, rem % 60, ts.nanos)
+    Rfc3339(ts).to_string()
 }
 
 fn text(sink: &mut dyn FieldSink, name: &'static str, field: Option<CharField<'_>>) {

@@ -4,9 +4,9 @@
 
 use std::io::Write as _;
 
-use crate::dissect::fields::{self, escaped, rfc3339, FieldSink, Value};
+use crate::dissect::fields::{self, FieldSink, Rfc3339, Value};
 use crate::dissect::Dissection;
-use crate::expert::format_mac;
+use crate::expert::MacAddr;
 
 /// JSON record layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,23 @@ fn string(buf: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *buf, s);
 }
 
+/// A C string as a JSON string, escaped as Wireshark shows it (`\xNN` for
+/// what is not printable ASCII), written straight into the buffer.
+fn text(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.push(b'"');
+    for &b in bytes {
+        match b {
+            b'"' => buf.extend_from_slice(b"\\\""),
+            b'\\' => buf.extend_from_slice(b"\\\\\\\\"),
+            0x20..=0x7e => buf.push(b),
+            _ => {
+                let _ = write!(buf, "\\\\x{b:02x}");
+            }
+        }
+    }
+    buf.push(b'"');
+}
+
 impl Sink<'_> {
     fn key(&mut self, name: &str) {
         if !self.first_field {
@@ -39,8 +56,15 @@ impl Sink<'_> {
         match self.layout {
             Layout::Plain => string(self.buf, name),
             Layout::Ek => {
-                let key = format!("{0}_{0}_{1}", self.layer, name.replace('.', "_"));
-                string(self.buf, &key);
+                // tshark's ek names: layer_layer_field, dots as underscores.
+                let layer = self.layer.as_bytes();
+                self.buf.push(b'"');
+                self.buf.extend_from_slice(layer);
+                self.buf.push(b'_');
+                self.buf.extend_from_slice(layer);
+                self.buf.push(b'_');
+                self.buf.extend(name.bytes().map(|c| if c == b'.' { b'_' } else { c }));
+                self.buf.push(b'"');
             }
         }
         self.buf.push(b':');
@@ -72,13 +96,13 @@ impl FieldSink for Sink<'_> {
                 Ok(())
             }
             Value::Text(bytes) => {
-                string(buf, &escaped(bytes));
+                text(buf, bytes);
                 Ok(())
             }
-            Value::Mac(mac) => write!(buf, "\"{}\"", format_mac(mac)),
+            Value::Mac(mac) => write!(buf, "\"{}\"", MacAddr(mac)),
             Value::Ip(ip) => write!(buf, "\"{ip}\""),
             Value::Epoch(ts) => write!(buf, "\"{ts}\""),
-            Value::Time(ts) => write!(buf, "\"{}\"", rfc3339(ts)),
+            Value::Time(ts) => write!(buf, "\"{}\"", Rfc3339(ts)),
             Value::U16List(list) => {
                 buf.push(b'[');
                 for (i, v) in list.iter().enumerate() {
@@ -140,8 +164,12 @@ pub fn write_record(buf: &mut Vec<u8>, d: &Dissection<'_>, time_relative: f64, l
     match layout {
         Layout::Plain => buf.push(b'{'),
         Layout::Ek => {
-            let date = &rfc3339(d.frame.ts)[..10];
-            let _ = writeln!(buf, "{{\"index\":{{\"_index\":\"packets-{date}\"}}}}");
+            // tshark's index name: packets-YYYY-MM-DD (the first 10 bytes of the time).
+            let _ = write!(buf, "{{\"index\":{{\"_index\":\"packets-");
+            let start = buf.len();
+            let _ = write!(buf, "{}", Rfc3339(d.frame.ts));
+            buf.truncate(start + 10);
+            let _ = writeln!(buf, "\"}}}}");
             let millis = d.frame.ts.as_nanos().div_euclid(1_000_000);
             let _ = write!(buf, "{{\"timestamp\":\"{millis}\",\"layers\":{{");
         }
