@@ -292,6 +292,16 @@ impl fmt::Display for Finding {
     }
 }
 
+/// The README's anomaly table, made from the catalogue (a test keeps the
+/// README equal to it).
+pub fn markdown_table() -> String {
+    let mut out = String::from("| key | severity | meaning | what to do |\n|---|---|---|---|\n");
+    for info in CATALOGUE {
+        out.push_str(&format!("| `{}` | {} | {} | {} |\n", info.key, info.severity, info.meaning, info.action));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,11 +49,19 @@ fn addr(ip: IpAddr) -> String {
     ip.to_string()
 }
 
-/// `name=value`, the value escaped and quoted when it needs it.
+/// Longest text value a line shows; `-V` and JSON show all of it.
+const MAX_LINE_TEXT: usize = 64;
+
+/// `name=value`, the value escaped, shortened and quoted when it needs it.
 fn text_field(out: &mut String, name: &str, field: Option<CharField<'_>>) {
     let Some(field) = field else { return };
     let mut value = String::new();
     escape_text(field.text(), &mut value);
+    if value.len() > MAX_LINE_TEXT {
+        // Escaped text is ASCII, so any byte index is a char boundary.
+        value.truncate(MAX_LINE_TEXT - 3);
+        value.push_str("...");
+    }
     if value.is_empty() || value.contains(' ') || value.contains('"') {
         value = format!("\"{}\"", value.replace('"', "\\\""));
     }
