@@ -249,7 +249,7 @@ impl CaptureReader {
                     }));
                 }
                 Step::Skip(n) => self.inner.consume(n),
-                Step::Refill => self.refill()?,
+                Step::Refill => self.refill_or_grow()?,
                 Step::Eof => return Ok(None),
                 Step::Fail(e) => return Err(e),
             }
@@ -258,6 +258,22 @@ impl CaptureReader {
 
     fn offset(&self) -> u64 {
         self.inner.consumed() as u64
+    }
+
+    /// Reads more; when that adds nothing although the input goes on, the
+    /// buffer is full and the parser still wants more (pcap-parser says
+    /// "incomplete" without a size for some blocks): grow it, within
+    /// MAX_RECORD, or fail, rather than ask again forever.
+    fn refill_or_grow(&mut self) -> Result<(), CaptureError> {
+        let before = self.inner.data().len();
+        self.refill()?;
+        if self.inner.data().len() > before || self.inner.reader_exhausted() {
+            return Ok(());
+        }
+        match self.grow_or_fail() {
+            Step::Fail(e) => Err(e),
+            _ => self.refill(),
+        }
     }
 
     fn refill(&mut self) -> Result<(), CaptureError> {

@@ -162,6 +162,18 @@ impl<W: Write> PcapNgWriter<W> {
         self.out.write_all(&epb.to_vec().map_err(serialize_error)?)
     }
 
+    /// Writes a block of any type with the given body (padded to 32 bits),
+    /// e.g. to test that readers skip block types they do not know.
+    pub fn write_raw_block(&mut self, block_type: u32, body: &[u8]) -> io::Result<()> {
+        let padded = body.len().div_ceil(4) * 4;
+        let total = (12 + padded) as u32;
+        self.out.write_all(&block_type.to_le_bytes())?;
+        self.out.write_all(&total.to_le_bytes())?;
+        self.out.write_all(body)?;
+        self.out.write_all(&[0u8; 3][..padded - body.len()])?;
+        self.out.write_all(&total.to_le_bytes())
+    }
+
     pub fn into_inner(self) -> W {
         self.out
     }

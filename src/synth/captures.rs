@@ -72,6 +72,8 @@ struct Record {
 #[derive(Default)]
 struct Recorder {
     records: Vec<Record>,
+    /// pcapng blocks of other types: (written before record index, type, body).
+    blocks: Vec<(usize, u32, Vec<u8>)>,
     expect: Vec<(u64, Vec<Key>)>,
     ldm_packets: u64,
 }
@@ -115,7 +117,10 @@ impl Recorder {
         for (linktype, if_name, tsresol) in interfaces {
             w.add_interface(*linktype, if_name, *tsresol).expect("writing to a Vec");
         }
-        for r in &self.records {
+        for (i, r) in self.records.iter().enumerate() {
+            for (_, block_type, body) in self.blocks.iter().filter(|(at, _, _)| *at == i) {
+                w.write_raw_block(*block_type, body).expect("writing to a Vec");
+            }
             w.write_packet(r.iface, Recorder::ts(r.at_us), &r.data, r.orig_len, r.comment.as_deref())
                 .expect("writing to a Vec");
         }
@@ -414,13 +419,15 @@ fn little_endian() -> Generated {
 fn two_interfaces() -> Generated {
     let mut r = Recorder::default();
     r.ldm(0, eth_ldm(&CLIENT, 0x1401, &Repr::discovery_request()), &[]);
+    // A block type no reader knows: it must be skipped.
+    r.blocks.push((1, 0x0000_7e57, b"unknown block: skip me".to_vec()));
     let resp = Ipv4Udp::ldm(LDOM_A.ip, 0x2501).packet(&disc_resp(&LDOM_A).to_bytes());
     let n = r.frame_on(1, 1_234, sll2(ETHERTYPE_IPV4, 5, 2, LDOM_A.mac, &resp));
     r.expect_keys(n, &[]);
     r.ldm(2_000, eth_ldm(&LDOM_B, 0x3501, &disc_resp(&LDOM_B)), &[]);
     r.pcapng(
         "two-interfaces.pcapng",
-        "A pcapng with two interfaces of different link types and timestamp resolutions: eth0 (Ethernet, microseconds) and any (Linux cooked v2, nanoseconds). No findings.",
+        "A pcapng with two interfaces of different link types and timestamp resolutions: eth0 (Ethernet, microseconds) and any (Linux cooked v2, nanoseconds), and a block of an unknown type that must be skipped. No findings.",
         &[(Linktype::ETHERNET, "eth0", 6), (Linktype::LINUX_SLL2, "any", 9)],
     )
 }
@@ -486,9 +493,12 @@ fn mixed_traffic() -> Generated {
     // ldm on another port: shown only with --heuristic (or --port 5000).
     let odd_port = Ipv4Udp { src_port: 5000, dst_port: 5000, ..Ipv4Udp::ldm(LDOM_B.ip, 0x3601) };
     r.frame(4_000, ipv4_ethernet(LDOM_B.mac, &odd_port, &disc_resp(&LDOM_B).to_bytes()));
+    // IPv4 options (Router Alert) before the UDP header.
+    let with_option = Ipv4Udp { options: vec![0x94, 0x04, 0x00, 0x00], ..Ipv4Udp::ldm(LDOM_C.ip, 0x4501) };
+    r.ldm(5_000, ipv4_ethernet(LDOM_C.mac, &with_option, &disc_resp(&LDOM_C).to_bytes()), &[]);
     r.pcapng(
         "mixed-traffic.pcapng",
-        "ldm among other traffic (ARP, DNS, the XMPP TCP port): a default run shows the two ldm packets only; --all lists every frame; --heuristic (or --port 5000) also finds a discovery response sent to UDP port 5000.",
+        "ldm among other traffic (ARP, DNS, the XMPP TCP port) and one ldm packet with an IPv4 option (Router Alert): a default run shows the three ldm packets only; --all lists every frame; --heuristic (or --port 5000) also finds a discovery response sent to UDP port 5000.",
         ETHERNET_US,
     )
 }

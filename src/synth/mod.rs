@@ -46,6 +46,8 @@ impl Ipv4Udp {
         // ldmd sends small datagrams without DF; fragments must not carry it.
         header.dont_fragment = false;
         header.options = Ipv4Options::try_from(self.options.as_slice()).expect("valid IPv4 options length");
+        // The total length counts the options, which `new` did not know of.
+        header.set_payload_len(payload_len).expect("payload fits an IPv4 datagram");
         header
     }
 

@@ -624,6 +624,10 @@ mod tests {
         assert!(!msg.magic_ok());
         assert!(!looks_like_ldm(&bytes));
         assert!(looks_like_ldm(&disc_resp_bytes()));
+        let mut little = Repr::discovery_request();
+        little.byte_order = ByteOrder::Little;
+        assert!(looks_like_ldm(&little.to_bytes()));
+        assert!(!looks_like_ldm(&disc_resp_bytes()[..7]));
     }
 
     #[test]
