@@ -505,7 +505,7 @@ fn mixed_traffic() -> Generated {
 
 /// Deliberately broken files: decoding must stop with a clear error.
 pub fn broken() -> Vec<Broken> {
-    let discovery = discovery_pcap();
+    let discovery = discovery_frames().pcap("", "", Linktype::ETHERNET, false, false).bytes;
     let cut = discovery[..24 + 2 * (16 + 354) + 40].to_vec();
     let mut huge = discovery[..24 + 16 + 354].to_vec();
     let mut claim = [0u8; 16];
@@ -513,7 +513,7 @@ pub fn broken() -> Vec<Broken> {
     claim[12..16].copy_from_slice(&200_000_000u32.to_le_bytes());
     huge.extend_from_slice(&claim);
     huge.extend_from_slice(&[0u8; 64]);
-    let good = discovery_pcapng_prefix();
+    let good = discovery_frames().pcapng("", "", ETHERNET_US).bytes;
     let mut corrupt = good.clone();
     // A block whose length (13) is not a multiple of 4 and shorter than a header.
     corrupt.extend_from_slice(&[0x06, 0, 0, 0, 13, 0, 0, 0, 0, 0, 0, 0]);
@@ -526,21 +526,13 @@ pub fn broken() -> Vec<Broken> {
     ]
 }
 
-/// The discovery exchange as classic pcap (for the broken variants).
-fn discovery_pcap() -> Vec<u8> {
+/// The first three frames of the discovery exchange, for the broken variants.
+fn discovery_frames() -> Recorder {
     let mut r = Recorder::default();
     r.frame(0, eth_ldm(&CLIENT, 0x1001, &Repr::discovery_request()));
     r.frame(3_120, eth_ldm(&LDOM_A, 0x2001, &disc_resp(&LDOM_A)));
     r.frame(4_870, eth_ldm(&LDOM_B, 0x3001, &disc_resp(&LDOM_B)));
-    r.pcap("", "", Linktype::ETHERNET, false, false).bytes
-}
-
-fn discovery_pcapng_prefix() -> Vec<u8> {
-    let mut r = Recorder::default();
-    r.frame(0, eth_ldm(&CLIENT, 0x1001, &Repr::discovery_request()));
-    r.frame(3_120, eth_ldm(&LDOM_A, 0x2001, &disc_resp(&LDOM_A)));
-    r.frame(4_870, eth_ldm(&LDOM_B, 0x3001, &disc_resp(&LDOM_B)));
-    r.pcapng("", "", ETHERNET_US).bytes
+    r
 }
 
 /// captures/README.md, generated from the lists above.
