@@ -43,7 +43,7 @@ pub enum Stop {
     NotIp(u16),
     Ip(ip::IpError),
     NotUdp(u8),
-    /// A fragment held for reassembly.
+    /// An IP fragment (IPv4: held for reassembly; IPv6: not reassembled).
     Fragment {
         offset: usize,
     },
@@ -61,9 +61,7 @@ impl std::fmt::Display for Stop {
             Stop::NotIp(ethertype) => write!(f, "ethertype {ethertype:#06x}"),
             Stop::Ip(e) => write!(f, "{e}"),
             Stop::NotUdp(proto) => write!(f, "{}", protocol_name(*proto)),
-            Stop::Fragment { offset } => {
-                write!(f, "IPv4 fragment at offset {offset}, held for reassembly")
-            }
+            Stop::Fragment { offset } => write!(f, "IP fragment at offset {offset}"),
             Stop::OtherUdp => write!(f, "UDP"),
         }
     }
@@ -224,6 +222,12 @@ impl Dissector {
                     }
                 }
             }
+            // IPv6 fragments are not reassembled (ldmd never uses IPv6):
+            // their data is not a UDP header, so decoding stops here.
+            Some(fragment) if ip_info.version == 6 => {
+                d.stop = Some(Stop::Fragment { offset: fragment.offset });
+                return d;
+            }
             _ => Carrier::Frame(ip_payload),
         };
         let udp_bytes: &'a [u8] = match carrier {
@@ -316,4 +320,45 @@ fn collect_findings(
     }
     checks::transport(ip_info, udp_info, out);
     checks::message(msg, ip::ipv4_source(ip_info), cut_by_capture, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::{Linktype, Timestamp};
+    use crate::wire::ldm::Repr;
+
+    fn frame(data: &[u8]) -> Frame<'_> {
+        Frame {
+            number: 1,
+            ts: Timestamp::default(),
+            len: data.len() as u32,
+            linktype: Linktype::RAW,
+            interface: 0,
+            file_offset: 0,
+            data,
+        }
+    }
+
+    #[test]
+    fn ipv6_fragments_are_not_decoded_as_udp() {
+        let udp = crate::synth::ipv6_udp(
+            "fe80::1".parse().unwrap(),
+            "ff02::1".parse().unwrap(),
+            1,
+            (ldm::PORT, ldm::PORT),
+            &Repr::discovery_request().to_bytes(),
+        );
+        // Insert a fragment header (next header 44) between IPv6 and UDP.
+        let mut packet = udp[..40].to_vec();
+        packet[6] = 44;
+        let payload_len = u16::from_be_bytes([packet[4], packet[5]]) + 8;
+        packet[4..6].copy_from_slice(&payload_len.to_be_bytes());
+        packet.extend_from_slice(&[17, 0, 0x00, 0x01, 0, 0, 0, 7]); // offset 0, more fragments
+        packet.extend_from_slice(&udp[40..]);
+        let mut dissector = Dissector::new(Options::default());
+        let d = dissector.dissect(frame(&packet));
+        assert!(d.ldm.is_none());
+        assert!(matches!(d.stop, Some(Stop::Fragment { .. })), "{:?}", d.stop);
+    }
 }
