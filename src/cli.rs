@@ -2,7 +2,31 @@
 
 use clap::{Parser, ValueEnum};
 
+use crate::analyze::StatsKind;
 use crate::output::Format;
+
+fn parse_stats(text: &str) -> Result<StatsKind, String> {
+    StatsKind::parse(text)
+}
+
+fn parse_window(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(secs),
+        _ => Err(format!("'{text}' is not a positive number of seconds")),
+    }
+}
+
+/// `N/SECS`, e.g. `20/1`: N lookups within SECS seconds.
+fn parse_storm(text: &str) -> Result<(u32, f64), String> {
+    let usage = || format!("'{text}' is not N/SECS (for example 20/1: 20 lookups within 1 s)");
+    let (n, secs) = text.split_once('/').ok_or_else(usage)?;
+    let n: u32 = n.parse().map_err(|_| usage())?;
+    let secs = parse_window(secs).map_err(|_| usage())?;
+    if n < 2 {
+        return Err(usage());
+    }
+    Ok((n, secs))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FailOn {
@@ -90,6 +114,22 @@ pub struct Args {
     /// Exit 1 when a finding of this severity or worse was seen.
     #[arg(long, value_enum, default_value_t = FailOn::Error, value_name = "SEVERITY")]
     pub fail_on: FailOn,
+
+    /// Statistics after the packets: ldm,summary | ldm,hosts | ldm,macs | ldm,rtt (repeatable; with -q, only them).
+    #[arg(short = 'z', value_name = "STATS", value_parser = parse_stats)]
+    pub stats: Vec<StatsKind>,
+
+    /// Response window in seconds: how long a requester waits (ldmd waits 1 s).
+    #[arg(long, default_value_t = 1.0, value_name = "SECS", value_parser = parse_window)]
+    pub window: f64,
+
+    /// Lookups from one host within SECS that make a burst (start-up check or storm).
+    #[arg(long, default_value = "20/1", value_name = "N/SECS", value_parser = parse_storm)]
+    pub storm: (u32, f64),
+
+    /// Cap of each analysis table (MACs, hosts, requests); the oldest entries are evicted past it.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub max_entries: usize,
 
     /// Colour the output.
     #[arg(long, value_enum, default_value_t = Color::Auto, value_name = "WHEN")]

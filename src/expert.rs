@@ -143,6 +143,49 @@ catalogue! {
     LdmBadPort = "ldm.bad_port", Warn,
         "the advertised port_no is not 6482, the ldmd XMPP port",
         "clients will try that port: check the ldmd's configuration";
+    // Over time (src/analyze): what the traffic means.
+    FrameTimeBackwards = "frame.time_backwards", Warn,
+        "this frame's timestamp is earlier than the previous frame's; analysis keeps the latest time seen",
+        "the capture was merged or the capturing clock stepped: response times near here are unreliable";
+    LdmCollision = "ldm.collision", Note,
+        "a host answered the MAC lookup within the window: the MAC is in use, and the requester picks another (handled)",
+        "nothing; frequent collisions mean the automatic range is crowded";
+    LdmLateResponse = "ldm.late_response", Error,
+        "a host answered the MAC lookup after the window: the requester has probably assigned the MAC already, so two domains now share it",
+        "on both hosts run `ldm list -o network` and give one of the two domains another MAC";
+    LdmDuplicateOwner = "ldm.duplicate_owner", Error,
+        "two different hosts answered for the same MAC: both have it assigned",
+        "find the two domains with `ldm list -o network` on both hosts and change one MAC";
+    LdmAllocationFailed = "ldm.allocation_failed", Error,
+        "the requester is still retrying 30 s after its first lookup: ldmd gives up (\"Automatic MAC allocation failed\")",
+        "free MACs in the automatic range, or assign a MAC by hand from the manual range";
+    LdmStartupCheck = "ldm.startup_check", Note,
+        "a burst of lookups of distinct MACs from one host: an ldmd start-up check (ldmd/mac_collision_check)",
+        "nothing, if that ldmd just started";
+    LdmLookupStorm = "ldm.lookup_storm", Warn,
+        "a burst of lookups from one host that repeats MACs or goes on for long: a runaway requester",
+        "look at that host's ldmd log (svcs -L ldmd) and restart it if it loops";
+    LdmUnsolicitedResponse = "ldm.unsolicited_response", Warn,
+        "a response with no matching request, although the capture was running when the request would have been sent",
+        "find the sender: a misbehaving ldmd, a replay, or spoofing";
+    LdmRequestNotCaptured = "ldm.request_not_captured", Note,
+        "a response near the start of the capture whose request was probably sent before capturing began",
+        "nothing; start the capture earlier to see the whole exchange";
+    LdmLateDiscoveryResponse = "ldm.late_discovery_response", Warn,
+        "an ldmd answered discovery after the window: the client has stopped listening and misses it",
+        "check that host's load and network path";
+    LdmDuplicateResponse = "ldm.duplicate_response", Warn,
+        "the same host answered the same request twice",
+        "harmless, but the responder or the network duplicates packets";
+    LdmHostnameSeveralIps = "ldm.hostname_several_ips", Warn,
+        "one hostname is advertised with several IP addresses",
+        "two ldmd hosts share a name, or one host changed address: check DNS and the hosts";
+    LdmIpSeveralMacs = "ldm.ip_several_macs", Error,
+        "one IP address sends ldm traffic from several link-layer addresses: an address conflict or spoofing",
+        "find both machines (arp -a, switch MAC tables) and fix the duplicate address";
+    LdmVersionMismatch = "ldm.version_mismatch", Note,
+        "this ldmd reports a different version from the first one seen in the fleet",
+        "plan to bring the fleet to one Oracle VM Server for SPARC version";
 }
 
 impl Key {
@@ -171,7 +214,7 @@ impl fmt::Display for Key {
 
 /// What a finding is about, kept as values so nothing is formatted (or
 /// allocated) until an output asks for the text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Detail {
     None,
     /// A field's value and the value it should have.
@@ -224,10 +267,43 @@ pub enum Detail {
         have: usize,
         of: Option<usize>,
     },
+    /// A related earlier frame and the time since it.
+    After {
+        what: &'static str,
+        frame: u64,
+        secs: f64,
+    },
+    /// Another host already seen with the same MAC, hostname or address.
+    AlsoSeen {
+        what: &'static str,
+        addr: std::net::IpAddr,
+        frame: u64,
+    },
+    /// Another link-layer address already seen for the same IP.
+    AlsoFrom {
+        mac: [u8; 6],
+        frame: u64,
+    },
+    /// A retry chain: lookups so far, since when.
+    Chain {
+        lookups: u32,
+        secs: f64,
+        first_frame: u64,
+    },
+    /// A burst of lookups.
+    Burst {
+        lookups: u32,
+        distinct: u32,
+        secs: f64,
+    },
+    /// A timestamp that went backwards.
+    Backwards {
+        secs: f64,
+    },
 }
 
 /// One anomaly found in one packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Finding {
     pub key: Key,
     pub detail: Detail,
@@ -278,6 +354,16 @@ impl fmt::Display for Detail {
             Detail::FragmentsMissing { have, of: None } => {
                 write!(f, "{have} bytes arrived, last fragment never seen")
             }
+            Detail::After { what, frame, secs } => write!(f, "{secs:.3} s after the {what} in frame {frame}"),
+            Detail::AlsoSeen { what, addr, frame } => write!(f, "{what} also seen from {addr} in frame {frame}"),
+            Detail::AlsoFrom { mac, frame } => write!(f, "also sent from {} in frame {frame}", MacAddr(mac)),
+            Detail::Chain { lookups, secs, first_frame } => {
+                write!(f, "lookup {lookups} of a retry chain begun {secs:.1} s ago in frame {first_frame}")
+            }
+            Detail::Burst { lookups, distinct, secs } => {
+                write!(f, "{lookups} lookups of {distinct} distinct MACs in {secs:.3} s")
+            }
+            Detail::Backwards { secs } => write!(f, "{secs:.6} s before the previous frame"),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! format itself, `expert` the one catalogue of anomaly keys, and `synth` the
 //! packet builders that generate the test captures.
 
+pub mod analyze;
 pub mod capture;
 pub mod cli;
 pub mod dissect;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use ldm_sniff::analyze;
 use ldm_sniff::capture::CaptureReader;
 use ldm_sniff::cli::{Args, Color, FailOn};
 use ldm_sniff::dissect;
@@ -70,6 +71,14 @@ fn main() -> ExitCode {
         count: args.count,
         all: args.all,
         quiet: args.quiet,
+        analysis: analyze::Options {
+            window: args.window,
+            storm_lookups: args.storm.0,
+            storm_secs: args.storm.1,
+            max_entries: args.max_entries,
+            ..analyze::Options::default()
+        },
+        stats: args.stats.clone(),
     };
     let stdout = io::stdout().lock();
     let out = io::BufWriter::with_capacity(1 << 16, stdout);

@@ -2,9 +2,13 @@
 
 use std::io::{self, Write};
 
-use crate::capture::{CaptureError, CaptureReader};
-use crate::dissect::{self, Dissection, Dissector};
-use crate::output::{self, Printer, Summary};
+use std::collections::VecDeque;
+
+use crate::analyze::{self, Analyzer, Annotation, StatsKind};
+use crate::capture::{CaptureError, CaptureReader, Timestamp};
+use crate::dissect::{self, Dissection, Dissector, OwnedDissection};
+use crate::output::{self, Packet, Printer, Summary};
+use crate::wire::ldm::MsgType;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -16,6 +20,9 @@ pub struct Config {
     pub all: bool,
     /// No packet output.
     pub quiet: bool,
+    pub analysis: analyze::Options,
+    /// `-z` tables, printed after the packets.
+    pub stats: Vec<StatsKind>,
 }
 
 /// How a run ended.
@@ -67,26 +74,121 @@ where
     Ok(None)
 }
 
-/// Reads `reader` to its end (or `-c`), writing packets to `out`.
+/// Like [`walk`], with the analysis: `visit` gets each dissection with what
+/// the analysis says of it (an empty annotation for frames that are not ldm).
+/// Returns the analyzer, for its statistics.
+pub fn walk_analyzed<F>(
+    reader: CaptureReader,
+    options: dissect::Options,
+    analysis: analyze::Options,
+    mut visit: F,
+) -> io::Result<(Option<CaptureError>, Analyzer)>
+where
+    F: FnMut(&Dissection<'_>, Annotation) -> io::Result<bool>,
+{
+    let mut analyzer = Analyzer::new(analysis);
+    let error = walk(reader, options, |d| {
+        analyzer.saw_frame(d.frame.ts);
+        let note = if d.is_ldm() { analyzer.observe(d) } else { Annotation::default() };
+        visit(d, note)
+    })?;
+    Ok((error, analyzer))
+}
+
+/// Most bytes of frames waiting for their requests' windows to close; past
+/// it the oldest is printed early (its list of responses may then be short).
+const MAX_HELD_BYTES: usize = 4 << 20;
+
+/// Output waiting so that a request can list its responses: a request is
+/// held until its window closes, and whatever follows it waits behind it to
+/// keep the order.
+struct Held {
+    queue: VecDeque<(OwnedDissection, Annotation, bool)>,
+    bytes: usize,
+    window: f64,
+}
+
+impl Held {
+    fn new(window: f64) -> Held {
+        Held { queue: VecDeque::new(), bytes: 0, window }
+    }
+
+    fn push(&mut self, d: OwnedDissection, note: Annotation, waits: bool) {
+        self.bytes += d.size();
+        self.queue.push_back((d, note, waits));
+    }
+
+    /// Records a response on its held request.
+    fn link(&mut self, request: u64, response: u64) {
+        if let Some((_, note, _)) = self.queue.iter_mut().find(|(d, _, _)| d.number() == request) {
+            note.response_in.push(response);
+        }
+    }
+
+    /// The front entry, once its window has closed at `now` (or memory is short).
+    fn pop_settled(&mut self, now: Option<Timestamp>) -> Option<(OwnedDissection, Annotation, bool)> {
+        let (front, _, waits) = self.queue.front()?;
+        let open = match now {
+            Some(now) => now.seconds_since(front.ts()) <= self.window,
+            None => false,
+        };
+        if *waits && open && self.bytes <= MAX_HELD_BYTES {
+            return None;
+        }
+        let entry = self.queue.pop_front()?;
+        self.bytes -= entry.0.size();
+        Some(entry)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+/// A request whose responses are worth waiting for.
+fn is_request(d: &Dissection<'_>) -> bool {
+    matches!(d.ldm.and_then(|m| m.msg_type), Some(MsgType::SendMsg | MsgType::DiscSend))
+}
+
+fn emit<W: Write>(printer: &mut Printer<W>, d: &Dissection<'_>, note: &Annotation) -> io::Result<()> {
+    printer.packet(&Packet { d, note })
+}
+
+/// Reads `reader` to its end (or `-c`), analyses, and writes packets and
+/// statistics to `out`.
 pub fn run<W: Write>(reader: CaptureReader, out: W, config: Config) -> Result<Outcome, RunError> {
     let mut printer = Printer::new(out, config.output);
     let mut summary = Summary::default();
-    let capture_error = walk(reader, config.dissect, |d| {
+    let mut held = Held::new(config.analysis.window);
+    let (capture_error, analyzer) = walk_analyzed(reader, config.dissect, config.analysis, |d, note| {
         // Reassembly leftovers are shown again at the end; count frames once.
-        if d.frame.number > summary.frames {
-            summary.frames = d.frame.number;
-        }
+        summary.frames = summary.frames.max(d.frame.number);
         printer.saw_frame(d.frame.ts);
         if d.is_ldm() {
-            summary.ldm_packet(d);
-        } else if !config.all {
-            return Ok(true);
+            summary.ldm_packet(d, &note.findings);
         }
-        if !config.quiet {
-            printer.packet(d)?;
+        if let Some(request) = note.request_in {
+            held.link(request, d.frame.number);
+        }
+        if (d.is_ldm() || config.all) && !config.quiet {
+            if is_request(d) || !held.is_empty() {
+                held.push(d.to_owned(), note, is_request(d));
+            } else {
+                emit(&mut printer, d, &note)?;
+            }
+        }
+        while let Some((owned, note, _)) = held.pop_settled(Some(d.frame.ts)) {
+            emit(&mut printer, &owned.view(), &note)?;
         }
         Ok(config.count.is_none_or(|c| summary.ldm < c))
     })?;
+    while let Some((owned, note, _)) = held.pop_settled(None) {
+        emit(&mut printer, &owned.view(), &note)?;
+    }
+    summary.evicted = analyzer.evicted();
+    for kind in &config.stats {
+        printer.stats(*kind, analyzer.stats(), &summary)?;
+    }
     printer.finish()?;
     Ok(Outcome { summary, capture_error })
 }

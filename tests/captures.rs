@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
+use ldm_sniff::analyze;
 use ldm_sniff::capture::CaptureReader;
 use ldm_sniff::dissect;
 use ldm_sniff::expert::Key;
@@ -15,19 +16,21 @@ fn captures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("captures")
 }
 
-/// (frame number, sorted finding keys) of every ldm packet in a capture.
+/// (frame number, sorted finding keys) of every ldm packet in a capture,
+/// per packet and over time (default analysis options).
 fn ldm_findings(name: &str, bytes: Vec<u8>) -> Vec<(u64, Vec<Key>)> {
     let reader = CaptureReader::from_reader(name, Cursor::new(bytes)).expect("capture opens");
     let mut seen = Vec::new();
-    let error = pipeline::walk(reader, dissect::Options::default(), |d| {
-        if d.is_ldm() {
-            let mut keys: Vec<Key> = d.findings.iter().map(|f| f.key).collect();
-            keys.sort();
-            seen.push((d.frame.number, keys));
-        }
-        Ok(true)
-    })
-    .expect("no output error");
+    let (error, _) =
+        pipeline::walk_analyzed(reader, dissect::Options::default(), analyze::Options::default(), |d, note| {
+            if d.is_ldm() {
+                let mut keys: Vec<Key> = d.findings.iter().chain(&note.findings).map(|f| f.key).collect();
+                keys.sort();
+                seen.push((d.frame.number, keys));
+            }
+            Ok(true)
+        })
+        .expect("no output error");
     assert!(error.is_none(), "{name}: {error:?}");
     seen
 }
@@ -84,8 +87,10 @@ fn captures_from_real_tcpdump_and_dumpcap_decode_cleanly() {
         let bytes = std::fs::read(captures_dir().join("recorded").join(name)).expect("recorded capture present");
         let seen = ldm_findings(name, bytes);
         assert_eq!(seen.len(), 10, "{name}: every frame is ldm");
+        // The sender answers its own lookups (frames 4 and 9): handled collisions.
         for (frame, keys) in seen {
-            assert!(keys.is_empty(), "{name} frame {frame}: {keys:?}");
+            let expected = if frame == 4 || frame == 9 { vec![Key::LdmCollision] } else { vec![] };
+            assert_eq!(keys, expected, "{name} frame {frame}");
         }
     }
 }

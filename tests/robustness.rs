@@ -4,8 +4,10 @@
 use std::io::Cursor;
 use std::path::Path;
 
+use ldm_sniff::analyze::{self, Analyzer};
 use ldm_sniff::capture::{CaptureReader, Frame, Linktype, Timestamp};
 use ldm_sniff::dissect::{self, Dissector};
+use ldm_sniff::output::Packet;
 use ldm_sniff::pipeline;
 use proptest::prelude::*;
 
@@ -19,7 +21,8 @@ fn decode(bytes: Vec<u8>) -> (Vec<(u64, Vec<&'static str>)>, bool) {
         return (Vec::new(), true);
     };
     let mut seen = Vec::new();
-    let error = pipeline::walk(reader, dissect::Options { port: 64535, heuristic: true }, |d| {
+    let options = dissect::Options { port: 64535, heuristic: true };
+    let (error, _) = pipeline::walk_analyzed(reader, options, analyze::Options::default(), |d, _| {
         seen.push((d.frame.number, d.findings.iter().map(|f| f.key.name()).collect()));
         Ok(true)
     })
@@ -84,10 +87,13 @@ fn dissect_bytes(dissector: &mut Dissector, linktype: Linktype, data: &[u8], num
         data,
     };
     let d = dissector.dissect(frame);
+    let mut analyzer = Analyzer::new(analyze::Options::default());
+    let note = analyzer.observe(&d);
+    let p = Packet { d: &d, note: &note };
     let mut buf = Vec::new();
-    ldm_sniff::output::json::write_record(&mut buf, &d, 0.0, ldm_sniff::output::json::Layout::Plain);
-    let _ = ldm_sniff::output::tree::write_tree(&mut Vec::new(), &d, 0.0, ldm_sniff::output::Style { color: false });
-    let _ = ldm_sniff::output::text::write_line(&mut Vec::new(), &d, 0.0, ldm_sniff::output::Style { color: false });
+    ldm_sniff::output::json::write_record(&mut buf, &p, 0.0, ldm_sniff::output::json::Layout::Plain);
+    let _ = ldm_sniff::output::tree::write_tree(&mut Vec::new(), &p, 0.0, ldm_sniff::output::Style { color: false });
+    let _ = ldm_sniff::output::text::write_line(&mut Vec::new(), &p, 0.0, ldm_sniff::output::Style { color: false });
     assert!(
         serde_json::from_slice::<serde_json::Value>(&buf).is_ok(),
         "record is valid JSON: {}",

@@ -26,6 +26,7 @@ pub enum Value<'a> {
     /// Capture time as RFC 3339 UTC.
     Time(Timestamp),
     U16List(&'a [u16]),
+    U64List(&'a [u64]),
 }
 
 /// Receives the layers and fields of one packet, in order.
@@ -95,13 +96,15 @@ fn text(sink: &mut dyn FieldSink, name: &'static str, field: Option<CharField<'_
     }
 }
 
-/// Walks every field of `d`. `time_relative` is seconds since the first frame.
-pub fn walk(d: &Dissection<'_>, time_relative: f64, sink: &mut dyn FieldSink) {
+/// Walks every field of `d`. `time_relative` is seconds since the first
+/// frame; `ldm_extra` adds fields to the ldm layer (the analysis's links and
+/// response times), so this stage needs nothing from later ones.
+pub fn walk(d: &Dissection<'_>, time_relative: f64, sink: &mut dyn FieldSink, ldm_extra: &dyn Fn(&mut dyn FieldSink)) {
     frame(d, time_relative, sink);
     link(d, sink);
     ip(d, sink);
     udp(d, sink);
-    ldm(d, sink);
+    ldm(d, sink, ldm_extra);
 }
 
 fn frame(d: &Dissection<'_>, time_relative: f64, sink: &mut dyn FieldSink) {
@@ -190,7 +193,7 @@ fn udp(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
     sink.end_layer();
 }
 
-fn ldm(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
+fn ldm(d: &Dissection<'_>, sink: &mut dyn FieldSink, extra: &dyn Fn(&mut dyn FieldSink)) {
     let Some(msg) = &d.ldm else { return };
     sink.layer("ldm");
     sink.field("len", Value::U64(msg.bytes.len() as u64));
@@ -234,6 +237,7 @@ fn ldm(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
     if !msg.trailing().is_empty() {
         sink.field("trailing_len", Value::U64(msg.trailing().len() as u64));
     }
+    extra(sink);
     sink.end_layer();
 }
 

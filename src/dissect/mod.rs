@@ -112,6 +112,86 @@ impl Dissection<'_> {
     }
 }
 
+/// A dissection that owns its bytes, for output that must wait (a request is
+/// held until its response window closes, to list its responses).
+#[derive(Debug, Clone)]
+pub struct OwnedDissection {
+    frame: KeptFrame,
+    /// The UDP payload (the ldm message, possibly reassembled).
+    payload: Vec<u8>,
+    is_ldm: bool,
+    link: Option<Link>,
+    ip: Option<IpInfo>,
+    udp: Option<UdpInfo>,
+    reassembled: Option<Reassembled>,
+    stop: Option<Stop>,
+    findings: Findings,
+}
+
+impl Dissection<'_> {
+    pub fn to_owned(&self) -> OwnedDissection {
+        let f = &self.frame;
+        OwnedDissection {
+            frame: KeptFrame {
+                number: f.number,
+                ts: f.ts,
+                len: f.len,
+                linktype: f.linktype,
+                interface: f.interface,
+                file_offset: f.file_offset,
+                data: f.data.to_vec(),
+            },
+            payload: self.ldm.map(|m| m.bytes.to_vec()).unwrap_or_default(),
+            is_ldm: self.ldm.is_some(),
+            link: self.link.clone(),
+            ip: self.ip,
+            udp: self.udp,
+            reassembled: self.reassembled,
+            stop: self.stop,
+            findings: self.findings.clone(),
+        }
+    }
+}
+
+impl OwnedDissection {
+    /// The same dissection again (the message view is re-parsed from the
+    /// stored bytes, which gives the same view).
+    pub fn view(&self) -> Dissection<'_> {
+        let k = &self.frame;
+        Dissection {
+            frame: Frame {
+                number: k.number,
+                ts: k.ts,
+                len: k.len,
+                linktype: k.linktype,
+                interface: k.interface,
+                file_offset: k.file_offset,
+                data: &k.data,
+            },
+            link: self.link.clone(),
+            ip: self.ip,
+            udp: self.udp,
+            ldm: self.is_ldm.then(|| Message::parse(&self.payload)),
+            reassembled: self.reassembled,
+            stop: self.stop,
+            findings: self.findings.clone(),
+        }
+    }
+
+    /// Bytes held, for capping what waits.
+    pub fn size(&self) -> usize {
+        self.frame.data.len() + self.payload.len()
+    }
+
+    pub fn number(&self) -> u64 {
+        self.frame.number
+    }
+
+    pub fn ts(&self) -> crate::capture::Timestamp {
+        self.frame.ts
+    }
+}
+
 pub struct Dissector {
     options: Options,
     reassembler: Reassembler,

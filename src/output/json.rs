@@ -5,8 +5,9 @@
 use std::io::Write as _;
 
 use crate::dissect::fields::{self, FieldSink, Rfc3339, Value};
-use crate::dissect::Dissection;
 use crate::expert::MacAddr;
+
+use super::Packet;
 
 /// JSON record layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,17 @@ fn text(buf: &mut Vec<u8>, bytes: &[u8]) {
         }
     }
     buf.push(b'"');
+}
+
+fn number_list(buf: &mut Vec<u8>, values: impl Iterator<Item = u64>) {
+    buf.push(b'[');
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        let _ = write!(buf, "{v}");
+    }
+    buf.push(b']');
 }
 
 impl Sink<'_> {
@@ -104,14 +116,11 @@ impl FieldSink for Sink<'_> {
             Value::Epoch(ts) => write!(buf, "\"{ts}\""),
             Value::Time(ts) => write!(buf, "\"{}\"", Rfc3339(ts)),
             Value::U16List(list) => {
-                buf.push(b'[');
-                for (i, v) in list.iter().enumerate() {
-                    if i > 0 {
-                        buf.push(b',');
-                    }
-                    let _ = write!(buf, "{v}");
-                }
-                buf.push(b']');
+                number_list(buf, list.iter().map(|&v| u64::from(v)));
+                Ok(())
+            }
+            Value::U64List(list) => {
+                number_list(buf, list.iter().copied());
                 Ok(())
             }
         };
@@ -122,9 +131,9 @@ impl FieldSink for Sink<'_> {
     }
 }
 
-fn expert_plain(buf: &mut Vec<u8>, d: &Dissection<'_>) {
+fn expert_plain(buf: &mut Vec<u8>, p: &Packet<'_, '_>) {
     buf.extend_from_slice(b",\"expert\":[");
-    for (i, finding) in d.findings.iter().enumerate() {
+    for (i, finding) in p.findings().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
@@ -141,16 +150,16 @@ fn expert_plain(buf: &mut Vec<u8>, d: &Dissection<'_>) {
     buf.push(b']');
 }
 
-fn expert_ek(buf: &mut Vec<u8>, d: &Dissection<'_>) {
+fn expert_ek(buf: &mut Vec<u8>, p: &Packet<'_, '_>) {
     buf.extend_from_slice(b",\"expert\":{\"expert_expert_key\":[");
-    for (i, finding) in d.findings.iter().enumerate() {
+    for (i, finding) in p.findings().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
         string(buf, finding.key.name());
     }
     buf.extend_from_slice(b"],\"expert_expert_severity\":[");
-    for (i, finding) in d.findings.iter().enumerate() {
+    for (i, finding) in p.findings().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
@@ -160,7 +169,8 @@ fn expert_ek(buf: &mut Vec<u8>, d: &Dissection<'_>) {
 }
 
 /// Appends one record (no trailing newline) to `buf`.
-pub fn write_record(buf: &mut Vec<u8>, d: &Dissection<'_>, time_relative: f64, layout: Layout) {
+pub fn write_record(buf: &mut Vec<u8>, p: &Packet<'_, '_>, time_relative: f64, layout: Layout) {
+    let d = p.d;
     match layout {
         Layout::Plain => buf.push(b'{'),
         Layout::Ek => {
@@ -175,14 +185,14 @@ pub fn write_record(buf: &mut Vec<u8>, d: &Dissection<'_>, time_relative: f64, l
         }
     }
     let mut sink = Sink { buf, layout, layer: "", first_layer: true, first_field: true };
-    fields::walk(d, time_relative, &mut sink);
+    fields::walk(d, time_relative, &mut sink, &|s| p.note.fields(s));
     match layout {
         Layout::Plain => {
-            expert_plain(buf, d);
+            expert_plain(buf, p);
             buf.push(b'}');
         }
         Layout::Ek => {
-            expert_ek(buf, d);
+            expert_ek(buf, p);
             buf.extend_from_slice(b"}}");
         }
     }

@@ -9,11 +9,31 @@ pub mod tree;
 
 use std::io::{self, Write};
 
+use crate::analyze::{Annotation, Stats, StatsKind};
 use crate::capture::Timestamp;
 use crate::dissect::Dissection;
+use crate::expert::Finding;
 
 pub use summary::Summary;
 pub use text::Style;
+
+/// What the outputs show of one frame: its dissection and what the analysis
+/// says of it.
+pub struct Packet<'r, 'a> {
+    pub d: &'r Dissection<'a>,
+    pub note: &'r Annotation,
+}
+
+impl Packet<'_, '_> {
+    /// Per-packet findings, then those over time.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.d.findings.iter().chain(self.note.findings.iter())
+    }
+
+    pub fn has_findings(&self) -> bool {
+        !self.d.findings.is_empty() || !self.note.findings.is_empty()
+    }
+}
 
 /// `-T`: how packets are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -65,21 +85,22 @@ impl<W: Write> Printer<W> {
         self.first_ts.map_or(0.0, |first| ts.seconds_since(first))
     }
 
-    pub fn packet(&mut self, d: &Dissection<'_>) -> io::Result<()> {
+    pub fn packet(&mut self, p: &Packet<'_, '_>) -> io::Result<()> {
+        let d = p.d;
         self.saw_frame(d.frame.ts);
         let rel = self.relative(d.frame.ts);
         match self.options.format {
-            Format::Text => self.text(d, rel)?,
+            Format::Text => self.text(p, rel)?,
             Format::Json => {
                 self.out.write_all(if self.records == 0 { b"[\n" } else { b",\n" })?;
-                self.json(d, rel, json::Layout::Plain)?;
+                self.json(p, rel, json::Layout::Plain)?;
             }
             Format::Jsonl => {
-                self.json(d, rel, json::Layout::Plain)?;
+                self.json(p, rel, json::Layout::Plain)?;
                 self.out.write_all(b"\n")?;
             }
             Format::Ek => {
-                self.json(d, rel, json::Layout::Ek)?;
+                self.json(p, rel, json::Layout::Ek)?;
                 self.out.write_all(b"\n")?;
             }
         }
@@ -90,23 +111,41 @@ impl<W: Write> Printer<W> {
         Ok(())
     }
 
-    fn text(&mut self, d: &Dissection<'_>, rel: f64) -> io::Result<()> {
+    fn text(&mut self, p: &Packet<'_, '_>, rel: f64) -> io::Result<()> {
         if self.options.verbose {
-            tree::write_tree(&mut self.out, d, rel, self.options.style)?;
+            tree::write_tree(&mut self.out, p, rel, self.options.style)?;
         } else {
-            text::write_line(&mut self.out, d, rel, self.options.style)?;
+            text::write_line(&mut self.out, p, rel, self.options.style)?;
         }
         if self.options.hex {
-            hex::write_hex(&mut self.out, d.frame.data)?;
+            hex::write_hex(&mut self.out, p.d.frame.data)?;
             writeln!(self.out)?;
         }
         Ok(())
     }
 
-    fn json(&mut self, d: &Dissection<'_>, rel: f64, layout: json::Layout) -> io::Result<()> {
+    fn json(&mut self, p: &Packet<'_, '_>, rel: f64, layout: json::Layout) -> io::Result<()> {
         self.buf.clear();
-        json::write_record(&mut self.buf, d, rel, layout);
+        json::write_record(&mut self.buf, p, rel, layout);
         self.out.write_all(&self.buf)
+    }
+
+    /// Writes one `-z` table after the packets: aligned text, or for JSON
+    /// outputs a last record `{"stats": {"ldm,hosts": [...]}}`.
+    pub fn stats(&mut self, kind: StatsKind, stats: &Stats, summary: &Summary) -> io::Result<()> {
+        if self.options.format == Format::Text {
+            return stats.write_table(kind, summary, &mut self.out);
+        }
+        let record = serde_json::json!({ "stats": { kind.name(): stats.to_json(kind, summary) } });
+        if self.options.format == Format::Json {
+            self.out.write_all(if self.records == 0 { b"[\n" } else { b",\n" })?;
+        }
+        serde_json::to_writer(&mut self.out, &record)?;
+        self.records += 1;
+        if self.options.format != Format::Json {
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
     }
 
     /// Closes the JSON array (also when reading stopped on an error) and flushes.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::dissect::Dissection;
-use crate::expert::{Key, Severity};
+use crate::expert::{Finding, Key, Severity};
 use crate::wire::ldm::MsgType;
 
 #[derive(Debug, Default, Clone)]
@@ -22,11 +22,13 @@ pub struct Summary {
     pub notes: u64,
     pub by_key: BTreeMap<Key, u64>,
     pub worst: Option<Severity>,
+    /// Analysis table entries evicted by the caps.
+    pub evicted: u64,
 }
 
 impl Summary {
-    /// Counts an ldm packet and its findings.
-    pub fn ldm_packet(&mut self, d: &Dissection<'_>) {
+    /// Counts an ldm packet and its findings (per packet and over time).
+    pub fn ldm_packet(&mut self, d: &Dissection<'_>, over_time: &[Finding]) {
         let Some(msg) = &d.ldm else { return };
         self.ldm += 1;
         let counter = match msg.msg_type {
@@ -38,7 +40,7 @@ impl Summary {
             Some(MsgType::Unknown(_)) | None => &mut self.other,
         };
         *counter += 1;
-        for finding in &d.findings {
+        for finding in d.findings.iter().chain(over_time) {
             let severity = finding.severity();
             match severity {
                 Severity::Error => self.errors += 1,
@@ -67,6 +69,10 @@ impl fmt::Display for Summary {
             self.errors,
             self.warnings,
             self.notes
-        )
+        )?;
+        if self.evicted > 0 {
+            write!(f, "; {} analysis entries evicted by the table caps", self.evicted)?;
+        }
+        Ok(())
     }
 }

@@ -8,6 +8,8 @@ use crate::dissect::Dissection;
 use crate::expert::{format_mac, Severity};
 use crate::wire::ldm::{CharField, Message, MsgType, Payload};
 
+use super::Packet;
+
 /// ANSI colours, only when writing to a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Style {
@@ -116,7 +118,8 @@ fn type_name(msg: &Message<'_>) -> &'static str {
 
 /// Writes the one-line form of an ldm packet, or (with `--all`) a brief line
 /// for any other frame.
-pub fn write_line(out: &mut impl Write, d: &Dissection<'_>, time_relative: f64, style: Style) -> io::Result<()> {
+pub fn write_line(out: &mut impl Write, p: &Packet<'_, '_>, time_relative: f64, style: Style) -> io::Result<()> {
+    let d = p.d;
     let (src, dst) = endpoints(d);
     write!(out, "{:>5} {:>11.6} {src} → {dst} ", d.frame.number, time_relative)?;
     let Some(msg) = &d.ldm else {
@@ -126,9 +129,12 @@ pub fn write_line(out: &mut impl Write, d: &Dissection<'_>, time_relative: f64, 
     };
     style.bold(type_name(msg), out)?;
     out.write_all(summary_fields(msg).as_bytes())?;
-    if !d.findings.is_empty() {
+    if let Some(rtt) = p.note.rtt {
+        write!(out, " rtt={rtt:.6}")?;
+    }
+    if p.has_findings() {
         out.write_all(b" [")?;
-        for (i, finding) in d.findings.iter().enumerate() {
+        for (i, finding) in p.findings().enumerate() {
             if i > 0 {
                 out.write_all(b" ")?;
             }

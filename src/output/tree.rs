@@ -11,8 +11,10 @@ use crate::expert::format_mac;
 use crate::wire::ldm::{self, field, CharField, Message, MsgType, Payload};
 
 use super::text::Style;
+use super::Packet;
 
-pub fn write_tree(out: &mut impl Write, d: &Dissection<'_>, time_relative: f64, style: Style) -> io::Result<()> {
+pub fn write_tree(out: &mut impl Write, p: &Packet<'_, '_>, time_relative: f64, style: Style) -> io::Result<()> {
+    let d = p.d;
     let f = &d.frame;
     writeln!(
         out,
@@ -39,10 +41,11 @@ pub fn write_tree(out: &mut impl Write, d: &Dissection<'_>, time_relative: f64, 
     }
     if let Some(msg) = &d.ldm {
         write_ldm(out, msg)?;
+        write_links(out, p)?;
     }
-    if !d.findings.is_empty() {
+    if p.has_findings() {
         writeln!(out, "Expert info")?;
-        for finding in &d.findings {
+        for finding in p.findings() {
             let info = finding.key.info();
             write!(out, "    [")?;
             style.severity(finding.severity(), finding.severity().name(), out)?;
@@ -56,6 +59,20 @@ pub fn write_tree(out: &mut impl Write, d: &Dissection<'_>, time_relative: f64, 
         }
     }
     writeln!(out)
+}
+
+/// Wireshark's request/response links.
+fn write_links(out: &mut impl Write, p: &Packet<'_, '_>) -> io::Result<()> {
+    for frame in &p.note.response_in {
+        writeln!(out, "    [Response in frame: {frame}]")?;
+    }
+    if let Some(frame) = p.note.request_in {
+        writeln!(out, "    [Request in frame: {frame}]")?;
+    }
+    if let Some(rtt) = p.note.rtt {
+        writeln!(out, "    [Response time: {rtt:.9} s]")?;
+    }
+    Ok(())
 }
 
 fn write_link(out: &mut impl Write, link: &Link) -> io::Result<()> {

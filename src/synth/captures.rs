@@ -164,6 +164,14 @@ pub fn all() -> Vec<Generated> {
         raw_ip_big_endian_ns(),
         loopback_null(),
         mixed_traffic(),
+        late_response(),
+        two_owners(),
+        allocation_failure(),
+        startup_check(),
+        lookup_storm(),
+        unsolicited(),
+        discovery_inconsistent(),
+        time_backwards(),
     ]
 }
 
@@ -183,11 +191,15 @@ fn discovery() -> Generated {
 fn mac_collision() -> Generated {
     let mut r = Recorder::default();
     r.ldm(0, eth_ldm(&LDOM_A, 0x2101, &Repr::lookup(MsgType::SendMsg, AUTO_MAC, LDOM_A.ip)), &[]);
-    r.ldm(300_000, eth_ldm(&LDOM_B, 0x3101, &Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_B.ip)), &[]);
+    r.ldm(
+        300_000,
+        eth_ldm(&LDOM_B, 0x3101, &Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_B.ip)),
+        &[Key::LdmCollision],
+    );
     r.ldm(1_310_000, eth_ldm(&LDOM_A, 0x2102, &Repr::lookup(MsgType::SendMsg, AUTO_MAC_2, LDOM_A.ip)), &[]);
     r.pcapng(
         "mac-collision.pcapng",
-        "ldom-a looks up 00:14:4f:f8:12:34; ldom-b owns it and answers after 300 ms; ldom-a picks 00:14:4f:f9:a0:07, which nobody answers. No per-packet findings.",
+        "ldom-a looks up 00:14:4f:f8:12:34; ldom-b owns it and answers after 300 ms (a handled collision: a note); ldom-a picks 00:14:4f:f9:a0:07, which nobody answers.",
         ETHERNET_US,
     )
 }
@@ -199,14 +211,181 @@ fn short_lookup() -> Generated {
     let mut resp = Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_C.ip);
     resp.len = ldm::SHORT_LOOKUP_LEN;
     r.ldm(0, eth_ldm(&LDOM_A, 0x2201, &send), &[]);
-    r.ldm(120_000, eth_ldm(&LDOM_C, 0x4201, &resp), &[]);
+    r.ldm(120_000, eth_ldm(&LDOM_C, 0x4201, &resp), &[Key::LdmCollision]);
     r.pcap(
         "short-lookup.pcap",
-        "The 40-byte short form of SEND_MSG and RESPONSE_MSG (header + mac_lookup_t), classic pcap. Decodes with no findings.",
+        "The 40-byte short form of SEND_MSG and RESPONSE_MSG (header + mac_lookup_t), classic pcap. Decodes with no per-packet findings; the answer is a handled collision.",
         Linktype::ETHERNET,
         false,
         false,
     )
+}
+
+/// A zoo host: each zoo frame comes from its own host, so that the analysis
+/// over time sees a clean discovery (one response per host) and adds nothing.
+struct ZooHost {
+    ip: Ipv4Addr,
+    mac: [u8; 6],
+    name: String,
+}
+
+impl ZooHost {
+    fn new(i: u8) -> ZooHost {
+        ZooHost {
+            ip: Ipv4Addr::new(10, 1, 2, 10 + i),
+            mac: [0x00, 0x10, 0xe0, 0x02, 0x02, 10 + i],
+            name: format!("zoo-{i:02}"),
+        }
+    }
+
+    fn disc_resp(&self) -> Repr {
+        Repr::discovery_response(LDMD_VERSION, &self.name, self.ip)
+    }
+
+    fn lookup(&self, mac: [u8; 6]) -> Repr {
+        Repr::lookup(MsgType::SendMsg, mac, self.ip)
+    }
+
+    fn udp(&self) -> Ipv4Udp {
+        Ipv4Udp::ldm(self.ip, 0x5000)
+    }
+
+    /// The message in an Ethernet frame from this host.
+    fn frame(&self, repr: &Repr) -> Vec<u8> {
+        self.frame_via(&self.udp(), repr)
+    }
+
+    fn frame_via(&self, ip: &Ipv4Udp, repr: &Repr) -> Vec<u8> {
+        ipv4_ethernet(self.mac, ip, &repr.to_bytes())
+    }
+}
+
+fn edited(mut repr: Repr, edit: impl FnOnce(&mut Repr)) -> Repr {
+    edit(&mut repr);
+    repr
+}
+
+fn with_hostname(repr: Repr, name: &[u8]) -> Repr {
+    edited(repr, |m| {
+        if let ReprPayload::Discovery { hostname, .. } = &mut m.payload {
+            *hostname = name.to_vec();
+        }
+    })
+}
+
+fn with_source_ip(repr: Repr, text: &[u8]) -> Repr {
+    edited(repr, |m| {
+        if let ReprPayload::Lookup { source_ip, .. } = &mut m.payload {
+            *source_ip = text.to_vec();
+        }
+    })
+}
+
+/// Offset of the IP header in an untagged Ethernet frame.
+const IP_AT: usize = 14;
+/// Offset of the UDP header after a 20-byte IPv4 header.
+const UDP_AT: usize = IP_AT + 20;
+
+type ZooCase = (&'static [Key], Box<dyn Fn(&ZooHost) -> Vec<u8>>);
+
+/// The per-packet zoo: one frame for each finding, each from its own host.
+fn zoo_cases() -> Vec<ZooCase> {
+    vec![
+        (
+            &[Key::LdmBadMagic],
+            Box::new(|h| {
+                let mut bytes = h.disc_resp().to_bytes();
+                bytes[4..8].copy_from_slice(b"XXXX");
+                ipv4_ethernet(h.mac, &h.udp(), &bytes)
+            }),
+        ),
+        (&[Key::LdmByteSwapped], Box::new(|h| h.frame(&edited(h.disc_resp(), |m| m.byte_order = ByteOrder::Little)))),
+        (&[Key::LdmBadVersion], Box::new(|h| h.frame(&edited(h.disc_resp(), |m| m.version_no = 2)))),
+        (
+            &[Key::LdmUnknownType],
+            Box::new(|h| h.frame(&edited(Repr::discovery_request(), |m| m.msg_type = MsgType::Unknown(7)))),
+        ),
+        (&[Key::LdmResvNonzero], Box::new(|h| h.frame(&edited(h.disc_resp(), |m| m.resv = 0xdead_beef)))),
+        (&[Key::LdmTruncated], Box::new(|h| h.frame(&edited(h.disc_resp(), |m| m.len = 200)))),
+        (&[Key::LdmUnusualLength], Box::new(|h| h.frame(&edited(h.lookup(AUTO_MAC), |m| m.len = 100)))),
+        (&[Key::LdmTrailingBytes], Box::new(|h| h.frame(&edited(h.disc_resp(), |m| m.len = 320)))),
+        (&[Key::LdmStringUnterminated], Box::new(|h| h.frame(&with_hostname(h.disc_resp(), &[b'a'; 256])))),
+        (&[Key::LdmStringNotText], Box::new(|h| h.frame(&with_hostname(h.disc_resp(), b"zoo\x01\xff")))),
+        (&[Key::LdmBadSourceIp], Box::new(|h| h.frame(&with_source_ip(h.lookup(AUTO_MAC), b"not-an-ip")))),
+        (&[Key::LdmSourceIpMismatch], Box::new(|h| h.frame(&with_source_ip(h.lookup(AUTO_MAC), b"10.1.1.99")))),
+        (
+            &[Key::LdmIpAddressMismatch],
+            Box::new(|h| {
+                h.frame(&edited(h.disc_resp(), |m| {
+                    if let ReprPayload::Discovery { ip_address, .. } = &mut m.payload {
+                        *ip_address = Ipv4Addr::new(10, 9, 9, 9);
+                    }
+                }))
+            }),
+        ),
+        (
+            &[Key::LdmMacHighBits],
+            Box::new(|h| {
+                h.frame(&edited(h.lookup(AUTO_MAC), |m| {
+                    if let ReprPayload::Lookup { mac_addr, .. } = &mut m.payload {
+                        *mac_addr |= 0xffff << 48;
+                    }
+                }))
+            }),
+        ),
+        (&[Key::LdmMacMulticast], Box::new(|h| h.frame(&h.lookup([0x01, 0x00, 0x5e, 0x00, 0x00, 0x01])))),
+        (&[Key::LdmMacZero], Box::new(|h| h.frame(&h.lookup([0; 6])))),
+        (&[Key::LdmMacNotAuto], Box::new(|h| h.frame(&h.lookup([0x00, 0x14, 0x4f, 0xfc, 0x00, 0x01])))),
+        (
+            &[Key::LdmBadPort],
+            Box::new(|h| {
+                h.frame(&edited(h.disc_resp(), |m| {
+                    if let ReprPayload::Discovery { port_no, .. } = &mut m.payload {
+                        *port_no = 7000;
+                    }
+                }))
+            }),
+        ),
+        (&[Key::IpTtlAboveOne], Box::new(|h| h.frame_via(&Ipv4Udp { ttl: 4, ..h.udp() }, &h.disc_resp()))),
+        (
+            &[Key::IpWrongGroup],
+            Box::new(|h| h.frame_via(&Ipv4Udp { dst: Ipv4Addr::new(239, 1, 1, 1), ..h.udp() }, &h.disc_resp())),
+        ),
+        (&[Key::IpNotMulticast], Box::new(|h| h.frame_via(&Ipv4Udp { dst: CLIENT.ip, ..h.udp() }, &h.disc_resp()))),
+        (
+            &[Key::IpBadChecksum],
+            Box::new(|h| {
+                let mut frame = h.frame(&h.disc_resp());
+                frame[IP_AT + 10] ^= 0x5a;
+                frame
+            }),
+        ),
+        (
+            &[Key::UdpBadChecksum],
+            Box::new(|h| {
+                let mut frame = h.frame(&h.disc_resp());
+                frame[UDP_AT + 6..UDP_AT + 8].copy_from_slice(&[0x12, 0x34]);
+                frame
+            }),
+        ),
+        (
+            &[Key::UdpBadLength],
+            Box::new(|h| {
+                let mut frame = h.frame(&h.disc_resp());
+                frame[UDP_AT + 4..UDP_AT + 6].copy_from_slice(&400u16.to_be_bytes());
+                frame
+            }),
+        ),
+        (
+            &[Key::IpIpv6Transport],
+            Box::new(|h| {
+                let src: Ipv6Addr = "fe80::210:e0ff:fe02:20a".parse().unwrap_or(Ipv6Addr::LOCALHOST);
+                let dst: Ipv6Addr = "ff02::1".parse().unwrap_or(Ipv6Addr::LOCALHOST);
+                let packet = ipv6_udp(src, dst, 1, (ldm::PORT, ldm::PORT), &Repr::discovery_request().to_bytes());
+                ethernet(h.mac, [0x33, 0x33, 0, 0, 0, 1], &[], ETHERTYPE_IPV6, &packet)
+            }),
+        ),
+    ]
 }
 
 /// One packet per per-packet finding, each labelled with a pcapng comment.
@@ -217,110 +396,34 @@ fn anomalies() -> Generated {
         t += 10_000;
         t
     };
-    let a = &LDOM_A;
-    let send = |mac: [u8; 6]| Repr::lookup(MsgType::SendMsg, mac, a.ip);
-    let with = |mut repr: Repr, edit: &dyn Fn(&mut Repr)| {
-        edit(&mut repr);
-        repr
-    };
-    let eth = |repr: &Repr| eth_ldm(a, 0x5000, repr);
-
-    let mut bad_magic = disc_resp(a).to_bytes();
-    bad_magic[4..8].copy_from_slice(b"XXXX");
-    r.ldm(next(), ipv4_ethernet(a.mac, &Ipv4Udp::ldm(a.ip, 1), &bad_magic), &[Key::LdmBadMagic]);
-    r.ldm(next(), eth(&with(disc_resp(a), &|m| m.byte_order = ByteOrder::Little)), &[Key::LdmByteSwapped]);
-    r.ldm(next(), eth(&with(disc_resp(a), &|m| m.version_no = 2)), &[Key::LdmBadVersion]);
-    r.ldm(next(), eth(&with(Repr::discovery_request(), &|m| m.msg_type = MsgType::Unknown(7))), &[Key::LdmUnknownType]);
-    r.ldm(next(), eth(&with(disc_resp(a), &|m| m.resv = 0xdead_beef)), &[Key::LdmResvNonzero]);
-    r.ldm(next(), eth(&with(disc_resp(a), &|m| m.len = 200)), &[Key::LdmTruncated]);
-    r.ldm(next(), eth(&with(send(AUTO_MAC), &|m| m.len = 100)), &[Key::LdmUnusualLength]);
-    r.ldm(next(), eth(&with(disc_resp(a), &|m| m.len = 320)), &[Key::LdmTrailingBytes]);
-    let set_host = |host: Vec<u8>| {
-        with(disc_resp(a), &move |m| {
-            if let ReprPayload::Discovery { hostname, .. } = &mut m.payload {
-                *hostname = host.clone();
-            }
-        })
-    };
-    r.ldm(next(), eth(&set_host(vec![b'a'; 256])), &[Key::LdmStringUnterminated]);
-    r.ldm(next(), eth(&set_host(b"ldom\x01\xff".to_vec())), &[Key::LdmStringNotText]);
-    let set_source = |text: &'static [u8]| {
-        with(send(AUTO_MAC), &move |m| {
-            if let ReprPayload::Lookup { source_ip, .. } = &mut m.payload {
-                *source_ip = text.to_vec();
-            }
-        })
-    };
-    r.ldm(next(), eth(&set_source(b"not-an-ip")), &[Key::LdmBadSourceIp]);
-    r.ldm(next(), eth(&set_source(b"10.1.1.99")), &[Key::LdmSourceIpMismatch]);
-    let ip_elsewhere = with(disc_resp(a), &|m| {
-        if let ReprPayload::Discovery { ip_address, .. } = &mut m.payload {
-            *ip_address = Ipv4Addr::new(10, 9, 9, 9);
-        }
-    });
-    r.ldm(next(), eth(&ip_elsewhere), &[Key::LdmIpAddressMismatch]);
-    let high_bits = with(send(AUTO_MAC), &|m| {
-        if let ReprPayload::Lookup { mac_addr, .. } = &mut m.payload {
-            *mac_addr |= 0xffff << 48;
-        }
-    });
-    r.ldm(next(), eth(&high_bits), &[Key::LdmMacHighBits]);
-    r.ldm(next(), eth(&send([0x01, 0x00, 0x5e, 0x00, 0x00, 0x01])), &[Key::LdmMacMulticast]);
-    r.ldm(next(), eth(&send([0; 6])), &[Key::LdmMacZero]);
-    r.ldm(next(), eth(&send([0x00, 0x14, 0x4f, 0xfc, 0x00, 0x01])), &[Key::LdmMacNotAuto]);
-    let wrong_port = with(disc_resp(a), &|m| {
-        if let ReprPayload::Discovery { port_no, .. } = &mut m.payload {
-            *port_no = 7000;
-        }
-    });
-    r.ldm(next(), eth(&wrong_port), &[Key::LdmBadPort]);
-
-    // Transport findings.
-    let resp = disc_resp(a).to_bytes();
-    let ip = |edit: &dyn Fn(&mut Ipv4Udp)| {
-        let mut ip = Ipv4Udp::ldm(a.ip, 0x5100);
-        edit(&mut ip);
-        ip
-    };
-    r.ldm(next(), ipv4_ethernet(a.mac, &ip(&|i| i.ttl = 4), &resp), &[Key::IpTtlAboveOne]);
-    r.ldm(next(), ipv4_ethernet(a.mac, &ip(&|i| i.dst = Ipv4Addr::new(239, 1, 1, 1)), &resp), &[Key::IpWrongGroup]);
-    r.ldm(next(), ipv4_ethernet(a.mac, &ip(&|i| i.dst = Ipv4Addr::new(10, 1, 1, 5)), &resp), &[Key::IpNotMulticast]);
-    let mut bad_ip_sum = ipv4_ethernet(a.mac, &ip(&|_| {}), &resp);
-    bad_ip_sum[14 + 10] ^= 0x5a;
-    r.ldm(next(), bad_ip_sum, &[Key::IpBadChecksum]);
-    let mut bad_udp_sum = ipv4_ethernet(a.mac, &ip(&|_| {}), &resp);
-    bad_udp_sum[14 + 20 + 6..14 + 20 + 8].copy_from_slice(&[0x12, 0x34]);
-    r.ldm(next(), bad_udp_sum, &[Key::UdpBadChecksum]);
-    let mut bad_udp_len = ipv4_ethernet(a.mac, &ip(&|_| {}), &resp);
-    bad_udp_len[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&400u16.to_be_bytes());
-    r.ldm(next(), bad_udp_len, &[Key::UdpBadLength]);
+    // A discovery request first: every zoo response answers it in time.
+    r.ldm(0, eth_ldm(&CLIENT, 0x1601, &Repr::discovery_request()), &[]);
+    for (i, (keys, build)) in zoo_cases().iter().enumerate() {
+        let host = ZooHost::new(i as u8);
+        r.ldm(next(), build(&host), keys);
+    }
+    let h = ZooHost::new(40);
     // Cut by a 100-byte snap length: the capture's fault, not the sender's.
-    let full = ipv4_ethernet(a.mac, &ip(&|_| {}), &resp);
+    let full = h.frame(&h.disc_resp());
     let cut = r.frame(next(), full[..100].to_vec());
     r.records[cut as usize - 1].orig_len = full.len() as u32;
     r.expect_keys(cut, &[Key::FrameTruncated]);
-    let v6 = ipv6_udp(
-        "fe80::210:e0ff:fe01:10a".parse().unwrap_or(Ipv6Addr::LOCALHOST),
-        "ff02::1".parse().unwrap_or(Ipv6Addr::LOCALHOST),
-        1,
-        (ldm::PORT, ldm::PORT),
-        &Repr::discovery_request().to_bytes(),
-    );
-    r.ldm(next(), ethernet(a.mac, [0x33, 0x33, 0, 0, 0, 1], &[], ETHERTYPE_IPV6, &v6), &[Key::IpIpv6Transport]);
     // Two fragments of one datagram: reassembled, flagged on the second.
-    let pieces = ip(&|i| i.id = 0x5200).fragments(&resp, 200);
+    let h = ZooHost::new(41);
+    let pieces = Ipv4Udp { id: 0x5200, ..h.udp() }.fragments(&h.disc_resp().to_bytes(), 200);
     let dst = multicast_mac(ldm::GROUP);
-    r.frame(next(), ethernet(a.mac, dst, &[], ETHERTYPE_IPV4, &pieces[0]));
-    let second = r.frame(next(), ethernet(a.mac, dst, &[], ETHERTYPE_IPV4, &pieces[1]));
+    r.frame(next(), ethernet(h.mac, dst, &[], ETHERTYPE_IPV4, &pieces[0]));
+    let second = r.frame(next(), ethernet(h.mac, dst, &[], ETHERTYPE_IPV4, &pieces[1]));
     r.expect_keys(second, &[Key::IpFragmented]);
     // The first fragment of a datagram whose second fragment was lost.
-    let lost = ip(&|i| i.id = 0x5300).fragments(&resp, 200);
-    let alone = r.frame(next(), ethernet(a.mac, dst, &[], ETHERTYPE_IPV4, &lost[0]));
+    let h = ZooHost::new(42);
+    let lost = Ipv4Udp { id: 0x5300, ..h.udp() }.fragments(&h.disc_resp().to_bytes(), 200);
+    let alone = r.frame(next(), ethernet(h.mac, dst, &[], ETHERTYPE_IPV4, &lost[0]));
     r.expect_keys(alone, &[Key::IpFragmentsMissing]);
 
     r.pcapng(
         "anomalies.pcapng",
-        "A labelled zoo: one packet per per-packet finding (every ldm.*, ip.*, udp.* and frame.* key), each carrying a pcapng comment naming the key it must raise.",
+        "A labelled zoo: a discovery request, then one packet per per-packet finding (every ldm.*, ip.*, udp.* and frame.* key checked in a single packet), each from its own host and carrying a pcapng comment naming the key it must raise.",
         ETHERNET_US,
     )
 }
@@ -355,11 +458,11 @@ fn sll2_any() -> Generated {
     // Arrived over a veth pair with CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum.
     let partial_sum = pseudo_partial(&resp, resp_bytes.len() + 8);
     partial[26..28].copy_from_slice(&partial_sum.to_be_bytes());
-    r.ldm(250_000, sll2(ETHERTYPE_IPV4, 3, 2, LDOM_B.mac, &partial), &[]);
-    r.ldm(260_000, sll2(ETHERTYPE_IPV4, 2, 2, LDOM_B.mac, &resp.packet(&resp_bytes)), &[]);
+    r.ldm(250_000, sll2(ETHERTYPE_IPV4, 3, 2, LDOM_B.mac, &partial), &[Key::LdmCollision]);
+    r.ldm(260_000, sll2(ETHERTYPE_IPV4, 2, 2, LDOM_B.mac, &resp.packet(&resp_bytes)), &[Key::LdmCollision]);
     r.pcap(
         "sll2-any.pcap",
-        "What `tcpdump -i any` writes (Linux cooked v2): an outgoing SEND_MSG whose UDP checksum the NIC would fill in, and a RESPONSE_MSG seen on a veth (partial checksum) and on the uplink. Offload must raise no false udp.bad_checksum.",
+        "What `tcpdump -i any` writes (Linux cooked v2): an outgoing SEND_MSG whose UDP checksum the NIC would fill in, and a RESPONSE_MSG seen on a veth (partial checksum) and on the uplink. Offload must raise no false udp.bad_checksum, and the one response seen twice is not a duplicate response.",
         Linktype::LINUX_SLL2,
         false,
         false,
@@ -436,10 +539,10 @@ fn raw_ip_big_endian_ns() -> Generated {
     let mut r = Recorder::default();
     let raw = |host: &Host, id: u16, repr: &Repr| Ipv4Udp::ldm(host.ip, id).packet(&repr.to_bytes());
     r.ldm(0, raw(&LDOM_C, 0x4401, &Repr::lookup(MsgType::SendMsg, AUTO_MAC, LDOM_C.ip)), &[]);
-    r.ldm(1_001, raw(&LDOM_A, 0x2601, &Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_A.ip)), &[]);
+    r.ldm(1_001, raw(&LDOM_A, 0x2601, &Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_A.ip)), &[Key::LdmCollision]);
     r.pcap(
         "raw-ip-be-ns.pcap",
-        "Classic pcap written big-endian with nanosecond timestamps and raw IPv4 link type (as a SPARC host's own tools may write). A lookup answered after 1.001 ms. No findings.",
+        "Classic pcap written big-endian with nanosecond timestamps and raw IPv4 link type (as a SPARC host's own tools may write). A lookup answered after 1.001 ms (a handled collision).",
         Linktype::RAW,
         true,
         true,
@@ -499,6 +602,152 @@ fn mixed_traffic() -> Generated {
     r.pcapng(
         "mixed-traffic.pcapng",
         "ldm among other traffic (ARP, DNS, the XMPP TCP port) and one ldm packet with an IPv4 option (Router Alert): a default run shows the three ldm packets only; --all lists every frame; --heuristic (or --port 5000) also finds a discovery response sent to UDP port 5000.",
+        ETHERNET_US,
+    )
+}
+
+/// A MAC in the automatic range, numbered.
+fn auto_mac(n: u32) -> [u8; 6] {
+    let b = n.to_be_bytes();
+    [0x00, 0x14, 0x4f, 0xf8 | (b[1] & 0x03), b[2], b[3]]
+}
+
+fn lookup_frame(host: &Host, id: u16, msg_type: MsgType, mac: [u8; 6]) -> Vec<u8> {
+    eth_ldm(host, id, &Repr::lookup(msg_type, mac, host.ip))
+}
+
+fn late_response() -> Generated {
+    let mut r = Recorder::default();
+    r.ldm(0, lookup_frame(&LDOM_A, 0x2801, MsgType::SendMsg, AUTO_MAC), &[]);
+    r.ldm(1_500_000, lookup_frame(&LDOM_B, 0x3801, MsgType::ResponseMsg, AUTO_MAC), &[Key::LdmLateResponse]);
+    r.pcapng(
+        "late-response.pcapng",
+        "ldom-a looks up 00:14:4f:f8:12:34 and hears nothing for 1 s, so it assigns the MAC; ldom-b, which owns it, answers at 1.5 s: a real duplicate.",
+        ETHERNET_US,
+    )
+}
+
+fn two_owners() -> Generated {
+    let mut r = Recorder::default();
+    r.ldm(0, lookup_frame(&LDOM_A, 0x2901, MsgType::SendMsg, AUTO_MAC), &[]);
+    r.ldm(200_000, lookup_frame(&LDOM_B, 0x3901, MsgType::ResponseMsg, AUTO_MAC), &[Key::LdmCollision]);
+    r.ldm(
+        250_000,
+        lookup_frame(&LDOM_C, 0x4901, MsgType::ResponseMsg, AUTO_MAC),
+        &[Key::LdmCollision, Key::LdmDuplicateOwner],
+    );
+    r.pcapng(
+        "two-owners.pcapng",
+        "One lookup answered in time by two hosts, ldom-b and ldom-c: both have 00:14:4f:f8:12:34 assigned.",
+        ETHERNET_US,
+    )
+}
+
+fn allocation_failure() -> Generated {
+    let mut r = Recorder::default();
+    // ldom-a's every candidate is taken (ldom-b answers each in 200 ms); it
+    // retries every 0.78 s and is still at it 30 s later.
+    for i in 0..40u32 {
+        let at = i64::from(i) * 780_000;
+        let mac = auto_mac(0x100 + i);
+        let id = i as u16;
+        let keys: &[Key] = if i == 39 { &[Key::LdmAllocationFailed] } else { &[] };
+        r.ldm(at, lookup_frame(&LDOM_A, 0x2a00 + id, MsgType::SendMsg, mac), keys);
+        r.ldm(at + 200_000, lookup_frame(&LDOM_B, 0x3a00 + id, MsgType::ResponseMsg, mac), &[Key::LdmCollision]);
+    }
+    r.pcapng(
+        "allocation-failure.pcapng",
+        "ldom-a retries 40 times over 30.6 s, each candidate answered by ldom-b within 200 ms: the 40th lookup, 30.4 s after the first, means ldmd's 30 s allocation has failed.",
+        ETHERNET_US,
+    )
+}
+
+fn startup_check() -> Generated {
+    let mut r = Recorder::default();
+    // ldmd start-up with ldmd/mac_collision_check: every assigned MAC once, at once.
+    for i in 0..1000u32 {
+        let keys: &[Key] = if i == 19 { &[Key::LdmStartupCheck] } else { &[] };
+        r.ldm(i64::from(i) * 1_000, lookup_frame(&LDOM_C, i as u16, MsgType::SendMsg, auto_mac(0x1000 + i)), keys);
+    }
+    r.pcapng(
+        "startup-check.pcapng",
+        "ldom-c looks up 1000 distinct MACs in one second (ldmd start-up with ldmd/mac_collision_check): one note when the burst is recognised.",
+        ETHERNET_US,
+    )
+}
+
+fn lookup_storm() -> Generated {
+    let mut r = Recorder::default();
+    // A runaway: the same five MACs over and over.
+    for i in 0..1000u32 {
+        let keys: &[Key] = if i == 19 { &[Key::LdmLookupStorm] } else { &[] };
+        r.ldm(i64::from(i) * 1_000, lookup_frame(&LDOM_B, i as u16, MsgType::SendMsg, auto_mac(0x2000 + i % 5)), keys);
+    }
+    r.pcapng(
+        "lookup-storm.pcapng",
+        "ldom-b looks up the same five MACs 1000 times in one second: a runaway requester, flagged once when the burst is recognised.",
+        ETHERNET_US,
+    )
+}
+
+fn unsolicited() -> Generated {
+    let mut r = Recorder::default();
+    r.ldm(
+        200_000,
+        lookup_frame(&LDOM_B, 0x3b01, MsgType::ResponseMsg, auto_mac(0x3001)),
+        &[Key::LdmRequestNotCaptured],
+    );
+    r.ldm(2_000_000, lookup_frame(&LDOM_A, 0x2b01, MsgType::SendMsg, auto_mac(0x3002)), &[]);
+    r.ldm(
+        5_000_000,
+        lookup_frame(&LDOM_C, 0x4b01, MsgType::ResponseMsg, auto_mac(0x3003)),
+        &[Key::LdmUnsolicitedResponse],
+    );
+    r.pcapng(
+        "unsolicited.pcapng",
+        "A response in the capture's first second (its request was probably sent before capturing began: a note), an unanswered lookup, and a response at 5 s to a lookup nobody sent (a warning).",
+        ETHERNET_US,
+    )
+}
+
+fn discovery_inconsistent() -> Generated {
+    let mut r = Recorder::default();
+    let host = |ip: [u8; 4], mac: u8, name: &'static str| Host {
+        ip: Ipv4Addr::from(ip),
+        mac: [0x00, 0x10, 0xe0, 0x03, 0x03, mac],
+        name,
+    };
+    let a = host([10, 1, 1, 10], 0x0a, "ldom-a");
+    let b = host([10, 1, 1, 11], 0x0b, "ldom-b");
+    let impostor = host([10, 1, 1, 99], 0x63, "ldom-a");
+    let c = host([10, 1, 1, 12], 0x0c, "ldom-c");
+    let c_elsewhere = host([10, 1, 1, 12], 0xcc, "ldom-c");
+    let d = host([10, 1, 1, 13], 0x0d, "ldom-d");
+    let old = |h: &Host| Repr::discovery_response("3.5.0.0.4", h.name, h.ip);
+    r.ldm(0, eth_ldm(&CLIENT, 0x1701, &Repr::discovery_request()), &[]);
+    r.ldm(3_000, eth_ldm(&a, 0x7001, &disc_resp(&a)), &[]);
+    r.ldm(5_000, eth_ldm(&b, 0x7101, &disc_resp(&b)), &[]);
+    r.ldm(7_000, eth_ldm(&b, 0x7102, &disc_resp(&b)), &[Key::LdmDuplicateResponse]);
+    r.ldm(9_000, eth_ldm(&impostor, 0x7201, &disc_resp(&impostor)), &[Key::LdmHostnameSeveralIps]);
+    r.ldm(11_000, eth_ldm(&c, 0x7301, &old(&c)), &[Key::LdmVersionMismatch]);
+    r.ldm(2_000_000, eth_ldm(&CLIENT, 0x1702, &Repr::discovery_request()), &[]);
+    r.ldm(2_003_000, eth_ldm(&c_elsewhere, 0x7302, &old(&c_elsewhere)), &[Key::LdmIpSeveralMacs]);
+    r.ldm(3_600_000, eth_ldm(&d, 0x7401, &disc_resp(&d)), &[Key::LdmLateDiscoveryResponse]);
+    r.pcapng(
+        "discovery-inconsistent.pcapng",
+        "Two discovery rounds with every inconsistency once: ldom-b answers twice, a second host claims the name ldom-a, ldom-c runs an older ldmd, 10.1.1.12 answers from another link-layer address, and ldom-d answers 1.6 s late.",
+        ETHERNET_US,
+    )
+}
+
+fn time_backwards() -> Generated {
+    let mut r = Recorder::default();
+    r.ldm(1_000_000, eth_ldm(&CLIENT, 0x1801, &Repr::discovery_request()), &[]);
+    r.ldm(1_003_000, eth_ldm(&LDOM_A, 0x2c01, &disc_resp(&LDOM_A)), &[]);
+    r.ldm(500_000, eth_ldm(&LDOM_B, 0x3c01, &disc_resp(&LDOM_B)), &[Key::FrameTimeBackwards]);
+    r.pcapng(
+        "time-backwards.pcapng",
+        "A merged capture whose third frame is stamped half a second before the second: flagged, and the analysis keeps the latest time seen.",
         ETHERNET_US,
     )
 }

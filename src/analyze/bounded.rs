@@ -1,0 +1,81 @@
+//! A map with a cap: inserting past it evicts the oldest entry, and counts it.
+//! Keeps every analysis table's memory bounded whatever the traffic.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+
+#[derive(Debug)]
+pub struct BoundedMap<K, V> {
+    map: HashMap<K, V>,
+    /// Keys in insertion order: the front is the oldest.
+    order: VecDeque<K>,
+    cap: usize,
+    pub evicted: u64,
+}
+
+impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
+    pub fn new(cap: usize) -> BoundedMap<K, V> {
+        BoundedMap { map: HashMap::new(), order: VecDeque::new(), cap: cap.max(1), evicted: 0 }
+    }
+
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.map.get(key)
+    }
+
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.map.get_mut(key)
+    }
+
+    /// The entry for `key`, made with `make` (evicting the oldest entry if
+    /// the map is full) when there is none.
+    pub fn entry(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        if !self.map.contains_key(&key) {
+            if self.map.len() >= self.cap {
+                self.evict_oldest();
+            }
+            self.order.push_back(key.clone());
+            self.map.insert(key.clone(), make());
+        }
+        self.map.get_mut(&key).expect("present: inserted above")
+    }
+
+    fn evict_oldest(&mut self) {
+        while let Some(oldest) = self.order.pop_front() {
+            if self.map.remove(&oldest).is_some() {
+                self.evicted += 1;
+                return;
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Entries, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.order.iter().filter_map(|k| self.map.get_key_value(k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evicts_the_oldest_and_counts() {
+        let mut m = BoundedMap::new(3);
+        for i in 0..10u32 {
+            *m.entry(i, || 0) += 1;
+        }
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.evicted, 7);
+        assert_eq!(m.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![7, 8, 9]);
+        *m.entry(8, || 0) += 1;
+        assert_eq!(m.get(&8), Some(&2));
+    }
+}

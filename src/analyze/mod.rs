@@ -1,0 +1,513 @@
+//! Stateful analysis over time: what the traffic means. Links requests and
+//! responses (both ways, with response times), and finds collisions, late
+//! responses, duplicate owners, failed allocations, lookup storms and
+//! discovery inconsistencies. Every rule is documented in README.md
+//! ("Analysis over time"). Time is the capture's time; every table is bounded.
+
+pub mod bounded;
+pub mod stats;
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use arrayvec::ArrayVec;
+
+use crate::capture::Timestamp;
+use crate::dissect::fields::{FieldSink, Value};
+use crate::dissect::Dissection;
+use crate::expert::{Detail, Finding, Key};
+use crate::wire::ldm::{Message, MsgType, Payload};
+
+use bounded::BoundedMap;
+pub use stats::{Stats, StatsKind};
+
+/// ldmd gives up on a MAC after this long ("30 seconds").
+pub const ALLOCATION_TIMEOUT: f64 = 30.0;
+/// How long after a request a response is still matched to it (as late)
+/// rather than called unsolicited.
+pub const LATE_HORIZON: f64 = 60.0;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Response window in seconds (ldmd waits 1 s).
+    pub window: f64,
+    /// Lookups from one host within `storm_secs` that make a burst.
+    pub storm_lookups: u32,
+    pub storm_secs: f64,
+    /// A burst lasting longer than this is a runaway, whatever it looks up.
+    pub storm_max_secs: f64,
+    /// Cap of every table (MACs, hosts, pending requests).
+    pub max_entries: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { window: 1.0, storm_lookups: 20, storm_secs: 1.0, storm_max_secs: 10.0, max_entries: 100_000 }
+    }
+}
+
+pub const MAX_ANALYSIS_FINDINGS: usize = 8;
+
+/// What the analysis says of one ldm packet.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Annotation {
+    /// For a response: the request it answers.
+    pub request_in: Option<u64>,
+    /// For a response: seconds since that request.
+    pub rtt: Option<f64>,
+    /// For a request: the responses to it (filled in as they arrive).
+    pub response_in: Vec<u64>,
+    pub findings: ArrayVec<Finding, MAX_ANALYSIS_FINDINGS>,
+}
+
+impl Annotation {
+    /// The analysis's fields of the ldm layer: `ldm.request_in`, `ldm.rtt`,
+    /// `ldm.response_in`.
+    pub fn fields(&self, sink: &mut dyn FieldSink) {
+        if let Some(frame) = self.request_in {
+            sink.field("request_in", Value::U64(frame));
+        }
+        if let Some(rtt) = self.rtt {
+            sink.field("rtt", Value::F64(rtt));
+        }
+        if !self.response_in.is_empty() {
+            sink.field("response_in", Value::U64List(&self.response_in));
+        }
+    }
+
+    fn push(&mut self, key: Key, detail: Detail) {
+        // Each rule fires at most once per packet, so the capacity holds.
+        let _ = self.findings.try_push(Finding::new(key, detail));
+    }
+}
+
+/// A responder and the IP id of its datagram: the same datagram captured
+/// twice (`tcpdump -i any` sees it on a bridge and on its port) is one
+/// response, not a duplicate.
+type Responder = (IpAddr, u16);
+
+/// The most recent lookup of one MAC.
+#[derive(Debug, Clone)]
+struct LookupRequest {
+    frame: u64,
+    ts: Timestamp,
+    requester: IpAddr,
+    responders: ArrayVec<Responder, 4>,
+}
+
+/// What a new response from `who` is to a request answered by `seen`.
+enum Repeat {
+    New,
+    /// The same datagram again (captured on two interfaces).
+    SameDatagram,
+    /// A second response from the same host.
+    Duplicate,
+}
+
+fn repeat(seen: &[Responder], who: Responder) -> Repeat {
+    if seen.contains(&who) {
+        Repeat::SameDatagram
+    } else if seen.iter().any(|(host, _)| *host == who.0) {
+        Repeat::Duplicate
+    } else {
+        Repeat::New
+    }
+}
+
+/// One requester's retry chain and recent lookups.
+#[derive(Debug, Default)]
+struct RequesterState {
+    chain_start: Option<(Timestamp, u64)>,
+    chain_lookups: u32,
+    last_lookup: Option<(Timestamp, [u8; 6])>,
+    last_answered: bool,
+    chain_failed: bool,
+    /// Recent lookups (time, MAC), for burst detection.
+    recent: VecDeque<(Timestamp, [u8; 6])>,
+    burst_start: Option<Timestamp>,
+    burst_flagged: Option<Key>,
+}
+
+#[derive(Debug, Clone)]
+struct DiscRequest {
+    frame: u64,
+    ts: Timestamp,
+    responders: Vec<Responder>,
+}
+
+pub struct Analyzer {
+    options: Options,
+    first_ts: Option<Timestamp>,
+    /// The analysis clock: the latest timestamp seen (never goes back).
+    now: Option<Timestamp>,
+    /// The highest frame number analysed: frames shown again later (given-up
+    /// fragments) are not "backwards in time".
+    last_frame: u64,
+    lookups: BoundedMap<[u8; 6], LookupRequest>,
+    requesters: BoundedMap<IpAddr, RequesterState>,
+    discoveries: VecDeque<DiscRequest>,
+    /// First link-layer sources seen for each IP.
+    ip_sources: BoundedMap<IpAddr, (ArrayVec<[u8; 6], 4>, u64)>,
+    /// Addresses advertised for each hostname, with the frame of the first.
+    hostnames: BoundedMap<Vec<u8>, (ArrayVec<IpAddr, 4>, u64)>,
+    /// The first ldmd version seen, who said it, where.
+    fleet_version: Option<(Vec<u8>, IpAddr, u64)>,
+    version_flagged: BoundedMap<IpAddr, ()>,
+    stats: Stats,
+}
+
+fn secs(later: Timestamp, earlier: Timestamp) -> f64 {
+    later.seconds_since(earlier)
+}
+
+impl Analyzer {
+    pub fn new(options: Options) -> Analyzer {
+        let cap = options.max_entries;
+        Analyzer {
+            options,
+            first_ts: None,
+            now: None,
+            last_frame: 0,
+            lookups: BoundedMap::new(cap),
+            requesters: BoundedMap::new(cap),
+            discoveries: VecDeque::new(),
+            ip_sources: BoundedMap::new(cap),
+            hostnames: BoundedMap::new(cap),
+            fleet_version: None,
+            version_flagged: BoundedMap::new(cap),
+            stats: Stats::new(cap),
+        }
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Entries evicted from the bounded tables so far.
+    pub fn evicted(&self) -> u64 {
+        self.lookups.evicted
+            + self.requesters.evicted
+            + self.ip_sources.evicted
+            + self.hostnames.evicted
+            + self.version_flagged.evicted
+            + self.stats.evicted()
+    }
+
+    /// Every frame passes here first, so the capture's start is known.
+    pub fn saw_frame(&mut self, ts: Timestamp) {
+        if self.first_ts.is_none() {
+            self.first_ts = Some(ts);
+        }
+    }
+
+    /// Analyses one ldm packet.
+    pub fn observe(&mut self, d: &Dissection<'_>) -> Annotation {
+        let mut note = Annotation::default();
+        let Some(msg) = &d.ldm else { return note };
+        self.saw_frame(d.frame.ts);
+        let ts = self.tick(d.frame.ts, d.frame.number, &mut note);
+        // A message that is not ldm, or has no type, says nothing over time.
+        if !msg.magic_ok() {
+            return note;
+        }
+        let Some(ip) = d.ip else { return note };
+        let src = ip.src;
+        let datagram = (src, ip.id);
+        self.check_link_source(src, d, &mut note);
+        self.stats.packet(src, d, ts);
+        match msg.msg_type {
+            Some(MsgType::SendMsg) => self.lookup_request(msg, src, ts, d.frame.number, &mut note),
+            Some(MsgType::ResponseMsg) => self.lookup_response(msg, datagram, ts, d.frame.number, &mut note),
+            Some(MsgType::DiscSend) => self.discovery_request(ts, d.frame.number),
+            Some(MsgType::DiscResp) => self.discovery_response(msg, datagram, ts, d.frame.number, &mut note),
+            _ => {}
+        }
+        if let Some(rtt) = note.rtt {
+            self.stats.rtt(msg.msg_type, rtt);
+        }
+        note
+    }
+
+    /// The analysis time of a packet: its timestamp, unless that went back.
+    fn tick(&mut self, ts: Timestamp, frame: u64, note: &mut Annotation) -> Timestamp {
+        let in_order = frame > self.last_frame;
+        self.last_frame = self.last_frame.max(frame);
+        match self.now {
+            Some(now) if ts < now => {
+                if in_order {
+                    note.push(Key::FrameTimeBackwards, Detail::Backwards { secs: secs(now, ts) });
+                }
+                now
+            }
+            _ => {
+                self.now = Some(ts);
+                ts
+            }
+        }
+    }
+
+    fn check_link_source(&mut self, src: IpAddr, d: &Dissection<'_>, note: &mut Annotation) {
+        let Some(mac) = d.link.as_ref().and_then(|l| l.src) else { return };
+        let (macs, first_frame) = self.ip_sources.entry(src, || (ArrayVec::new(), d.frame.number));
+        if macs.contains(&mac) {
+            return;
+        }
+        if let Some(&first) = macs.first() {
+            note.push(Key::LdmIpSeveralMacs, Detail::AlsoFrom { mac: first, frame: *first_frame });
+        }
+        let _ = macs.try_push(mac);
+    }
+
+    /// Was the capture running `window` before `ts`? Then a request for a
+    /// timely response would have been captured.
+    fn capture_covered(&self, ts: Timestamp) -> bool {
+        self.first_ts.is_some_and(|first| secs(ts, first) > self.options.window)
+    }
+
+    fn unmatched(&self, ts: Timestamp, note: &mut Annotation) {
+        if self.capture_covered(ts) {
+            note.push(Key::LdmUnsolicitedResponse, Detail::None);
+        } else {
+            note.push(Key::LdmRequestNotCaptured, Detail::None);
+        }
+    }
+
+    fn lookup_request(
+        &mut self,
+        msg: &Message<'_>,
+        requester: IpAddr,
+        ts: Timestamp,
+        frame: u64,
+        note: &mut Annotation,
+    ) {
+        let Some(mac) = msg.mac() else { return };
+        // The latest lookup of a MAC is the one responses answer.
+        let fresh = LookupRequest { frame, ts, requester, responders: ArrayVec::new() };
+        let slot = self.lookups.entry(mac, || fresh.clone());
+        *slot = fresh;
+        self.stats.lookup(mac, requester);
+        let options = self.options;
+        let state = self.requesters.entry(requester, RequesterState::default);
+        retry_chain(state, &options, mac, ts, frame, note);
+        lookup_burst(state, &options, mac, ts, note);
+    }
+
+    fn lookup_response(
+        &mut self,
+        msg: &Message<'_>,
+        datagram: Responder,
+        ts: Timestamp,
+        frame: u64,
+        note: &mut Annotation,
+    ) {
+        let Some(mac) = msg.mac() else { return };
+        let owner = datagram.0;
+        if let Some((other, other_frame)) = self.stats.owner(mac, owner, frame) {
+            note.push(
+                Key::LdmDuplicateOwner,
+                Detail::AlsoSeen { what: "owner of this MAC", addr: other, frame: other_frame },
+            );
+        }
+        let window = self.options.window;
+        let Some(request) = self.lookups.get_mut(&mac) else {
+            self.unmatched(ts, note);
+            return;
+        };
+        let rtt = secs(ts, request.ts).max(0.0);
+        if rtt > LATE_HORIZON {
+            self.unmatched(ts, note);
+            return;
+        }
+        note.request_in = Some(request.frame);
+        note.rtt = Some(rtt);
+        match repeat(&request.responders, datagram) {
+            Repeat::New => {
+                let _ = request.responders.try_push(datagram);
+            }
+            Repeat::SameDatagram => {}
+            Repeat::Duplicate => {
+                note.push(Key::LdmDuplicateResponse, Detail::After { what: "lookup", frame: request.frame, secs: rtt })
+            }
+        }
+        let requester = request.requester;
+        let request_frame = request.frame;
+        if rtt <= window {
+            note.push(Key::LdmCollision, Detail::After { what: "lookup", frame: request_frame, secs: rtt });
+            self.stats.collision(mac);
+            // The requester will pick another MAC: its chain goes on.
+            if let Some(state) = self.requesters.get_mut(&requester) {
+                if state.last_lookup.is_some_and(|(_, last)| last == mac) {
+                    state.last_answered = true;
+                }
+            }
+        } else {
+            note.push(Key::LdmLateResponse, Detail::After { what: "lookup", frame: request_frame, secs: rtt });
+            self.stats.late(mac);
+        }
+    }
+
+    fn discovery_request(&mut self, ts: Timestamp, frame: u64) {
+        self.discoveries.retain(|r| secs(ts, r.ts) <= LATE_HORIZON);
+        if self.discoveries.len() >= 64 {
+            self.discoveries.pop_front();
+        }
+        self.discoveries.push_back(DiscRequest { frame, ts, responders: Vec::new() });
+    }
+
+    fn discovery_response(
+        &mut self,
+        msg: &Message<'_>,
+        datagram: Responder,
+        ts: Timestamp,
+        frame: u64,
+        note: &mut Annotation,
+    ) {
+        let Payload::Discovery(disc) = msg.payload else { return };
+        let responder = datagram.0;
+        self.match_discovery(datagram, ts, note);
+        // Inventory consistency: the address the host advertises (else its source).
+        let advertised = disc.ip_address.map_or(responder, IpAddr::V4);
+        if let Some(name) = disc.hostname.map(|h| h.text().to_vec()).filter(|h| !h.is_empty()) {
+            let (addrs, first_frame) = self.hostnames.entry(name, || (ArrayVec::new(), frame));
+            if !addrs.contains(&advertised) {
+                if let Some(&first) = addrs.first() {
+                    note.push(
+                        Key::LdmHostnameSeveralIps,
+                        Detail::AlsoSeen { what: "this hostname", addr: first, frame: *first_frame },
+                    );
+                }
+                let _ = addrs.try_push(advertised);
+            }
+        }
+        if let Some(version) = disc.ldmd_version.map(|v| v.text().to_vec()) {
+            match &self.fleet_version {
+                None => self.fleet_version = Some((version, responder, frame)),
+                Some((first, addr, first_frame)) if *first != version => {
+                    if self.version_flagged.get(&responder).is_none() {
+                        note.push(
+                            Key::LdmVersionMismatch,
+                            Detail::AlsoSeen { what: "another version", addr: *addr, frame: *first_frame },
+                        );
+                        self.version_flagged.entry(responder, || ());
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Links a discovery response to the latest request before it.
+    fn match_discovery(&mut self, datagram: Responder, ts: Timestamp, note: &mut Annotation) {
+        let window = self.options.window;
+        let Some(request) = self.discoveries.iter_mut().rev().find(|r| r.ts <= ts) else {
+            self.unmatched(ts, note);
+            return;
+        };
+        let rtt = secs(ts, request.ts);
+        if rtt > LATE_HORIZON {
+            self.unmatched(ts, note);
+            return;
+        }
+        note.request_in = Some(request.frame);
+        note.rtt = Some(rtt);
+        if rtt > window {
+            note.push(
+                Key::LdmLateDiscoveryResponse,
+                Detail::After { what: "discovery request", frame: request.frame, secs: rtt },
+            );
+        }
+        match repeat(&request.responders, datagram) {
+            Repeat::New if request.responders.len() < 4096 => request.responders.push(datagram),
+            Repeat::New | Repeat::SameDatagram => {}
+            Repeat::Duplicate => {
+                let detail = Detail::After { what: "discovery request", frame: request.frame, secs: rtt };
+                note.push(Key::LdmDuplicateResponse, detail);
+            }
+        }
+    }
+}
+
+/// A requester's retry chain: each lookup answered (collision) and followed
+/// by another is one more retry; 30 s after the first, ldmd has failed.
+fn retry_chain(
+    state: &mut RequesterState,
+    options: &Options,
+    mac: [u8; 6],
+    ts: Timestamp,
+    frame: u64,
+    note: &mut Annotation,
+) {
+    // A retry follows the answered lookup within the window plus a second of slack.
+    let continues = state.last_answered
+        && state.last_lookup.is_some_and(|(last, _)| secs(ts, last) <= options.window + 1.0)
+        && state.chain_start.is_some();
+    if continues {
+        state.chain_lookups += 1;
+    } else {
+        state.chain_start = Some((ts, frame));
+        state.chain_lookups = 1;
+        state.chain_failed = false;
+    }
+    state.last_lookup = Some((ts, mac));
+    state.last_answered = false;
+    let Some((start, first_frame)) = state.chain_start else { return };
+    let elapsed = secs(ts, start);
+    if elapsed >= ALLOCATION_TIMEOUT && !state.chain_failed {
+        state.chain_failed = true;
+        note.push(Key::LdmAllocationFailed, Detail::Chain { lookups: state.chain_lookups, secs: elapsed, first_frame });
+    }
+}
+
+/// Bursts of lookups from one host: distinct MACs in a short burst is an
+/// ldmd start-up check; repeated MACs, or a burst that goes on, a runaway.
+fn lookup_burst(state: &mut RequesterState, options: &Options, mac: [u8; 6], ts: Timestamp, note: &mut Annotation) {
+    while state.recent.front().is_some_and(|(t, _)| secs(ts, *t) > options.storm_secs) {
+        state.recent.pop_front();
+    }
+    // Bounded: a burst needs only its threshold's worth of entries, times a margin.
+    if state.recent.len() >= (options.storm_lookups as usize).saturating_mul(8).max(64) {
+        state.recent.pop_front();
+    }
+    state.recent.push_back((ts, mac));
+    let in_burst = state.recent.len() as u32 >= options.storm_lookups;
+    if !in_burst {
+        // The rate fell below the threshold: the burst is over.
+        if state.recent.len() as u32 <= options.storm_lookups / 2 {
+            state.burst_start = None;
+            state.burst_flagged = None;
+        }
+        return;
+    }
+    if state.burst_flagged == Some(Key::LdmLookupStorm) {
+        return;
+    }
+    let start = *state.burst_start.get_or_insert(state.recent.front().map_or(ts, |(t, _)| *t));
+    let lasted = secs(ts, start);
+    let lookups = state.recent.len() as u32;
+    let mut macs: Vec<[u8; 6]> = state.recent.iter().map(|(_, m)| *m).collect();
+    macs.sort_unstable();
+    macs.dedup();
+    let distinct = macs.len() as u32;
+    let window_secs = state.recent.front().map_or(0.0, |(t, _)| secs(ts, *t));
+    let runaway = distinct < lookups || lasted > options.storm_max_secs;
+    let detail = Detail::Burst { lookups, distinct, secs: window_secs };
+    match state.burst_flagged {
+        None if runaway => {
+            note.push(Key::LdmLookupStorm, detail);
+            state.burst_flagged = Some(Key::LdmLookupStorm);
+        }
+        None => {
+            note.push(Key::LdmStartupCheck, detail);
+            state.burst_flagged = Some(Key::LdmStartupCheck);
+        }
+        Some(Key::LdmStartupCheck) if runaway => {
+            note.push(Key::LdmLookupStorm, detail);
+            state.burst_flagged = Some(Key::LdmLookupStorm);
+        }
+        Some(_) => {}
+    }
+}

@@ -1,0 +1,360 @@
+//! `-z` statistics: host inventory, MAC table, response times. Text tables
+//! and the same data as JSON.
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+use arrayvec::ArrayVec;
+use serde_json::{json, Value};
+
+use crate::capture::Timestamp;
+use crate::dissect::fields::{escaped, Rfc3339};
+use crate::dissect::Dissection;
+use crate::expert::{MacAddr, CATALOGUE};
+use crate::output::Summary;
+use crate::wire::ldm::{MsgType, Payload};
+
+use super::bounded::BoundedMap;
+
+/// Which `-z` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsKind {
+    Summary,
+    Hosts,
+    Macs,
+    Rtt,
+}
+
+impl StatsKind {
+    /// Parses tshark-style `ldm,summary`.
+    pub fn parse(text: &str) -> Result<StatsKind, String> {
+        match text {
+            "ldm,summary" => Ok(StatsKind::Summary),
+            "ldm,hosts" => Ok(StatsKind::Hosts),
+            "ldm,macs" => Ok(StatsKind::Macs),
+            "ldm,rtt" => Ok(StatsKind::Rtt),
+            other => Err(format!("unknown statistics '{other}': use ldm,summary, ldm,hosts, ldm,macs or ldm,rtt")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StatsKind::Summary => "ldm,summary",
+            StatsKind::Hosts => "ldm,hosts",
+            StatsKind::Macs => "ldm,macs",
+            StatsKind::Rtt => "ldm,rtt",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct HostStats {
+    hostname: Option<Vec<u8>>,
+    link_src: Option<[u8; 6]>,
+    version: Option<Vec<u8>>,
+    port: Option<i32>,
+    first: Timestamp,
+    last: Timestamp,
+    packets: u64,
+    lookups_sent: u64,
+    /// Lookup responses sent: MACs it claimed.
+    macs_claimed: u64,
+}
+
+#[derive(Debug, Default)]
+struct MacStats {
+    lookups: u64,
+    requester: Option<IpAddr>,
+    owners: ArrayVec<(IpAddr, u64), 4>,
+    collisions: u64,
+    late: u64,
+}
+
+impl MacStats {
+    fn verdict(&self) -> &'static str {
+        if self.owners.len() > 1 || self.late > 0 {
+            "DUPLICATE"
+        } else if self.owners.is_empty() {
+            "free"
+        } else {
+            "in use"
+        }
+    }
+}
+
+/// Response-time samples, capped (the first `cap` are kept).
+#[derive(Debug, Default)]
+struct Samples {
+    values: Vec<f64>,
+    count: u64,
+    min: f64,
+    max: f64,
+}
+
+const MAX_SAMPLES: usize = 100_000;
+
+impl Samples {
+    fn add(&mut self, v: f64) {
+        if self.count == 0 || v < self.min {
+            self.min = v;
+        }
+        if self.count == 0 || v > self.max {
+            self.max = v;
+        }
+        self.count += 1;
+        if self.values.len() < MAX_SAMPLES {
+            self.values.push(v);
+        }
+    }
+
+    /// count, min, median, p95, max (median and p95 over the kept samples).
+    fn summary(&self) -> Option<(u64, f64, f64, f64, f64)> {
+        if self.count == 0 {
+            return None;
+        }
+        let mut sorted = self.values.clone();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+        Some((self.count, self.min, at(0.5), at(0.95), self.max))
+    }
+}
+
+#[derive(Debug)]
+pub struct Stats {
+    hosts: BoundedMap<IpAddr, HostStats>,
+    macs: BoundedMap<[u8; 6], MacStats>,
+    rtt_lookup: Samples,
+    rtt_discovery: Samples,
+}
+
+impl Stats {
+    pub fn new(cap: usize) -> Stats {
+        Stats {
+            hosts: BoundedMap::new(cap),
+            macs: BoundedMap::new(cap),
+            rtt_lookup: Samples::default(),
+            rtt_discovery: Samples::default(),
+        }
+    }
+
+    pub fn evicted(&self) -> u64 {
+        self.hosts.evicted + self.macs.evicted
+    }
+
+    pub fn packet(&mut self, src: IpAddr, d: &Dissection<'_>, ts: Timestamp) {
+        let host = self.hosts.entry(src, || HostStats { first: ts, ..HostStats::default() });
+        host.packets += 1;
+        host.last = ts;
+        if let Some(mac) = d.link.as_ref().and_then(|l| l.src) {
+            host.link_src.get_or_insert(mac);
+        }
+        if let Some(Payload::Discovery(disc)) = d.ldm.map(|m| m.payload) {
+            if let Some(name) = disc.hostname {
+                host.hostname = Some(name.text().to_vec());
+            }
+            if let Some(version) = disc.ldmd_version {
+                host.version = Some(version.text().to_vec());
+            }
+            host.port = disc.port_no.or(host.port);
+        }
+    }
+
+    pub fn lookup(&mut self, mac: [u8; 6], requester: IpAddr) {
+        let entry = self.macs.entry(mac, MacStats::default);
+        entry.lookups += 1;
+        entry.requester.get_or_insert(requester);
+        if let Some(host) = self.hosts.get_mut(&requester) {
+            host.lookups_sent += 1;
+        }
+    }
+
+    /// Records `owner` answering for `mac`; returns an earlier, different owner.
+    pub fn owner(&mut self, mac: [u8; 6], owner: IpAddr, frame: u64) -> Option<(IpAddr, u64)> {
+        if let Some(host) = self.hosts.get_mut(&owner) {
+            host.macs_claimed += 1;
+        }
+        let entry = self.macs.entry(mac, MacStats::default);
+        if entry.owners.iter().any(|(o, _)| *o == owner) {
+            return None;
+        }
+        let other = entry.owners.first().copied();
+        let _ = entry.owners.try_push((owner, frame));
+        other
+    }
+
+    pub fn collision(&mut self, mac: [u8; 6]) {
+        self.macs.entry(mac, MacStats::default).collisions += 1;
+    }
+
+    pub fn late(&mut self, mac: [u8; 6]) {
+        self.macs.entry(mac, MacStats::default).late += 1;
+    }
+
+    pub fn rtt(&mut self, msg_type: Option<MsgType>, secs: f64) {
+        match msg_type {
+            Some(MsgType::DiscResp) => self.rtt_discovery.add(secs),
+            _ => self.rtt_lookup.add(secs),
+        }
+    }
+
+    /// One `-z` table as aligned text.
+    pub fn write_table(&self, kind: StatsKind, summary: &Summary, out: &mut impl Write) -> io::Result<()> {
+        let rows = match kind {
+            StatsKind::Summary => self.summary_rows(summary),
+            StatsKind::Hosts => self.host_rows(),
+            StatsKind::Macs => self.mac_rows(),
+            StatsKind::Rtt => self.rtt_rows(),
+        };
+        writeln!(out, "===== {} =====", kind.name())?;
+        write_aligned(out, &rows)?;
+        writeln!(out)
+    }
+
+    /// The same table as JSON.
+    pub fn to_json(&self, kind: StatsKind, summary: &Summary) -> Value {
+        let rows = match kind {
+            StatsKind::Summary => self.summary_rows(summary),
+            StatsKind::Hosts => self.host_rows(),
+            StatsKind::Macs => self.mac_rows(),
+            StatsKind::Rtt => self.rtt_rows(),
+        };
+        let Some((header, body)) = rows.split_first() else { return json!([]) };
+        let records: Vec<Value> = body
+            .iter()
+            .map(|row| Value::Object(header.iter().cloned().zip(row.iter().map(|c| json_cell(c))).collect()))
+            .collect();
+        Value::Array(records)
+    }
+
+    fn summary_rows(&self, summary: &Summary) -> Vec<Vec<String>> {
+        let mut rows = vec![vec!["item".to_string(), "severity".to_string(), "count".to_string()]];
+        let types = [
+            ("SEND_MSG", summary.send_msg),
+            ("RESPONSE_MSG", summary.response_msg),
+            ("LDMD_DISC_SEND", summary.disc_send),
+            ("LDMD_DISC_RESP", summary.disc_resp),
+            ("other", summary.other),
+        ];
+        rows.push(vec!["frames read".to_string(), String::new(), summary.frames.to_string()]);
+        rows.push(vec!["ldm packets".to_string(), String::new(), summary.ldm.to_string()]);
+        for (name, count) in types {
+            rows.push(vec![format!("  {name}"), String::new(), count.to_string()]);
+        }
+        for info in CATALOGUE {
+            if let Some(key) = crate::expert::Key::from_name(info.key) {
+                if let Some(count) = summary.by_key.get(&key) {
+                    rows.push(vec![info.key.to_string(), info.severity.to_string(), count.to_string()]);
+                }
+            }
+        }
+        rows.push(vec!["analysis entries evicted".to_string(), String::new(), summary.evicted.to_string()]);
+        rows
+    }
+
+    fn host_rows(&self) -> Vec<Vec<String>> {
+        let header = [
+            "ip",
+            "hostname",
+            "link_src",
+            "ldmd_version",
+            "port",
+            "first_seen",
+            "last_seen",
+            "packets",
+            "lookups",
+            "macs_claimed",
+        ];
+        let mut rows = vec![header.iter().map(|h| h.to_string()).collect()];
+        let mut hosts: Vec<(&IpAddr, &HostStats)> = self.hosts.iter().collect();
+        hosts.sort_by_key(|(ip, _)| **ip);
+        for (ip, h) in hosts {
+            rows.push(vec![
+                ip.to_string(),
+                h.hostname.as_deref().map(escaped).unwrap_or_else(|| "-".into()),
+                h.link_src.map(|m| MacAddr(m).to_string()).unwrap_or_else(|| "-".into()),
+                h.version.as_deref().map(escaped).unwrap_or_else(|| "-".into()),
+                h.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                Rfc3339(h.first).to_string(),
+                Rfc3339(h.last).to_string(),
+                h.packets.to_string(),
+                h.lookups_sent.to_string(),
+                h.macs_claimed.to_string(),
+            ]);
+        }
+        rows
+    }
+
+    fn mac_rows(&self) -> Vec<Vec<String>> {
+        let header = ["mac", "lookups", "looked_up_by", "owners", "collisions", "late", "verdict"];
+        let mut rows = vec![header.iter().map(|h| h.to_string()).collect()];
+        let mut macs: Vec<(&[u8; 6], &MacStats)> = self.macs.iter().collect();
+        macs.sort_by_key(|(mac, _)| **mac);
+        for (mac, m) in macs {
+            let owners: Vec<String> = m.owners.iter().map(|(o, _)| o.to_string()).collect();
+            rows.push(vec![
+                MacAddr(*mac).to_string(),
+                m.lookups.to_string(),
+                m.requester.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+                if owners.is_empty() { "-".into() } else { owners.join(",") },
+                m.collisions.to_string(),
+                m.late.to_string(),
+                m.verdict().to_string(),
+            ]);
+        }
+        rows
+    }
+
+    fn rtt_rows(&self) -> Vec<Vec<String>> {
+        let header = ["exchange", "count", "min_s", "median_s", "p95_s", "max_s"];
+        let mut rows = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
+        for (name, samples) in [("mac lookup", &self.rtt_lookup), ("discovery", &self.rtt_discovery)] {
+            let row = match samples.summary() {
+                Some((count, min, median, p95, max)) => vec![
+                    name.to_string(),
+                    count.to_string(),
+                    format!("{min:.6}"),
+                    format!("{median:.6}"),
+                    format!("{p95:.6}"),
+                    format!("{max:.6}"),
+                ],
+                None => vec![name.to_string(), "0".into(), "-".into(), "-".into(), "-".into(), "-".into()],
+            };
+            rows.push(row);
+        }
+        rows
+    }
+}
+
+/// A table cell as JSON: numbers as numbers, "-" (nothing) as null.
+fn json_cell(cell: &str) -> Value {
+    if cell == "-" {
+        return Value::Null;
+    }
+    if let Ok(n) = cell.parse::<u64>() {
+        return json!(n);
+    }
+    match cell.parse::<f64>() {
+        Ok(x) if x.is_finite() => json!(x),
+        _ => Value::String(cell.to_string()),
+    }
+}
+
+/// Columns padded to their widest cell; numbers right-aligned.
+fn write_aligned(out: &mut impl Write, rows: &[Vec<String>]) -> io::Result<()> {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let numeric = cell.parse::<f64>().is_ok();
+            let cell =
+                if numeric { format!("{cell:>w$}", w = widths[c]) } else { format!("{cell:<w$}", w = widths[c]) };
+            line.push_str(&cell);
+            line.push_str("  ");
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
