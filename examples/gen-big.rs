@@ -1,8 +1,9 @@
 //! Writes a large deterministic capture for throughput measurements:
-//! `cargo run --release --example gen-big -- OUT.pcap FRAMES [LDM_PERCENT]`.
+//! `cargo run --release --example gen-big -- OUT.pcap FRAMES [LDM_PERCENT | flood]`.
 //! About LDM_PERCENT (default 10) of the frames are ldm of every type,
 //! malformed ones included; the rest is TCP and UDP background of realistic
-//! sizes. A name ending in .pcapng writes pcapng.
+//! sizes. `flood` instead makes every frame a lookup of a new MAC from a new
+//! host (for the analysis's memory caps). A name ending in .pcapng writes pcapng.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -44,6 +45,15 @@ fn ldm_frame(rng: &mut Rng, i: u64) -> Vec<u8> {
     ipv4_ethernet([0x00, 0x10, 0xe0, 0, (i >> 8) as u8, i as u8], &Ipv4Udp::ldm(host, i as u16), &repr.to_bytes())
 }
 
+/// A lookup of the i-th distinct MAC from the i-th distinct host.
+fn flood_frame(i: u64) -> Vec<u8> {
+    let b = i.to_be_bytes();
+    let host = Ipv4Addr::new(10, b[5], b[6], b[7]);
+    let mac = [0x00, 0x14, 0x4f, 0xf8 | (b[5] & 0x03), b[6], b[7]];
+    let repr = Repr::lookup(MsgType::SendMsg, mac, host);
+    ipv4_ethernet([0x02, 0, 0, b[5], b[6], b[7]], &Ipv4Udp::ldm(host, i as u16), &repr.to_bytes())
+}
+
 fn background(rng: &mut Rng, i: u64) -> Vec<u8> {
     let sizes = [40usize, 40, 52, 120, 300, 576, 1200, 1448, 1448, 1448];
     let payload = vec![(i & 0xff) as u8; sizes[(rng.next() % sizes.len() as u64) as usize]];
@@ -66,6 +76,7 @@ fn main() -> std::io::Result<()> {
         eprintln!("usage: gen-big OUT.pcap|OUT.pcapng FRAMES [LDM_PERCENT]");
         std::process::exit(2);
     };
+    let flood = args.get(3).is_some_and(|a| a == "flood");
     let ldm_percent: u64 = args.get(3).and_then(|p| p.parse().ok()).unwrap_or(10);
     let out = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -79,7 +90,13 @@ fn main() -> std::io::Result<()> {
         pcap = Some(PcapWriter::new(out, Linktype::ETHERNET, false, false)?);
     }
     for i in 0..frames {
-        let frame = if rng.next() % 100 < ldm_percent { ldm_frame(&mut rng, i) } else { background(&mut rng, i) };
+        let frame = if flood {
+            flood_frame(i)
+        } else if rng.next() % 100 < ldm_percent {
+            ldm_frame(&mut rng, i)
+        } else {
+            background(&mut rng, i)
+        };
         let ts = Timestamp::new(1_793_611_800 + (i / 100_000) as i64, ((i % 100_000) * 10_000) as u32);
         if let Some(w) = pcap.as_mut() {
             w.write_packet(ts, &frame, frame.len() as u32)?;

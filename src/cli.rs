@@ -127,8 +127,8 @@ pub struct Args {
     #[arg(long, default_value = "20/1", value_name = "N/SECS", value_parser = parse_storm)]
     pub storm: (u32, f64),
 
-    /// Cap of each analysis table (MACs, hosts, requests); the oldest entries are evicted past it.
-    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    /// Cap of the analysis's MAC tables (host tables get a quarter); past it the oldest entries are evicted and counted.
+    #[arg(long, default_value_t = 16_384, value_name = "N")]
     pub max_entries: usize,
 
     /// Colour the output.

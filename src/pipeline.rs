@@ -113,15 +113,24 @@ impl Held {
         Held { queue: VecDeque::new(), bytes: 0, window }
     }
 
+    /// Bytes an entry costs, its bookkeeping included.
+    fn cost(d: &OwnedDissection) -> usize {
+        d.size() + std::mem::size_of::<(OwnedDissection, Annotation, bool)>()
+    }
+
     fn push(&mut self, d: OwnedDissection, note: Annotation, waits: bool) {
-        self.bytes += d.size();
+        self.bytes += Held::cost(&d);
         self.queue.push_back((d, note, waits));
     }
 
-    /// Records a response on its held request.
+    /// Records a response on its held request. The queue is in frame order,
+    /// so the request is found by binary search.
     fn link(&mut self, request: u64, response: u64) {
-        if let Some((_, note, _)) = self.queue.iter_mut().find(|(d, _, _)| d.number() == request) {
-            note.response_in.push(response);
+        let at = self.queue.partition_point(|(d, _, _)| d.number() < request);
+        if let Some((d, note, _)) = self.queue.get_mut(at) {
+            if d.number() == request {
+                note.response_in.push(response);
+            }
         }
     }
 
@@ -136,7 +145,7 @@ impl Held {
             return None;
         }
         let entry = self.queue.pop_front()?;
-        self.bytes -= entry.0.size();
+        self.bytes -= Held::cost(&entry.0);
         Some(entry)
     }
 

@@ -36,13 +36,20 @@ pub struct Options {
     pub storm_secs: f64,
     /// A burst lasting longer than this is a runaway, whatever it looks up.
     pub storm_max_secs: f64,
-    /// Cap of every table (MACs, hosts, pending requests).
+    /// Cap of the per-MAC tables; the per-host tables get a quarter of it
+    /// (a segment has far fewer ldmd hosts than MACs).
     pub max_entries: usize,
+}
+
+impl Options {
+    fn max_hosts(&self) -> usize {
+        (self.max_entries / 4).max(256)
+    }
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { window: 1.0, storm_lookups: 20, storm_secs: 1.0, storm_max_secs: 10.0, max_entries: 100_000 }
+        Options { window: 1.0, storm_lookups: 20, storm_secs: 1.0, storm_max_secs: 10.0, max_entries: 16_384 }
     }
 }
 
@@ -162,20 +169,20 @@ fn secs(later: Timestamp, earlier: Timestamp) -> f64 {
 
 impl Analyzer {
     pub fn new(options: Options) -> Analyzer {
-        let cap = options.max_entries;
+        let (macs, hosts) = (options.max_entries, options.max_hosts());
         Analyzer {
             options,
             first_ts: None,
             now: None,
             last_frame: 0,
-            lookups: BoundedMap::new(cap),
-            requesters: BoundedMap::new(cap),
+            lookups: BoundedMap::new(macs),
+            requesters: BoundedMap::new(hosts),
             discoveries: VecDeque::new(),
-            ip_sources: BoundedMap::new(cap),
-            hostnames: BoundedMap::new(cap),
+            ip_sources: BoundedMap::new(hosts),
+            hostnames: BoundedMap::new(hosts),
             fleet_version: None,
-            version_flagged: BoundedMap::new(cap),
-            stats: Stats::new(cap),
+            version_flagged: BoundedMap::new(hosts),
+            stats: Stats::new(macs, hosts),
         }
     }
 

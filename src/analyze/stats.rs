@@ -128,10 +128,10 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn new(cap: usize) -> Stats {
+    pub fn new(max_macs: usize, max_hosts: usize) -> Stats {
         Stats {
-            hosts: BoundedMap::new(cap),
-            macs: BoundedMap::new(cap),
+            hosts: BoundedMap::new(max_hosts),
+            macs: BoundedMap::new(max_macs),
             rtt_lookup: Samples::default(),
             rtt_discovery: Samples::default(),
         }
