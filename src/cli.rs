@@ -115,6 +115,11 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = FailOn::Error, value_name = "SEVERITY")]
     pub fail_on: FailOn,
 
+    /// Display filter: show only packets matching it, e.g. 'ldm.msg_type == SEND_MSG and ip.src == 10.1.0.0/16'
+    /// or 'expert == "ldm.late_response"' (Wireshark syntax; fields in the README).
+    #[arg(short = 'Y', value_name = "FILTER")]
+    pub display_filter: Option<String>,
+
     /// Statistics after the packets: ldm,summary | ldm,hosts | ldm,macs | ldm,rtt (repeatable; with -q, only them).
     #[arg(short = 'z', value_name = "STATS", value_parser = parse_stats)]
     pub stats: Vec<StatsKind>,

@@ -11,6 +11,7 @@ pub mod capture;
 pub mod cli;
 pub mod dissect;
 pub mod expert;
+pub mod filter;
 pub mod output;
 pub mod pipeline;
 pub mod synth;

@@ -10,6 +10,7 @@ use ldm_sniff::capture::CaptureReader;
 use ldm_sniff::cli::{Args, Color, FailOn};
 use ldm_sniff::dissect;
 use ldm_sniff::expert::Severity;
+use ldm_sniff::filter::Filter;
 use ldm_sniff::output::{self, Style};
 use ldm_sniff::pipeline::{self, Config, RunError};
 
@@ -55,6 +56,10 @@ fn main() -> ExitCode {
             "nothing to read: give a capture file with -r FILE (or -r - for standard input); see --help",
         );
     };
+    let filter = match args.display_filter.as_deref().map(Filter::compile).transpose() {
+        Ok(filter) => filter,
+        Err(e) => return usage_error(&e.render(args.display_filter.as_deref().unwrap_or(""))),
+    };
     let reader = match CaptureReader::open(path) {
         Ok(reader) => reader,
         Err(e) => return usage_error(&e.to_string()),
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
             ..analyze::Options::default()
         },
         stats: args.stats.clone(),
+        filter,
     };
     let stdout = io::stdout().lock();
     let out = io::BufWriter::with_capacity(1 << 16, stdout);

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use crate::analyze::{self, Analyzer, Annotation, StatsKind};
 use crate::capture::{CaptureError, CaptureReader, Timestamp};
 use crate::dissect::{self, Dissection, Dissector, OwnedDissection};
+use crate::filter::Filter;
 use crate::output::{self, Packet, Printer, Summary};
 use crate::wire::ldm::MsgType;
 
@@ -23,6 +24,8 @@ pub struct Config {
     pub analysis: analyze::Options,
     /// `-z` tables, printed after the packets.
     pub stats: Vec<StatsKind>,
+    /// `-Y`: only matching packets are shown (all are analysed and counted).
+    pub filter: Option<Filter>,
 }
 
 /// How a run ended.
@@ -159,8 +162,17 @@ fn is_request(d: &Dissection<'_>) -> bool {
     matches!(d.ldm.and_then(|m| m.msg_type), Some(MsgType::SendMsg | MsgType::DiscSend))
 }
 
-fn emit<W: Write>(printer: &mut Printer<W>, d: &Dissection<'_>, note: &Annotation) -> io::Result<()> {
-    printer.packet(&Packet { d, note })
+fn emit<W: Write>(
+    printer: &mut Printer<W>,
+    filter: Option<&Filter>,
+    d: &Dissection<'_>,
+    note: &Annotation,
+) -> io::Result<()> {
+    let packet = Packet { d, note };
+    if filter.is_some_and(|f| !f.matches(&packet, printer.relative_time(d.frame.ts))) {
+        return Ok(());
+    }
+    printer.packet(&packet)
 }
 
 /// Reads `reader` to its end (or `-c`), analyses, and writes packets and
@@ -169,6 +181,7 @@ pub fn run<W: Write>(reader: CaptureReader, out: W, config: Config) -> Result<Ou
     let mut printer = Printer::new(out, config.output);
     let mut summary = Summary::default();
     let mut held = Held::new(config.analysis.window);
+    let filter = config.filter.as_ref();
     let (capture_error, analyzer) = walk_analyzed(reader, config.dissect, config.analysis, |d, note| {
         // Reassembly leftovers are shown again at the end; count frames once.
         summary.frames = summary.frames.max(d.frame.number);
@@ -183,16 +196,16 @@ pub fn run<W: Write>(reader: CaptureReader, out: W, config: Config) -> Result<Ou
             if is_request(d) || !held.is_empty() {
                 held.push(d.to_owned(), note, is_request(d));
             } else {
-                emit(&mut printer, d, &note)?;
+                emit(&mut printer, filter, d, &note)?;
             }
         }
         while let Some((owned, note, _)) = held.pop_settled(Some(d.frame.ts)) {
-            emit(&mut printer, &owned.view(), &note)?;
+            emit(&mut printer, filter, &owned.view(), &note)?;
         }
         Ok(config.count.is_none_or(|c| summary.ldm < c))
     })?;
     while let Some((owned, note, _)) = held.pop_settled(None) {
-        emit(&mut printer, &owned.view(), &note)?;
+        emit(&mut printer, filter, &owned.view(), &note)?;
     }
     summary.evicted = analyzer.evicted();
     for kind in &config.stats {

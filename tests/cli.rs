@@ -28,11 +28,20 @@ fn run_with_stdin(args: &[&str], stdin: Option<&[u8]>) -> String {
     let out = child.wait_with_output().expect("binary finishes");
     format!(
         "$ ldm-sniff {}\nexit: {}\n--- stdout\n{}--- stderr\n{}",
-        args.join(" "),
+        args.iter().map(|a| shell_quoted(a)).collect::<Vec<_>>().join(" "),
         out.status.code().map_or("signal".to_string(), |c| c.to_string()),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// An argument as a shell user would type it.
+fn shell_quoted(arg: &str) -> String {
+    if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:,=".contains(c)) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
 }
 
 fn run(args: &[&str]) -> String {
@@ -151,6 +160,18 @@ fn options() {
         ("live_not_yet", &["-i", "eth0"]),
         ("missing_file", &["-r", "captures/no-such-file.pcap"]),
         ("bad_flag_value", &["-T", "xml", "-r", "captures/discovery.pcapng"]),
+        ("filter_request_links", &["-Y", "ldm.response_in == 2", "-r", "captures/mac-collision.pcapng"]),
+        ("filter_late", &["-V", "-Y", r#"expert == "ldm.late_response""#, "-r", "captures/late-response.pcapng"]),
+        ("filter_storm_flagged", &["-Y", "expert", "-r", "captures/lookup-storm.pcapng"]),
+        ("filter_startup_flagged", &["-Y", "expert", "-r", "captures/startup-check.pcapng"]),
+        (
+            "filter_json",
+            &["-T", "jsonl", "-Y", "ldm.msg_type == DISC_RESP and ldm.rtt > 0.005", "-r", "captures/discovery.pcapng"],
+        ),
+        ("filter_unknown_field", &["-Y", r#"ldm.hostnme == "ldom-a""#, "-r", "captures/discovery.pcapng"]),
+        ("filter_missing_value", &["-Y", "ip.src == ", "-r", "captures/discovery.pcapng"]),
+        ("filter_unbalanced", &["-Y", "(ip.src == 10.1.1.10 or ldm", "-r", "captures/discovery.pcapng"]),
+        ("filter_bad_address", &["-Y", "ip.src == 10.1.1.300", "-r", "captures/discovery.pcapng"]),
         ("window_longer", &["--window", "2", "-r", "captures/late-response.pcapng"]),
         ("storm_threshold", &["--storm", "2000/1", "-q", "-z", "ldm,summary", "-r", "captures/lookup-storm.pcapng"]),
         ("bad_storm", &["--storm", "fast", "-r", "captures/lookup-storm.pcapng"]),

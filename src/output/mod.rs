@@ -81,6 +81,11 @@ impl<W: Write> Printer<W> {
         }
     }
 
+    /// Seconds since the first frame, as the outputs show it.
+    pub fn relative_time(&self, ts: Timestamp) -> f64 {
+        self.relative(ts)
+    }
+
     fn relative(&self, ts: Timestamp) -> f64 {
         self.first_ts.map_or(0.0, |first| ts.seconds_since(first))
     }

@@ -1,0 +1,577 @@
+//! Display filters (`-Y`), Wireshark style: fields of every layer we decode,
+//! `== != < > <= >= contains matches`, CIDR and MAC literals, symbolic
+//! msg_type names, `and or not`, parentheses, and bare fields (present).
+//! Applied after the analysis, so filtered output keeps every verdict.
+
+pub mod parse;
+
+use std::net::IpAddr;
+
+use regex::Regex;
+
+use crate::dissect::fields::{self, FieldSink, Value};
+use crate::expert::MacAddr;
+use crate::output::Packet;
+use crate::wire::ldm::MsgType;
+
+pub use parse::FilterError;
+use parse::{Ast, Spanned, Token};
+
+/// What a field holds, for checking comparisons when the filter is compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Number,
+    Text,
+    Addr,
+    /// Text that holds an address (ldm.source_ip): compares as either.
+    AddrText,
+    Mac,
+    Bool,
+}
+
+/// Every field a filter can name: the JSON layers' fields (see
+/// `dissect::fields::walk` and `analyze::Annotation::fields`; a test keeps
+/// this list equal to what they emit), the analysis's, and a few
+/// Wireshark conveniences (`ip.addr`, `udp.port`, `eth.addr`).
+pub const FIELDS: &[(&str, Kind)] = &[
+    ("frame.number", Kind::Number),
+    ("frame.time", Kind::Text),
+    ("frame.time_epoch", Kind::Text),
+    ("frame.time_relative", Kind::Number),
+    ("frame.len", Kind::Number),
+    ("frame.cap_len", Kind::Number),
+    ("frame.interface_id", Kind::Number),
+    ("frame.linktype", Kind::Text),
+    ("eth.src", Kind::Mac),
+    ("eth.dst", Kind::Mac),
+    ("eth.vlan", Kind::Number),
+    ("sll.src", Kind::Mac),
+    ("sll.pkttype", Kind::Number),
+    ("sll.ifindex", Kind::Number),
+    ("sll.vlan", Kind::Number),
+    ("ip.src", Kind::Addr),
+    ("ip.dst", Kind::Addr),
+    ("ip.ttl", Kind::Number),
+    ("ip.proto", Kind::Number),
+    ("ip.len", Kind::Number),
+    ("ip.hdr_len", Kind::Number),
+    ("ip.id", Kind::Number),
+    ("ip.checksum", Kind::Number),
+    ("ip.checksum_status", Kind::Text),
+    ("ip.flags_mf", Kind::Bool),
+    ("ip.frag_offset", Kind::Number),
+    ("ip.reassembled_fragments", Kind::Number),
+    ("ip.reassembled_first_frame", Kind::Number),
+    ("ipv6.src", Kind::Addr),
+    ("ipv6.dst", Kind::Addr),
+    ("ipv6.ttl", Kind::Number),
+    ("ipv6.proto", Kind::Number),
+    ("ipv6.len", Kind::Number),
+    ("ipv6.flags_mf", Kind::Bool),
+    ("ipv6.frag_offset", Kind::Number),
+    ("udp.srcport", Kind::Number),
+    ("udp.dstport", Kind::Number),
+    ("udp.length", Kind::Number),
+    ("udp.checksum", Kind::Number),
+    ("udp.checksum_status", Kind::Text),
+    ("ldm.len", Kind::Number),
+    ("ldm.byte_order", Kind::Text),
+    ("ldm.version", Kind::Number),
+    ("ldm.magic", Kind::Number),
+    ("ldm.msg_type", Kind::Number),
+    ("ldm.msg_type_name", Kind::Text),
+    ("ldm.resv", Kind::Number),
+    ("ldm.mac", Kind::Mac),
+    ("ldm.mac_addr", Kind::Number),
+    ("ldm.source_ip", Kind::AddrText),
+    ("ldm.ldmd_version", Kind::Text),
+    ("ldm.hostname", Kind::Text),
+    ("ldm.ip_address", Kind::Addr),
+    ("ldm.port", Kind::Number),
+    ("ldm.trailing_len", Kind::Number),
+    ("ldm.request_in", Kind::Number),
+    ("ldm.rtt", Kind::Number),
+    ("ldm.response_in", Kind::Number),
+    ("expert", Kind::Text),
+    ("expert.severity", Kind::Text),
+];
+
+/// Layer names: a bare layer is true when the packet has it.
+const LAYERS: &[&str] = &["frame", "eth", "sll", "ip", "ipv6", "udp", "ldm", "expert"];
+
+/// Names that stand for two fields (either matches).
+const ALIASES: &[(&str, [&str; 2])] = &[
+    ("ip.addr", ["ip.src", "ip.dst"]),
+    ("ipv6.addr", ["ipv6.src", "ipv6.dst"]),
+    ("udp.port", ["udp.srcport", "udp.dstport"]),
+    ("eth.addr", ["eth.src", "eth.dst"]),
+];
+
+/// A literal, already checked against the field's kind.
+#[derive(Debug, Clone)]
+enum Literal {
+    Number(f64),
+    Text(String),
+    /// An address, or a network with a prefix length.
+    Net {
+        addr: IpAddr,
+        prefix: u8,
+    },
+    Mac([u8; 6]),
+    Bool(bool),
+    Regex(Regex),
+    /// Another field (indexes into `Filter::fields`), Wireshark's `a < b`.
+    Field(Vec<usize>),
+}
+
+/// A compiled filter node; fields are indexes into `Filter::fields`.
+#[derive(Debug, Clone)]
+enum Node {
+    Or(Box<Node>, Box<Node>),
+    And(Box<Node>, Box<Node>),
+    Not(Box<Node>),
+    Layer(&'static str),
+    Present(Vec<usize>),
+    Compare { fields: Vec<usize>, kind: Kind, op: &'static str, literal: Literal },
+}
+
+/// A field value as the filter compares it.
+#[derive(Debug, Clone, PartialEq)]
+enum Got {
+    Number(f64),
+    Text(String),
+    Addr(IpAddr),
+    Mac([u8; 6]),
+    Bool(bool),
+}
+
+#[derive(Debug, Clone)]
+pub struct Filter {
+    root: Node,
+    /// Field names the expression uses.
+    fields: Vec<&'static str>,
+}
+
+fn kind_of(name: &str) -> Option<(&'static str, Kind)> {
+    FIELDS.iter().find(|(n, _)| *n == name).copied()
+}
+
+/// The closest known name, for "did you mean".
+fn suggest(name: &str) -> Option<&'static str> {
+    let names = FIELDS.iter().map(|(n, _)| *n).chain(ALIASES.iter().map(|(n, _)| *n)).chain(LAYERS.iter().copied());
+    names.min_by_key(|candidate| edit_distance(name, candidate)).filter(|candidate| edit_distance(name, candidate) <= 3)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (row[j + 1] + 1).min(row[j] + 1).min(previous + usize::from(ca != *cb));
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
+fn msg_type_value(word: &str) -> Option<u32> {
+    [MsgType::SendMsg, MsgType::ResponseMsg, MsgType::DiscSend, MsgType::DiscResp]
+        .into_iter()
+        .find(|t| {
+            t.name().eq_ignore_ascii_case(word) || t.name().trim_start_matches("LDMD_").eq_ignore_ascii_case(word)
+        })
+        .map(MsgType::to_u32)
+}
+
+fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = text.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (slot, part) in mac.iter_mut().zip(parts) {
+        if part.len() != 2 {
+            return None;
+        }
+        *slot = u8::from_str_radix(part, 16).ok()?;
+    }
+    Some(mac)
+}
+
+fn parse_net(text: &str) -> Option<(IpAddr, u8)> {
+    let (addr, prefix) = match text.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix.parse::<u8>().ok()?)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = prefix.unwrap_or(max);
+    (prefix <= max).then_some((addr, prefix))
+}
+
+fn parse_number(text: &str) -> Option<f64> {
+    if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        return u64::from_str_radix(hex, 16).ok().map(|v| v as f64);
+    }
+    text.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+impl Filter {
+    /// Compiles an expression, checking every field and value.
+    pub fn compile(expression: &str) -> Result<Filter, FilterError> {
+        let ast = parse::parse(expression)?;
+        let mut fields = Vec::new();
+        let root = compile_node(&ast, &mut fields)?;
+        Ok(Filter { root, fields })
+    }
+
+    /// Whether the packet matches.
+    pub fn matches(&self, p: &Packet<'_, '_>, time_relative: f64) -> bool {
+        let mut values = Values { wanted: &self.fields, got: Vec::new(), layers: Vec::new() };
+        fields::walk(p.d, time_relative, &mut values, &|s| p.note.fields(s));
+        for finding in p.findings() {
+            values.push("expert", Got::Text(finding.key.name().to_string()));
+            values.push("expert.severity", Got::Text(finding.severity().name().to_string()));
+        }
+        if p.has_findings() {
+            values.layers.push("expert");
+        }
+        eval(&self.root, &values)
+    }
+}
+
+fn compile_node(ast: &Ast, fields: &mut Vec<&'static str>) -> Result<Node, FilterError> {
+    Ok(match ast {
+        Ast::Or(a, b) => Node::Or(Box::new(compile_node(a, fields)?), Box::new(compile_node(b, fields)?)),
+        Ast::And(a, b) => Node::And(Box::new(compile_node(a, fields)?), Box::new(compile_node(b, fields)?)),
+        Ast::Not(a) => Node::Not(Box::new(compile_node(a, fields)?)),
+        Ast::Present { field, at } => {
+            if let Some(layer) = LAYERS.iter().find(|l| **l == field.as_str()) {
+                return Ok(Node::Layer(layer));
+            }
+            let (indexes, _) = resolve(field, *at, fields)?;
+            Node::Present(indexes)
+        }
+        Ast::Compare { field, field_at, op, value } => {
+            let (indexes, kind) = resolve(field, *field_at, fields)?;
+            let literal = match other_field(value) {
+                Some(name) => {
+                    let (other, other_kind) = resolve(name, value.at, fields)?;
+                    if other_kind != kind || matches!(*op, "contains" | "matches") {
+                        let message = format!("{field} and {name} cannot be compared with {op}");
+                        return Err(FilterError::new(message, value.at, value.len));
+                    }
+                    Literal::Field(other)
+                }
+                None => literal(field, kind, op, value)?,
+            };
+            Node::Compare { fields: indexes, kind, op, literal }
+        }
+    })
+}
+
+/// A bare word naming a known field (field names always have a dot, or are
+/// `expert`), so the comparison is field against field.
+fn other_field(value: &Spanned) -> Option<&str> {
+    let Token::Word(word) = &value.token else { return None };
+    let known = kind_of(word).is_some() || ALIASES.iter().any(|(alias, _)| alias == word);
+    (known && (word.contains('.') || word == "expert")).then_some(word.as_str())
+}
+
+/// A field name to its indexes in `fields` (two for an alias) and its kind.
+fn resolve(name: &str, at: usize, fields: &mut Vec<&'static str>) -> Result<(Vec<usize>, Kind), FilterError> {
+    let names: Vec<&'static str> = match ALIASES.iter().find(|(alias, _)| *alias == name) {
+        Some((_, pair)) => pair.to_vec(),
+        None => match kind_of(name) {
+            Some((known, _)) => vec![known],
+            None => {
+                let err = FilterError::new(format!("unknown field '{name}'"), at, name.len());
+                return Err(match suggest(name) {
+                    Some(s) => {
+                        err.hint(format!("did you mean {s}? The README's \"Display filters\" lists every field"))
+                    }
+                    None => err.hint("the README's \"Display filters\" lists every field"),
+                });
+            }
+        },
+    };
+    let kind = kind_of(names[0]).map_or(Kind::Text, |(_, k)| k);
+    let indexes = names
+        .into_iter()
+        .map(|n| match fields.iter().position(|f| *f == n) {
+            Some(i) => i,
+            None => {
+                fields.push(n);
+                fields.len() - 1
+            }
+        })
+        .collect();
+    Ok((indexes, kind))
+}
+
+fn literal(field: &str, kind: Kind, op: &'static str, value: &Spanned) -> Result<Literal, FilterError> {
+    let (text, quoted) = match &value.token {
+        Token::Word(w) => (w.as_str(), false),
+        Token::Str(s) => (s.as_str(), true),
+        _ => return Err(FilterError::new("expected a value", value.at, value.len)),
+    };
+    let bad = |what: &str, example: &str| {
+        FilterError::new(format!("{field} is {what}; '{text}' is not"), value.at, value.len)
+            .hint(format!("for example {field} {op} {example}"))
+    };
+    if op == "matches" {
+        if !matches!(kind, Kind::Text | Kind::AddrText) {
+            return Err(FilterError::new(
+                format!("matches works on text fields; {field} is not one"),
+                value.at,
+                value.len,
+            ));
+        }
+        return Regex::new(text)
+            .map(Literal::Regex)
+            .map_err(|e| FilterError::new(format!("bad regular expression: {e}"), value.at, value.len));
+    }
+    if op == "contains" && !matches!(kind, Kind::Text | Kind::AddrText) {
+        return Err(FilterError::new(
+            format!("contains works on text fields; {field} is not one"),
+            value.at,
+            value.len,
+        )
+        .hint("use == or a network such as 10.1.0.0/16"));
+    }
+    let ordering = matches!(op, "<" | ">" | "<=" | ">=");
+    Ok(match kind {
+        Kind::Number => {
+            if field == "ldm.msg_type" {
+                if let Some(t) = msg_type_value(text) {
+                    return Ok(Literal::Number(f64::from(t)));
+                }
+            }
+            let example = if field == "ldm.msg_type" { "SEND_MSG (or 0-3)" } else { "1" };
+            Literal::Number(parse_number(text).ok_or_else(|| bad("a number", example))?)
+        }
+        Kind::Addr => {
+            let (addr, prefix) = parse_net(text).ok_or_else(|| bad("an address", "10.1.1.5 or 10.1.0.0/16"))?;
+            if ordering {
+                return Err(FilterError::new(
+                    format!("{field} is an address: use == or != (with a network for ranges)"),
+                    value.at,
+                    value.len,
+                ));
+            }
+            Literal::Net { addr, prefix }
+        }
+        Kind::AddrText => match parse_net(text) {
+            Some((addr, prefix)) if !quoted && !ordering => Literal::Net { addr, prefix },
+            _ => Literal::Text(text.to_string()),
+        },
+        Kind::Mac => Literal::Mac(parse_mac(text).ok_or_else(|| bad("a MAC address", "00:14:4f:f8:12:34"))?),
+        Kind::Bool => match text {
+            "1" | "true" | "True" => Literal::Bool(true),
+            "0" | "false" | "False" => Literal::Bool(false),
+            _ => return Err(bad("true or false", "1")),
+        },
+        Kind::Text => Literal::Text(text.to_string()),
+    })
+}
+
+/// The wanted fields' values in one packet.
+struct Values<'f> {
+    wanted: &'f [&'static str],
+    got: Vec<(usize, Got)>,
+    layers: Vec<&'static str>,
+}
+
+impl Values<'_> {
+    fn push(&mut self, name: &str, got: Got) {
+        if let Some(i) = self.wanted.iter().position(|w| *w == name) {
+            self.got.push((i, got));
+        }
+    }
+}
+
+/// Receives the walk of a packet, keeping only what the filter names.
+struct ValueSink<'v, 'f> {
+    values: &'v mut Values<'f>,
+    layer: &'static str,
+}
+
+impl FieldSink for Values<'_> {
+    fn layer(&mut self, name: &'static str) {
+        self.layers.push(name);
+    }
+
+    fn field(&mut self, name: &'static str, value: Value<'_>) {
+        let Some(layer) = self.layers.last().copied() else { return };
+        let mut sink = ValueSink { values: self, layer };
+        sink.field(name, value);
+    }
+
+    fn end_layer(&mut self) {}
+}
+
+impl ValueSink<'_, '_> {
+    fn field(&mut self, name: &'static str, value: Value<'_>) {
+        // Compare "layer.name" without building the string.
+        let layer = self.layer;
+        let Some(i) = self.values.wanted.iter().position(|w| {
+            w.len() == layer.len() + 1 + name.len()
+                && w.starts_with(layer)
+                && w.ends_with(name)
+                && w.as_bytes()[layer.len()] == b'.'
+        }) else {
+            return;
+        };
+        let mut add = |got| self.values.got.push((i, got));
+        match value {
+            Value::U64(v) => add(Got::Number(v as f64)),
+            Value::I64(v) => add(Got::Number(v as f64)),
+            Value::F64(v) => add(Got::Number(v)),
+            Value::Bool(v) => add(Got::Bool(v)),
+            Value::Str(s) => add(Got::Text(s.to_string())),
+            Value::Text(bytes) => add(Got::Text(fields::escaped(bytes))),
+            Value::Mac(mac) => add(Got::Mac(mac)),
+            Value::Ip(ip) => add(Got::Addr(ip)),
+            Value::Epoch(ts) => add(Got::Text(ts.to_string())),
+            Value::Time(ts) => add(Got::Text(fields::Rfc3339(ts).to_string())),
+            Value::U16List(list) => list.iter().for_each(|v| add(Got::Number(f64::from(*v)))),
+            Value::U64List(list) => list.iter().for_each(|v| add(Got::Number(*v as f64))),
+        }
+    }
+}
+
+fn eval(node: &Node, values: &Values<'_>) -> bool {
+    match node {
+        Node::Or(a, b) => eval(a, values) || eval(b, values),
+        Node::And(a, b) => eval(a, values) && eval(b, values),
+        Node::Not(a) => !eval(a, values),
+        Node::Layer(layer) => values.layers.contains(layer),
+        Node::Present(fields) => values.got.iter().any(|(i, _)| fields.contains(i)),
+        Node::Compare { fields, op, literal: Literal::Field(others), .. } => {
+            let mine = values.got.iter().filter(|(i, _)| fields.contains(i)).map(|(_, g)| g);
+            let theirs: Vec<&Got> = values.got.iter().filter(|(i, _)| others.contains(i)).map(|(_, g)| g).collect();
+            let mut pairs = mine.flat_map(|a| theirs.iter().map(move |b| (a, *b)));
+            if *op == "!=" {
+                pairs.all(|(a, b)| !compare_values(a, "==", b))
+            } else {
+                pairs.any(|(a, b)| compare_values(a, op, b))
+            }
+        }
+        Node::Compare { fields, kind, op, literal } => {
+            let mut got = values.got.iter().filter(|(i, _)| fields.contains(i)).map(|(_, g)| g);
+            // Wireshark's rule: != holds when no value equals; the rest when any value does.
+            if *op == "!=" {
+                got.all(|g| !compare(g, *kind, "==", literal))
+            } else {
+                got.any(|g| compare(g, *kind, op, literal))
+            }
+        }
+    }
+}
+
+fn in_net(addr: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    match (addr, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+fn ordered<T: PartialOrd>(a: T, op: &str, b: T) -> bool {
+    match op {
+        "==" => a == b,
+        "<" => a < b,
+        ">" => a > b,
+        "<=" => a <= b,
+        ">=" => a >= b,
+        _ => false,
+    }
+}
+
+/// Two field values of the same kind.
+fn compare_values(a: &Got, op: &str, b: &Got) -> bool {
+    match (a, b) {
+        (Got::Number(a), Got::Number(b)) => ordered(*a, op, *b),
+        (Got::Text(a), Got::Text(b)) => ordered(a.as_str(), op, b.as_str()),
+        (Got::Addr(a), Got::Addr(b)) => op == "==" && a == b,
+        (Got::Mac(a), Got::Mac(b)) => ordered(a, op, b),
+        (Got::Bool(a), Got::Bool(b)) => op == "==" && a == b,
+        _ => false,
+    }
+}
+
+fn compare(got: &Got, kind: Kind, op: &str, literal: &Literal) -> bool {
+    match (got, literal) {
+        (Got::Number(a), Literal::Number(b)) => ordered(*a, op, *b),
+        (Got::Addr(a), Literal::Net { addr, prefix }) => op == "==" && in_net(*a, *addr, *prefix),
+        (Got::Text(text), Literal::Net { addr, prefix }) if kind == Kind::AddrText => {
+            op == "==" && text.parse::<IpAddr>().is_ok_and(|a| in_net(a, *addr, *prefix))
+        }
+        (Got::Mac(a), Literal::Mac(b)) => ordered(a, op, b),
+        (Got::Bool(a), Literal::Bool(b)) => op == "==" && a == b,
+        (Got::Text(a), Literal::Text(b)) => match op {
+            "contains" => a.contains(b.as_str()),
+            _ => ordered(a.as_str(), op, b.as_str()),
+        },
+        (Got::Text(a), Literal::Regex(re)) => re.is_match(a),
+        _ => false,
+    }
+}
+
+impl std::fmt::Display for Got {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Got::Number(v) => write!(f, "{v}"),
+            Got::Text(s) => write!(f, "{s:?}"),
+            Got::Addr(a) => write!(f, "{a}"),
+            Got::Mac(m) => write!(f, "{}", MacAddr(*m)),
+            Got::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_explained() {
+        let err = Filter::compile("ldm.hostnme == \"a\"").unwrap_err();
+        assert_eq!((err.at, err.len), (0, 11));
+        assert!(err.hint.as_deref().unwrap_or("").contains("ldm.hostname"), "{err:?}");
+        let err = Filter::compile("ip.src == not-an-ip").unwrap_err();
+        assert_eq!(err.at, 10);
+        let err = Filter::compile("ldm.mac == 00:14:4f").unwrap_err();
+        assert!(err.message.contains("MAC"), "{err:?}");
+        let err = Filter::compile("ip.src > 10.0.0.1").unwrap_err();
+        assert!(err.message.contains("address"), "{err:?}");
+        let err = Filter::compile("ldm.hostname matches \"(\"").unwrap_err();
+        assert!(err.message.contains("regular expression"), "{err:?}");
+        let err = Filter::compile("ldm.port contains 1").unwrap_err();
+        assert!(err.message.contains("contains"), "{err:?}");
+        let err = Filter::compile("ldm.msg_type == SEND").unwrap_err();
+        assert!(err.hint.as_deref().unwrap_or("").contains("SEND_MSG"), "{err:?}");
+    }
+
+    #[test]
+    fn literals() {
+        assert_eq!(msg_type_value("send_msg"), Some(0));
+        assert_eq!(msg_type_value("DISC_RESP"), Some(3));
+        assert_eq!(parse_mac("00-14-4F-F8-12-34"), Some([0, 0x14, 0x4f, 0xf8, 0x12, 0x34]));
+        assert_eq!(parse_net("10.1.0.0/16"), Some(("10.1.0.0".parse().unwrap(), 16)));
+        assert_eq!(parse_net("10.1.0.0/33"), None);
+        assert!(in_net("10.1.7.9".parse().unwrap(), "10.1.0.0".parse().unwrap(), 16));
+        assert!(!in_net("10.2.7.9".parse().unwrap(), "10.1.0.0".parse().unwrap(), 16));
+        assert!(in_net("fe80::1".parse().unwrap(), "fe80::".parse().unwrap(), 10));
+        assert_eq!(parse_number("0x1952"), Some(6482.0));
+    }
+}
