@@ -646,18 +646,19 @@ fn two_owners() -> Generated {
 fn allocation_failure() -> Generated {
     let mut r = Recorder::default();
     // ldom-a's every candidate is taken (ldom-b answers each in 200 ms); it
-    // retries every 0.78 s and is still at it 30 s later.
+    // retries every 0.795 s and is still at it 30 s later.
     for i in 0..40u32 {
-        let at = i64::from(i) * 780_000;
+        let at = i64::from(i) * 795_000;
         let mac = auto_mac(0x100 + i);
         let id = i as u16;
-        let keys: &[Key] = if i == 39 { &[Key::LdmAllocationFailed] } else { &[] };
+        // Lookup 39 (index 38) is the first 30 s or more after the first.
+        let keys: &[Key] = if i == 38 { &[Key::LdmAllocationFailed] } else { &[] };
         r.ldm(at, lookup_frame(&LDOM_A, 0x2a00 + id, MsgType::SendMsg, mac), keys);
         r.ldm(at + 200_000, lookup_frame(&LDOM_B, 0x3a00 + id, MsgType::ResponseMsg, mac), &[Key::LdmCollision]);
     }
     r.pcapng(
         "allocation-failure.pcapng",
-        "ldom-a retries 40 times over 30.6 s, each candidate answered by ldom-b within 200 ms: the 40th lookup, 30.4 s after the first, means ldmd's 30 s allocation has failed.",
+        "ldom-a looks up 40 candidate MACs over 31 s, each answered by ldom-b within 200 ms: the 39th lookup, 30.2 s after the first, means ldmd's 30 s allocation has failed.",
         ETHERNET_US,
     )
 }
@@ -665,13 +666,13 @@ fn allocation_failure() -> Generated {
 fn startup_check() -> Generated {
     let mut r = Recorder::default();
     // ldmd start-up with ldmd/mac_collision_check: every assigned MAC once, at once.
-    for i in 0..1000u32 {
+    for i in 0..2000u32 {
         let keys: &[Key] = if i == 19 { &[Key::LdmStartupCheck] } else { &[] };
-        r.ldm(i64::from(i) * 1_000, lookup_frame(&LDOM_C, i as u16, MsgType::SendMsg, auto_mac(0x1000 + i)), keys);
+        r.ldm(i64::from(i) * 500, lookup_frame(&LDOM_C, i as u16, MsgType::SendMsg, auto_mac(0x1000 + i)), keys);
     }
     r.pcapng(
         "startup-check.pcapng",
-        "ldom-c looks up 1000 distinct MACs in one second (ldmd start-up with ldmd/mac_collision_check): one note when the burst is recognised.",
+        "ldom-c looks up 2000 distinct MACs in one second (ldmd start-up with ldmd/mac_collision_check): one note when the burst is recognised.",
         ETHERNET_US,
     )
 }
@@ -679,13 +680,13 @@ fn startup_check() -> Generated {
 fn lookup_storm() -> Generated {
     let mut r = Recorder::default();
     // A runaway: the same five MACs over and over.
-    for i in 0..1000u32 {
+    for i in 0..2000u32 {
         let keys: &[Key] = if i == 19 { &[Key::LdmLookupStorm] } else { &[] };
-        r.ldm(i64::from(i) * 1_000, lookup_frame(&LDOM_B, i as u16, MsgType::SendMsg, auto_mac(0x2000 + i % 5)), keys);
+        r.ldm(i64::from(i) * 500, lookup_frame(&LDOM_B, i as u16, MsgType::SendMsg, auto_mac(0x2000 + i % 5)), keys);
     }
     r.pcapng(
         "lookup-storm.pcapng",
-        "ldom-b looks up the same five MACs 1000 times in one second: a runaway requester, flagged once when the burst is recognised.",
+        "ldom-b looks up the same five MACs 2000 times in one second: a runaway requester, flagged once when the burst is recognised.",
         ETHERNET_US,
     )
 }
