@@ -23,17 +23,19 @@ const SNIFF_LEN: usize = 64 << 10;
 pub enum CaptureError {
     #[error("{path}: cannot open: {source}")]
     Open { path: String, source: io::Error },
-    #[error("{path}: the file is empty, not a capture")]
+    #[error("{path}: the file is empty, not a capture; if a capture is still starting, wait for its first packets")]
     Empty { path: String },
-    #[error("{path}: not a pcap or pcapng capture (starts with {start}){hint}")]
+    #[error("{path}: not a pcap or pcapng capture (starts with {start}){hint}; ldm-sniff reads what tcpdump -w, Wireshark and dumpcap write")]
     NotACapture { path: String, start: String, hint: &'static str },
-    #[error("{path}: the file ends in the middle of a record at byte offset {offset} (after frame {frame}); it was cut short, decoded up to there")]
+    #[error("{path}: the file ends in the middle of a record at byte offset {offset} (after frame {frame}): it was cut short (still being written, or copied incompletely); every frame before it was decoded")]
     Truncated { path: String, offset: u64, frame: u64 },
-    #[error("{path}: corrupt record at byte offset {offset} (after frame {frame}): {what}; decoded up to there")]
+    #[error("{path}: corrupt record at byte offset {offset} (after frame {frame}): {what}; every frame before it was decoded (editcap or pcapfix may rescue the rest)")]
     Corrupt { path: String, offset: u64, frame: u64, what: String },
-    #[error("{path}: record at byte offset {offset} (after frame {frame}) claims {claimed} bytes, more than any capture tool writes (limit {limit}); the file is corrupt, decoded up to there", limit = MAX_RECORD)]
+    #[error("{path}: record at byte offset {offset} (after frame {frame}) claims {claimed} bytes, more than any capture tool writes (limit {limit}): the file is corrupt; every frame before it was decoded (editcap or pcapfix may rescue the rest)", limit = MAX_RECORD)]
     RecordTooLarge { path: String, offset: u64, frame: u64, claimed: u64 },
-    #[error("{path}: read error at byte offset {offset} (after frame {frame}): {what}")]
+    #[error(
+        "{path}: read error at byte offset {offset} (after frame {frame}): {what}; every frame before it was decoded"
+    )]
     Read { path: String, offset: u64, frame: u64, what: String },
 }
 
@@ -305,8 +307,8 @@ impl CaptureReader {
             }
             Err(e) => {
                 let what = match e {
-                    PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => {
-                        format!("unparseable block ({})", kind.description())
+                    PcapError::NomError(..) | PcapError::OwnedNomError(..) => {
+                        "a record whose length or contents are impossible".to_string()
                     }
                     other => format!("{other:?}"),
                 };
