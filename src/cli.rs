@@ -115,6 +115,15 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = FailOn::Error, value_name = "SEVERITY")]
     pub fail_on: FailOn,
 
+    /// Write the frames read (with -Y, those that match) to a pcapng file ("-" for standard output).
+    #[arg(short = 'w', value_name = "FILE")]
+    pub write_file: Option<String>,
+
+    /// With -w: add each packet's findings and request/response links as pcapng packet comments
+    /// (Wireshark shows them as frame.comment).
+    #[arg(long, requires = "write_file")]
+    pub annotate: bool,
+
     /// Display filter: show only packets matching it, e.g. 'ldm.msg_type == SEND_MSG and ip.src == 10.1.0.0/16'
     /// or 'expert == "ldm.late_response"' (Wireshark syntax; fields in the README).
     #[arg(short = 'Y', value_name = "FILTER")]

@@ -60,6 +60,21 @@ fn main() -> ExitCode {
         Ok(filter) => filter,
         Err(e) => return usage_error(&e.render(args.display_filter.as_deref().unwrap_or(""))),
     };
+    let write = match args.write_file.as_deref() {
+        None => None,
+        Some("-") => Some((Box::new(io::stdout()) as Box<dyn Write>, args.annotate)),
+        Some(file) => match std::fs::File::create(file) {
+            Ok(f) => Some((Box::new(f) as Box<dyn Write>, args.annotate)),
+            Err(e) => {
+                return usage_error(&format!("{file}: cannot create: {e}; check the directory exists and is writable"))
+            }
+        },
+    };
+    if args.write_file.as_deref() == Some("-") && (!args.stats.is_empty() || args.format != output::Format::Text) {
+        return usage_error("-w - puts the capture on standard output; -z and -T json/jsonl/ek would mix into it: write the capture to a file instead");
+    }
+    // A capture on standard output leaves no room for packet lines.
+    let quiet = args.quiet || args.write_file.as_deref() == Some("-");
     let reader = match CaptureReader::open(path) {
         Ok(reader) => reader,
         Err(e) => return usage_error(&e.to_string()),
@@ -75,7 +90,7 @@ fn main() -> ExitCode {
         },
         count: args.count,
         all: args.all,
-        quiet: args.quiet,
+        quiet,
         analysis: analyze::Options {
             window: args.window,
             storm_lookups: args.storm.0,
@@ -85,6 +100,7 @@ fn main() -> ExitCode {
         },
         stats: args.stats.clone(),
         filter,
+        write,
     };
     let stdout = io::stdout().lock();
     let out = io::BufWriter::with_capacity(1 << 16, stdout);

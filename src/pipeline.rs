@@ -5,13 +5,13 @@ use std::io::{self, Write};
 use std::collections::VecDeque;
 
 use crate::analyze::{self, Analyzer, Annotation, StatsKind};
+use crate::capture::writer::FrameWriter;
 use crate::capture::{CaptureError, CaptureReader, Timestamp};
 use crate::dissect::{self, Dissection, Dissector, OwnedDissection};
 use crate::filter::Filter;
 use crate::output::{self, Packet, Printer, Summary};
 use crate::wire::ldm::MsgType;
 
-#[derive(Debug, Clone)]
 pub struct Config {
     pub dissect: dissect::Options,
     pub output: output::Options,
@@ -26,6 +26,8 @@ pub struct Config {
     pub stats: Vec<StatsKind>,
     /// `-Y`: only matching packets are shown (all are analysed and counted).
     pub filter: Option<Filter>,
+    /// `-w`: where frames are written (pcapng), with `--annotate` comments or not.
+    pub write: Option<(Box<dyn Write>, bool)>,
 }
 
 /// How a run ended.
@@ -175,13 +177,29 @@ fn emit<W: Write>(
     printer.packet(&packet)
 }
 
+/// The comment `--annotate` puts on a written packet: its findings and links.
+fn annotation(p: &Packet<'_, '_>) -> Option<String> {
+    let mut parts: Vec<String> = p.findings().map(|f| format!("{} [{}]", f, f.severity())).collect();
+    if let (Some(request), Some(rtt)) = (p.note.request_in, p.note.rtt) {
+        parts.push(format!("request in frame {request}, response time {rtt:.6} s"));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!("ldm-sniff: {}", parts.join("; ")))
+}
+
 /// Reads `reader` to its end (or `-c`), analyses, and writes packets and
 /// statistics to `out`.
-pub fn run<W: Write>(reader: CaptureReader, out: W, config: Config) -> Result<Outcome, RunError> {
+pub fn run<W: Write>(reader: CaptureReader, out: W, mut config: Config) -> Result<Outcome, RunError> {
     let mut printer = Printer::new(out, config.output);
     let mut summary = Summary::default();
     let mut held = Held::new(config.analysis.window);
     let filter = config.filter.as_ref();
+    let (mut writer, annotate) = match config.write.take() {
+        Some((sink, annotate)) => (Some(FrameWriter::new(io::BufWriter::with_capacity(1 << 20, sink))?), annotate),
+        None => (None, false),
+    };
     let (capture_error, analyzer) = walk_analyzed(reader, config.dissect, config.analysis, |d, note| {
         // Reassembly leftovers are shown again at the end; count frames once.
         summary.frames = summary.frames.max(d.frame.number);
@@ -191,6 +209,15 @@ pub fn run<W: Write>(reader: CaptureReader, out: W, config: Config) -> Result<Ou
         }
         if let Some(request) = note.request_in {
             held.link(request, d.frame.number);
+        }
+        // -w writes in capture order, as frames are read: with -Y, what
+        // matches with what is known of the packet now.
+        if let Some(writer) = writer.as_mut() {
+            let packet = Packet { d, note: &note };
+            if filter.is_none_or(|f| f.matches(&packet, printer.relative_time(d.frame.ts))) {
+                let comment = if annotate { annotation(&packet) } else { None };
+                writer.write(&d.frame, comment.as_deref())?;
+            }
         }
         if (d.is_ldm() || config.all) && !config.quiet {
             if is_request(d) || !held.is_empty() {
@@ -212,5 +239,8 @@ pub fn run<W: Write>(reader: CaptureReader, out: W, config: Config) -> Result<Ou
         printer.stats(*kind, analyzer.stats(), &summary)?;
     }
     printer.finish()?;
+    if let Some(writer) = writer {
+        writer.into_inner().flush()?;
+    }
     Ok(Outcome { summary, capture_error })
 }

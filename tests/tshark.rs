@@ -158,3 +158,34 @@ fn layers_agree_with_tshark() {
     assert!(compared > 500, "only {compared} values compared");
     eprintln!("{compared} field values agree with tshark");
 }
+
+#[test]
+fn tshark_shows_annotations_as_frame_comments() {
+    if !tshark_available() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have tshark: .ci/run installs it");
+        eprintln!("tshark not installed: annotation check skipped");
+        return;
+    }
+    let out = std::env::temp_dir().join(format!("ldm-sniff-annotate-{}.pcapng", std::process::id()));
+    let run = Command::new(BIN)
+        .args(["-q", "--annotate", "-w"])
+        .arg(&out)
+        .args(["-r", "captures/two-owners.pcapng"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("ldm-sniff runs");
+    assert_eq!(run.status.code(), Some(1), "two-owners has an error finding");
+    let fields = Command::new("tshark")
+        .arg("-r")
+        .arg(&out)
+        .args(["-T", "fields", "-e", "frame.number", "-e", "frame.comment"])
+        .output();
+    let text = String::from_utf8_lossy(&fields.expect("tshark runs").stdout).to_string();
+    let _ = std::fs::remove_file(&out);
+    let comments: Vec<&str> = text.lines().collect();
+    assert_eq!(comments.len(), 3, "{text}");
+    assert_eq!(comments[0].trim(), "1", "the request has no finding: {text}");
+    assert!(comments[1].starts_with("2\tldm-sniff: ldm.collision"), "{text}");
+    assert!(comments[2].contains("ldm.duplicate_owner") && comments[2].contains("[error]"), "{text}");
+    assert!(comments[2].contains("request in frame 1, response time 0.250000 s"), "{text}");
+}

@@ -178,3 +178,42 @@ impl<W: Write> PcapNgWriter<W> {
         self.out
     }
 }
+
+/// Writes frames from any source to pcapng, describing each (input
+/// interface, link type) pair as an output interface on first use.
+pub struct FrameWriter<W: Write> {
+    out: PcapNgWriter<W>,
+    interfaces: Vec<((u32, Linktype), u32)>,
+    /// The last frame number written: frames shown again (fragments given up
+    /// at the end) are not written twice.
+    last_frame: u64,
+}
+
+impl<W: Write> FrameWriter<W> {
+    pub fn new(out: W) -> io::Result<FrameWriter<W>> {
+        Ok(FrameWriter { out: PcapNgWriter::new(out)?, interfaces: Vec::new(), last_frame: 0 })
+    }
+
+    /// Writes one frame (nanosecond timestamps), with an optional comment.
+    pub fn write(&mut self, frame: &super::Frame<'_>, comment: Option<&str>) -> io::Result<()> {
+        if frame.number <= self.last_frame {
+            return Ok(());
+        }
+        self.last_frame = frame.number;
+        let key = (frame.interface, frame.linktype);
+        let id = match self.interfaces.iter().find(|(k, _)| *k == key) {
+            Some((_, id)) => *id,
+            None => {
+                let name = format!("if{}", frame.interface);
+                let id = self.out.add_interface(frame.linktype, &name, 9)?;
+                self.interfaces.push((key, id));
+                id
+            }
+        };
+        self.out.write_packet(id, frame.ts, frame.data, frame.len, comment)
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out.into_inner()
+    }
+}
