@@ -5,6 +5,13 @@ use clap::{Parser, ValueEnum};
 use crate::analyze::StatsKind;
 use crate::output::Format;
 
+fn parse_autostop(text: &str) -> Result<f64, String> {
+    match text.strip_prefix("duration:") {
+        Some(secs) => parse_window(secs),
+        None => Err(format!("'{text}' is not duration:SECS (for a number of packets use -c)")),
+    }
+}
+
 fn parse_stats(text: &str) -> Result<StatsKind, String> {
     StatsKind::parse(text)
 }
@@ -67,9 +74,26 @@ pub struct Args {
     #[arg(short = 'r', long = "read-file", value_name = "FILE")]
     pub read_file: Option<String>,
 
-    /// Capture live from an interface (not in this build yet: see the message).
-    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    /// Capture live from an interface ("any" for all); needs CAP_NET_RAW (root).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE", conflicts_with = "read_file")]
     pub interface: Option<String>,
+
+    /// List the interfaces live capture can use, with their IPv4 addresses.
+    #[arg(short = 'D', long = "list-interfaces")]
+    pub list_interfaces: bool,
+
+    /// Stop live capture after SECS seconds: duration:SECS (as tshark's -a).
+    #[arg(short = 'a', value_name = "duration:SECS", value_parser = parse_autostop)]
+    pub autostop: Option<f64>,
+
+    /// Do not put the interface in promiscuous mode.
+    #[arg(long)]
+    pub no_promisc: bool,
+
+    /// Do not join 239.129.9.27 on the interface (by default a named interface
+    /// joins, so switches with IGMP snooping forward the group to us).
+    #[arg(long)]
+    pub no_join: bool,
 
     /// Stop after COUNT ldm packets.
     #[arg(short = 'c', value_name = "COUNT")]

@@ -2,17 +2,21 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 
 use ldm_sniff::analyze;
-use ldm_sniff::capture::CaptureReader;
+use ldm_sniff::capture::live::{self, LiveCapture, LiveOptions};
+use ldm_sniff::capture::{CaptureReader, Source};
 use ldm_sniff::cli::{Args, Color, FailOn};
 use ldm_sniff::dissect;
 use ldm_sniff::expert::Severity;
 use ldm_sniff::filter::Filter;
 use ldm_sniff::output::{self, Style};
-use ldm_sniff::pipeline::{self, Config, RunError};
+use ldm_sniff::pipeline::{self, Config, Outcome, RunError, WriteTo};
 
 const EXIT_FINDINGS: u8 = 1;
 const EXIT_ERROR: u8 = 2;
@@ -43,50 +47,41 @@ fn usage_error(message: &str) -> ExitCode {
     ExitCode::from(EXIT_ERROR)
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    if let Some(iface) = &args.interface {
-        return usage_error(&format!(
-            "live capture (-i {iface}) is not in this version yet; capture with \
-             `tcpdump -i {iface} -w ldm.pcap udp port 64535` and read it with `ldm-sniff -r ldm.pcap`"
-        ));
+/// `-w`: the sink, or an error message.
+fn open_write(args: &Args) -> Result<Option<WriteTo>, String> {
+    match args.write_file.as_deref() {
+        None => Ok(None),
+        Some("-") => {
+            if !args.stats.is_empty() || args.format != output::Format::Text {
+                return Err("-w - puts the capture on standard output; -z and -T json/jsonl/ek would mix into it: write the capture to a file instead".into());
+            }
+            Ok(Some(WriteTo { sink: Box::new(io::stdout()), annotate: args.annotate }))
+        }
+        Some(file) => match std::fs::File::create(file) {
+            Ok(f) => Ok(Some(WriteTo { sink: Box::new(f), annotate: args.annotate })),
+            Err(e) => Err(format!("{file}: cannot create: {e}; check the directory exists and is writable")),
+        },
     }
-    let Some(path) = args.read_file.as_deref() else {
-        return usage_error(
-            "nothing to read: give a capture file with -r FILE (or -r - for standard input); see --help",
-        );
-    };
+}
+
+fn config(args: &Args, live: bool) -> Result<Config, String> {
     let filter = match args.display_filter.as_deref().map(Filter::compile).transpose() {
         Ok(filter) => filter,
-        Err(e) => return usage_error(&e.render(args.display_filter.as_deref().unwrap_or(""))),
+        Err(e) => return Err(e.render(args.display_filter.as_deref().unwrap_or(""))),
     };
-    let write = match args.write_file.as_deref() {
-        None => None,
-        Some("-") => Some((Box::new(io::stdout()) as Box<dyn Write>, args.annotate)),
-        Some(file) => match std::fs::File::create(file) {
-            Ok(f) => Some((Box::new(f) as Box<dyn Write>, args.annotate)),
-            Err(e) => {
-                return usage_error(&format!("{file}: cannot create: {e}; check the directory exists and is writable"))
-            }
-        },
-    };
-    if args.write_file.as_deref() == Some("-") && (!args.stats.is_empty() || args.format != output::Format::Text) {
-        return usage_error("-w - puts the capture on standard output; -z and -T json/jsonl/ek would mix into it: write the capture to a file instead");
-    }
+    let write = open_write(args)?;
     // A capture on standard output leaves no room for packet lines.
     let quiet = args.quiet || args.write_file.as_deref() == Some("-");
-    let reader = match CaptureReader::open(path) {
-        Ok(reader) => reader,
-        Err(e) => return usage_error(&e.to_string()),
-    };
-    let config = Config {
+    // Live on a terminal: show each packet as it comes.
+    let line_buffered = args.line_buffered || (live && io::stdout().is_terminal());
+    Ok(Config {
         dissect: dissect::Options { port: args.port, heuristic: args.heuristic },
         output: output::Options {
             format: args.format,
             verbose: args.verbose,
             hex: args.hex,
             style: Style { color: use_color(args.color) && args.format == output::Format::Text },
-            line_buffered: args.line_buffered,
+            line_buffered,
         },
         count: args.count,
         all: args.all,
@@ -101,15 +96,35 @@ fn main() -> ExitCode {
         stats: args.stats.clone(),
         filter,
         write,
-    };
-    let stdout = io::stdout().lock();
-    let out = io::BufWriter::with_capacity(1 << 16, stdout);
-    let outcome = match pipeline::run(reader, out, config) {
-        Ok(outcome) => outcome,
+        hold: !live,
+    })
+}
+
+fn list_interfaces() -> ExitCode {
+    match live::list_interfaces() {
+        Ok(interfaces) => {
+            for (i, (name, addresses)) in interfaces.iter().enumerate() {
+                let shown = if addresses.is_empty() { String::new() } else { format!(" ({})", addresses.join(", ")) };
+                println!("{}. {name}{shown}", i + 1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(&format!("cannot list interfaces: {e}")),
+    }
+}
+
+/// Runs the pipeline over `source`; maps the outcome to an exit status.
+fn finish<S: Source>(source: S, config: Config) -> Result<Outcome, ExitCode> {
+    let out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    match pipeline::run(source, out, config) {
+        Ok(outcome) => Ok(outcome),
         // `ldm-sniff ... | head`: the reader went away; that is not an error.
-        Err(RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
-        Err(e) => return usage_error(&e.to_string()),
-    };
+        Err(RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Err(ExitCode::SUCCESS),
+        Err(e) => Err(usage_error(&e.to_string())),
+    }
+}
+
+fn exit_status(outcome: Outcome, args: &Args) -> ExitCode {
     if !args.quiet {
         eprintln!("ldm-sniff: {}", outcome.summary);
     }
@@ -120,5 +135,72 @@ fn main() -> ExitCode {
     match (fail_threshold(args.fail_on), outcome.summary.worst) {
         (Some(threshold), Some(worst)) if worst >= threshold => ExitCode::from(EXIT_FINDINGS),
         _ => ExitCode::SUCCESS,
+    }
+}
+
+fn capture_live(args: &Args, iface: &str) -> ExitCode {
+    let config = match config(args, true) {
+        Ok(config) => config,
+        Err(message) => return usage_error(&message),
+    };
+    // Ctrl-C and SIGTERM end the capture cleanly: everything is flushed.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
+            return usage_error(&format!("cannot handle signals: {e}"));
+        }
+    }
+    let options = LiveOptions {
+        interface: iface.to_string(),
+        promiscuous: !args.no_promisc,
+        join: !args.no_join,
+        port: args.port,
+        deadline: args.autostop.map(|secs| Instant::now() + Duration::from_secs_f64(secs)),
+    };
+    let mut capture = match LiveCapture::open(&options, stop) {
+        Ok(capture) => capture,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    if !args.quiet {
+        eprintln!("ldm-sniff: capturing on {iface} (UDP port {}); Ctrl-C stops", args.port);
+    }
+    let outcome = match finish(&mut capture, config) {
+        Ok(outcome) => outcome,
+        Err(code) => return code,
+    };
+    let kernel = capture.kernel_stats();
+    if !args.quiet {
+        eprintln!("ldm-sniff: kernel: {} packets passed the filter, {} dropped", kernel.received, kernel.dropped);
+    }
+    exit_status(outcome, args)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.list_interfaces {
+        return list_interfaces();
+    }
+    if let Some(iface) = args.interface.as_deref() {
+        return capture_live(&args, iface);
+    }
+    let Some(path) = args.read_file.as_deref() else {
+        return usage_error("nothing to read: give a capture file with -r FILE (- for standard input) or an interface with -i IFACE; see --help");
+    };
+    if args.autostop.is_some() {
+        return usage_error(
+            "-a duration:SECS stops a live capture (-i); with -r, use -c to stop after a number of packets",
+        );
+    }
+    let config = match config(&args, false) {
+        Ok(config) => config,
+        Err(message) => return usage_error(&message),
+    };
+    let reader = match CaptureReader::open(path) {
+        Ok(reader) => reader,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    match finish(reader, config) {
+        Ok(outcome) => exit_status(outcome, &args),
+        Err(code) => code,
     }
 }

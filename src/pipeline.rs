@@ -6,11 +6,17 @@ use std::collections::VecDeque;
 
 use crate::analyze::{self, Analyzer, Annotation, StatsKind};
 use crate::capture::writer::FrameWriter;
-use crate::capture::{CaptureError, CaptureReader, Timestamp};
+use crate::capture::{CaptureError, Source, Timestamp};
 use crate::dissect::{self, Dissection, Dissector, OwnedDissection};
 use crate::filter::Filter;
 use crate::output::{self, Packet, Printer, Summary};
 use crate::wire::ldm::MsgType;
+
+/// `-w`: a pcapng sink, and whether `--annotate` comments go with the frames.
+pub struct WriteTo {
+    pub sink: Box<dyn Write>,
+    pub annotate: bool,
+}
 
 pub struct Config {
     pub dissect: dissect::Options,
@@ -26,8 +32,11 @@ pub struct Config {
     pub stats: Vec<StatsKind>,
     /// `-Y`: only matching packets are shown (all are analysed and counted).
     pub filter: Option<Filter>,
-    /// `-w`: where frames are written (pcapng), with `--annotate` comments or not.
-    pub write: Option<(Box<dyn Write>, bool)>,
+    /// `-w`: where frames are written.
+    pub write: Option<WriteTo>,
+    /// Hold a request until its window closes, to list its responses. Off
+    /// for live capture, where a quiet link would hold it indefinitely.
+    pub hold: bool,
 }
 
 /// How a run ended.
@@ -51,8 +60,9 @@ pub enum RunError {
 /// (fragments given up on are handed over as they expire and at the end).
 /// `visit` returns whether to go on. A capture error stops the walk after
 /// everything before it was visited, and is returned.
-pub fn walk<F>(mut reader: CaptureReader, options: dissect::Options, mut visit: F) -> io::Result<Option<CaptureError>>
+pub fn walk<S, F>(mut reader: S, options: dissect::Options, mut visit: F) -> io::Result<Option<CaptureError>>
 where
+    S: Source,
     F: FnMut(&Dissection<'_>) -> io::Result<bool>,
 {
     let mut dissector = Dissector::new(options);
@@ -82,8 +92,8 @@ where
 /// Like [`walk`], with the analysis: `visit` gets each dissection with what
 /// the analysis says of it (an empty annotation for frames that are not ldm).
 /// Returns the analyzer, for its statistics.
-pub fn walk_analyzed<F>(
-    reader: CaptureReader,
+pub fn walk_analyzed<S: Source, F>(
+    reader: S,
     options: dissect::Options,
     analysis: analyze::Options,
     mut visit: F,
@@ -191,13 +201,15 @@ fn annotation(p: &Packet<'_, '_>) -> Option<String> {
 
 /// Reads `reader` to its end (or `-c`), analyses, and writes packets and
 /// statistics to `out`.
-pub fn run<W: Write>(reader: CaptureReader, out: W, mut config: Config) -> Result<Outcome, RunError> {
+pub fn run<S: Source, W: Write>(reader: S, out: W, mut config: Config) -> Result<Outcome, RunError> {
     let mut printer = Printer::new(out, config.output);
     let mut summary = Summary::default();
     let mut held = Held::new(config.analysis.window);
     let filter = config.filter.as_ref();
     let (mut writer, annotate) = match config.write.take() {
-        Some((sink, annotate)) => (Some(FrameWriter::new(io::BufWriter::with_capacity(1 << 20, sink))?), annotate),
+        Some(WriteTo { sink, annotate }) => {
+            (Some(FrameWriter::new(io::BufWriter::with_capacity(1 << 20, sink))?), annotate)
+        }
         None => (None, false),
     };
     let (capture_error, analyzer) = walk_analyzed(reader, config.dissect, config.analysis, |d, note| {
@@ -220,7 +232,7 @@ pub fn run<W: Write>(reader: CaptureReader, out: W, mut config: Config) -> Resul
             }
         }
         if (d.is_ldm() || config.all) && !config.quiet {
-            if is_request(d) || !held.is_empty() {
+            if config.hold && (is_request(d) || !held.is_empty()) {
                 held.push(d.to_owned(), note, is_request(d));
             } else {
                 emit(&mut printer, filter, d, &note)?;

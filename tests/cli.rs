@@ -157,7 +157,12 @@ fn options() {
         ("fail_on_never", &["--fail-on", "never", "-q", "-r", "captures/anomalies.pcapng"]),
         ("color_always", &["--color", "always", "-c", "2", "-r", "captures/anomalies.pcapng"]),
         ("no_input", &[]),
-        ("live_not_yet", &["-i", "eth0"]),
+        // Live errors that stop before any socket opens (tests never capture on a
+        // real interface: live capture is tested in namespaces, tests/live.rs).
+        ("live_no_such_interface", &["-i", "nosuch0"]),
+        ("live_and_file", &["-i", "nosuch0", "-r", "captures/discovery.pcapng"]),
+        ("autostop_needs_live", &["-a", "duration:1", "-r", "captures/discovery.pcapng"]),
+        ("autostop_bad", &["-a", "packets:5", "-i", "nosuch0"]),
         ("missing_file", &["-r", "captures/no-such-file.pcap"]),
         ("bad_flag_value", &["-T", "xml", "-r", "captures/discovery.pcapng"]),
         ("filter_request_links", &["-Y", "ldm.response_in == 2", "-r", "captures/mac-collision.pcapng"]),

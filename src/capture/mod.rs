@@ -1,5 +1,6 @@
 //! Packet sources and sinks: capture files in, capture files out.
 
+pub mod live;
 pub mod reader;
 pub mod writer;
 
@@ -7,6 +8,31 @@ use std::fmt;
 
 pub use pcap_parser::Linktype;
 pub use reader::{CaptureError, CaptureReader};
+
+/// Where frames come from: a capture file or a live interface. One pipeline
+/// reads both.
+pub trait Source {
+    /// The next frame; `None` at the end (of the file, or of the capture).
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError>;
+}
+
+impl Source for CaptureReader {
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        CaptureReader::next_frame(self)
+    }
+}
+
+impl Source for live::LiveCapture {
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        live::LiveCapture::next_frame(self)
+    }
+}
+
+impl<S: Source + ?Sized> Source for &mut S {
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        (**self).next_frame()
+    }
+}
 
 /// Capture time of a frame, as the file recorded it (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
