@@ -111,7 +111,8 @@ pub struct Args {
     #[arg(short = 'T', value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
     pub format: Format,
 
-    /// Quiet: no packet output and no closing summary (the exit status still counts findings).
+    /// Quiet: no packet output and no closing summary (the exit status still counts findings;
+    /// live capture still reports the kernel's received/dropped counts).
     #[arg(short = 'q')]
     pub quiet: bool,
 

@@ -168,8 +168,10 @@ fn capture_live(args: &Args, iface: &str) -> ExitCode {
         Ok(outcome) => outcome,
         Err(code) => return code,
     };
+    // Printed even with -q, as tcpdump does: drops are what a capture's
+    // operator must know.
     let kernel = capture.kernel_stats();
-    if !args.quiet {
+    {
         eprintln!("ldm-sniff: kernel: {} packets passed the filter, {} dropped", kernel.received, kernel.dropped);
     }
     exit_status(outcome, args)

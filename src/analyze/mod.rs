@@ -131,6 +131,9 @@ struct RequesterState {
     chain_failed: bool,
     /// Recent lookups (time, MAC), for burst detection.
     recent: VecDeque<(Timestamp, [u8; 6])>,
+    /// How often each MAC occurs in `recent`: its length is the number of
+    /// distinct MACs, kept as lookups come and go rather than recounted.
+    recent_macs: std::collections::HashMap<[u8; 6], u32>,
     burst_start: Option<Timestamp>,
     burst_flagged: Option<Key>,
 }
@@ -469,17 +472,28 @@ fn retry_chain(
     }
 }
 
+fn forget_oldest(state: &mut RequesterState) {
+    let Some((_, mac)) = state.recent.pop_front() else { return };
+    if let Some(count) = state.recent_macs.get_mut(&mac) {
+        *count -= 1;
+        if *count == 0 {
+            state.recent_macs.remove(&mac);
+        }
+    }
+}
+
 /// Bursts of lookups from one host: distinct MACs in a short burst is an
 /// ldmd start-up check; repeated MACs, or a burst that goes on, a runaway.
 fn lookup_burst(state: &mut RequesterState, options: &Options, mac: [u8; 6], ts: Timestamp, note: &mut Annotation) {
     while state.recent.front().is_some_and(|(t, _)| secs(ts, *t) > options.storm_secs) {
-        state.recent.pop_front();
+        forget_oldest(state);
     }
     // Bounded: a burst needs only its threshold's worth of entries, times a margin.
     if state.recent.len() >= (options.storm_lookups as usize).saturating_mul(8).max(64) {
-        state.recent.pop_front();
+        forget_oldest(state);
     }
     state.recent.push_back((ts, mac));
+    *state.recent_macs.entry(mac).or_default() += 1;
     let in_burst = state.recent.len() as u32 >= options.storm_lookups;
     if !in_burst {
         // The rate fell below the threshold: the burst is over.
@@ -495,10 +509,7 @@ fn lookup_burst(state: &mut RequesterState, options: &Options, mac: [u8; 6], ts:
     let start = *state.burst_start.get_or_insert(state.recent.front().map_or(ts, |(t, _)| *t));
     let lasted = secs(ts, start);
     let lookups = state.recent.len() as u32;
-    let mut macs: Vec<[u8; 6]> = state.recent.iter().map(|(_, m)| *m).collect();
-    macs.sort_unstable();
-    macs.dedup();
-    let distinct = macs.len() as u32;
+    let distinct = state.recent_macs.len() as u32;
     let window_secs = state.recent.front().map_or(0.0, |(t, _)| secs(ts, *t));
     let runaway = distinct < lookups || lasted > options.storm_max_secs;
     let detail = Detail::Burst { lookups, distinct, secs: window_secs };
