@@ -56,6 +56,7 @@ pub enum Color {
     name = "ldm-sniff",
     version,
     disable_version_flag = true,
+    args_conflicts_with_subcommands = true,
     about = "Decode and validate Oracle VM Server for SPARC (ldmd) discovery and MAC-lookup traffic",
     long_about = "Decode and validate Oracle VM Server for SPARC (Logical Domains Manager, ldmd) \
 multicast traffic: discovery and MAC collision lookups on UDP 239.129.9.27:64535.\n\n\
@@ -66,6 +67,9 @@ Exit status: 0 clean, 1 a finding at or above --fail-on, 2 usage or I/O error.",
 tcpdump -i any -w - udp port 64535 | ldm-sniff -r -\n  ldm-sniff -r capture.pcapng -T jsonl > packets.jsonl"
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Print the version (tshark's -v; -V is the packet tree).
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
     pub version: Option<bool>,
@@ -173,6 +177,70 @@ pub struct Args {
     /// Colour the output.
     #[arg(long, value_enum, default_value_t = Color::Auto, value_name = "WHEN")]
     pub color: Color,
+}
+
+/// Active probes: they send on the segment, as ldmd does.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Which ldmd hosts answer on this segment? Sends LDMD_DISC_SEND and lists the responders.
+    /// Exit 0 when some answered, 1 when none did, 2 on errors.
+    Discover(DiscoverArgs),
+    /// Is this MAC in use? Looks it up as ldmd does (SEND_MSG, wait for RESPONSE_MSG).
+    /// Exit 0 free, 1 in use, 2 on errors.
+    CheckMac(CheckMacArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ProbeArgs {
+    /// Interface to send and listen on (default: the interface of the default route).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+
+    /// Multicast TTL (ldmd's default is 1: this subnet only).
+    #[arg(long, default_value_t = 1, value_name = "HOPS")]
+    pub ttl: u32,
+
+    /// Output: a table, or JSON.
+    #[arg(short = 'T', value_enum, default_value_t = ProbeFormat::Text, value_name = "FORMAT")]
+    pub format: ProbeFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiscoverArgs {
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+
+    /// Seconds to listen for responses.
+    #[arg(long, default_value_t = 2.0, value_name = "SECS", value_parser = parse_window)]
+    pub timeout: f64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckMacArgs {
+    /// The MAC to look up, e.g. 00:14:4f:fc:00:01.
+    #[arg(value_parser = parse_mac_arg)]
+    pub mac: [u8; 6],
+
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+
+    /// Seconds to wait for an answer to each lookup (ldmd waits 1).
+    #[arg(long, default_value_t = 1.0, value_name = "SECS", value_parser = parse_window)]
+    pub window: f64,
+
+    /// Lookups to repeat when nobody answered (a lost datagram is not a free MAC).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub retries: u32,
+}
+
+fn parse_mac_arg(text: &str) -> Result<[u8; 6], String> {
+    crate::expert::parse_mac(text).ok_or_else(|| format!("'{text}' is not a MAC address like 00:14:4f:fc:00:01"))
 }
 
 #[cfg(test)]

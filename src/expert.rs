@@ -329,6 +329,22 @@ impl fmt::Display for MacAddr {
     }
 }
 
+/// Parses `00:14:4f:f8:12:34` (or with dashes).
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = text.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (slot, part) in mac.iter_mut().zip(parts) {
+        if part.len() != 2 {
+            return None;
+        }
+        *slot = u8::from_str_radix(part, 16).ok()?;
+    }
+    Some(mac)
+}
+
 pub fn format_mac(mac: [u8; 6]) -> String {
     MacAddr(mac).to_string()
 }

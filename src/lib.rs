@@ -14,5 +14,6 @@ pub mod expert;
 pub mod filter;
 pub mod output;
 pub mod pipeline;
+pub mod probe;
 pub mod synth;
 pub mod wire;

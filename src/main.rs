@@ -11,12 +11,13 @@ use clap::Parser;
 use ldm_sniff::analyze;
 use ldm_sniff::capture::live::{self, LiveCapture, LiveOptions};
 use ldm_sniff::capture::{CaptureReader, Source};
-use ldm_sniff::cli::{Args, Color, FailOn};
+use ldm_sniff::cli::{Args, CheckMacArgs, Color, Command, DiscoverArgs, FailOn, ProbeArgs, ProbeFormat};
 use ldm_sniff::dissect;
 use ldm_sniff::expert::Severity;
 use ldm_sniff::filter::Filter;
 use ldm_sniff::output::{self, Style};
 use ldm_sniff::pipeline::{self, Config, Outcome, RunError, WriteTo};
+use ldm_sniff::probe::{self, Probe};
 
 const EXIT_FINDINGS: u8 = 1;
 const EXIT_ERROR: u8 = 2;
@@ -177,8 +178,87 @@ fn capture_live(args: &Args, iface: &str) -> ExitCode {
     exit_status(outcome, args)
 }
 
+fn open_probe(args: &ProbeArgs) -> Result<Probe, ExitCode> {
+    let iface = match args.interface.clone().map_or_else(probe::default_interface, Ok) {
+        Ok(iface) => iface,
+        Err(e) => return Err(usage_error(&e.to_string())),
+    };
+    Probe::open(&iface, args.ttl).map_err(|e| usage_error(&e.to_string()))
+}
+
+fn discover(args: &DiscoverArgs) -> ExitCode {
+    let probe = match open_probe(&args.probe) {
+        Ok(probe) => probe,
+        Err(code) => return code,
+    };
+    let responders = match probe::discover(&probe, Duration::from_secs_f64(args.timeout)) {
+        Ok(responders) => responders,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    if args.probe.format == ProbeFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&responders).unwrap_or_default());
+    } else {
+        let mut rows = vec![["hostname", "ip_address", "port", "ldmd_version", "rtt_ms", "from", "anomalies"]
+            .map(String::from)
+            .to_vec()];
+        for r in &responders {
+            rows.push(vec![
+                r.hostname.clone(),
+                r.ip_address.map_or("-".into(), |ip| ip.to_string()),
+                r.port.map_or("-".into(), |p| p.to_string()),
+                r.ldmd_version.clone(),
+                format!("{:.1}", r.rtt_ms),
+                r.from.to_string(),
+                if r.anomalies.is_empty() { "-".into() } else { r.anomalies.join(" ") },
+            ]);
+        }
+        let _ = output::table::write_aligned(&mut io::stdout().lock(), &rows);
+    }
+    eprintln!("ldm-sniff: {} ldmd host(s) answered on {} within {} s", responders.len(), probe.iface, args.timeout);
+    if responders.is_empty() {
+        ExitCode::from(EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn check_mac(args: &CheckMacArgs) -> ExitCode {
+    let probe = match open_probe(&args.probe) {
+        Ok(probe) => probe,
+        Err(code) => return code,
+    };
+    let check = match probe::check_mac(&probe, args.mac, Duration::from_secs_f64(args.window), args.retries) {
+        Ok(check) => check,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    if check.automatic_range {
+        eprintln!(
+            "ldm-sniff: note: {} is in the automatic range (00:14:4f:f8:00:00-00:14:4f:fb:ff:ff), which ldmd hands out itself; manual MACs belong in 00:14:4f:fc:00:00-00:14:4f:ff:ff:ff",
+            check.mac
+        );
+    }
+    if args.probe.format == ProbeFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&check).unwrap_or_default());
+    } else if check.in_use {
+        let owners: Vec<String> = check.owners.iter().map(|o| format!("{} ({:.1} ms)", o.ip, o.rtt_ms)).collect();
+        println!("{}: IN USE, answered by {}", check.mac, owners.join(", "));
+    } else {
+        println!("{}: free (no answer to {} lookup(s) of {} s each)", check.mac, check.lookups, args.window);
+    }
+    if check.in_use {
+        ExitCode::from(EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    match &args.command {
+        Some(Command::Discover(discover_args)) => return discover(discover_args),
+        Some(Command::CheckMac(check_args)) => return check_mac(check_args),
+        None => {}
+    }
     if args.list_interfaces {
         return list_interfaces();
     }

@@ -206,7 +206,7 @@ impl Stats {
             StatsKind::Rtt => self.rtt_rows(),
         };
         writeln!(out, "===== {} =====", kind.name())?;
-        write_aligned(out, &rows)?;
+        crate::output::table::write_aligned(out, &rows)?;
         writeln!(out)
     }
 
@@ -337,24 +337,4 @@ fn json_cell(cell: &str) -> Value {
         Ok(x) if x.is_finite() => json!(x),
         _ => Value::String(cell.to_string()),
     }
-}
-
-/// Columns padded to their widest cell; numbers right-aligned.
-fn write_aligned(out: &mut impl Write, rows: &[Vec<String>]) -> io::Result<()> {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
-        .collect();
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            let numeric = cell.parse::<f64>().is_ok();
-            let cell =
-                if numeric { format!("{cell:>w$}", w = widths[c]) } else { format!("{cell:<w$}", w = widths[c]) };
-            line.push_str(&cell);
-            line.push_str("  ");
-        }
-        writeln!(out, "{}", line.trim_end())?;
-    }
-    Ok(())
 }

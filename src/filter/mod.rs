@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use regex::Regex;
 
 use crate::dissect::fields::{self, FieldSink, Value};
-use crate::expert::MacAddr;
+use crate::expert::{parse_mac, MacAddr};
 use crate::output::Packet;
 use crate::wire::ldm::MsgType;
 
@@ -184,21 +184,6 @@ fn msg_type_value(word: &str) -> Option<u32> {
             t.name().eq_ignore_ascii_case(word) || t.name().trim_start_matches("LDMD_").eq_ignore_ascii_case(word)
         })
         .map(MsgType::to_u32)
-}
-
-fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = text.split([':', '-']).collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let mut mac = [0u8; 6];
-    for (slot, part) in mac.iter_mut().zip(parts) {
-        if part.len() != 2 {
-            return None;
-        }
-        *slot = u8::from_str_radix(part, 16).ok()?;
-    }
-    Some(mac)
 }
 
 fn parse_net(text: &str) -> Option<(IpAddr, u8)> {

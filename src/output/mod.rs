@@ -4,6 +4,7 @@
 pub mod hex;
 pub mod json;
 pub mod summary;
+pub mod table;
 pub mod text;
 pub mod tree;
 
