@@ -2,11 +2,15 @@
 //! Keeps every analysis table's memory bounded whatever the traffic.
 
 use std::collections::{HashMap, VecDeque};
+
+/// Keys come from the network, so the hasher must resist crafted collisions
+/// (randomly keyed), and be fast: ahash rather than std's SipHash.
+type Hasher = ahash::RandomState;
 use std::hash::Hash;
 
 #[derive(Debug)]
 pub struct BoundedMap<K, V> {
-    map: HashMap<K, V>,
+    map: HashMap<K, V, Hasher>,
     /// Keys in insertion order: the front is the oldest.
     order: VecDeque<K>,
     cap: usize,
@@ -15,7 +19,7 @@ pub struct BoundedMap<K, V> {
 
 impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     pub fn new(cap: usize) -> BoundedMap<K, V> {
-        BoundedMap { map: HashMap::new(), order: VecDeque::new(), cap: cap.max(1), evicted: 0 }
+        BoundedMap { map: HashMap::with_hasher(Hasher::new()), order: VecDeque::new(), cap: cap.max(1), evicted: 0 }
     }
 
     pub fn get(&self, key: &K) -> Option<&V> {

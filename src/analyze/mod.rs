@@ -133,7 +133,7 @@ struct RequesterState {
     recent: VecDeque<(Timestamp, [u8; 6])>,
     /// How often each MAC occurs in `recent`: its length is the number of
     /// distinct MACs, kept as lookups come and go rather than recounted.
-    recent_macs: std::collections::HashMap<[u8; 6], u32>,
+    recent_macs: std::collections::HashMap<[u8; 6], u32, ahash::RandomState>,
     burst_start: Option<Timestamp>,
     burst_flagged: Option<Key>,
 }
