@@ -90,6 +90,11 @@ pub struct Args {
     #[arg(short = 'a', value_name = "duration:SECS", value_parser = parse_autostop)]
     pub autostop: Option<f64>,
 
+    /// After opening the capture, run as USER (as tcpdump -Z). Default: the user who ran sudo, if
+    /// sudo started us; "root" keeps root.
+    #[arg(short = 'Z', value_name = "USER")]
+    pub run_as: Option<String>,
+
     /// Do not put the interface in promiscuous mode.
     #[arg(long)]
     pub no_promisc: bool,

@@ -158,10 +158,21 @@ fn capture_live(args: &Args, iface: &str) -> ExitCode {
         port: args.port,
         deadline: args.autostop.map(|secs| Instant::now() + Duration::from_secs_f64(secs)),
     };
+    let drop_to = match live::identity_to_drop_to(args.run_as.as_deref()) {
+        Ok(identity) => identity,
+        Err(message) => return usage_error(&message),
+    };
     let mut capture = match LiveCapture::open(&options, stop) {
         Ok(capture) => capture,
         Err(e) => return usage_error(&e.to_string()),
     };
+    // The socket, ring, filter, membership and -w file are open: nothing
+    // from here on needs privileges.
+    if let Some(identity) = drop_to {
+        if let Err(message) = live::drop_privileges(identity) {
+            return usage_error(&message);
+        }
+    }
     if !args.quiet {
         eprintln!("ldm-sniff: capturing on {iface} (UDP port {}); Ctrl-C stops", args.port);
     }

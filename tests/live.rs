@@ -127,3 +127,62 @@ fn without_privileges_the_message_says_what_to_do() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("CAP_NET_RAW") && stderr.contains("setcap"), "{stderr}");
 }
+
+/// The uid a running process has, from /proc.
+fn uid_of(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("Uid:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn privileges_are_dropped_once_the_capture_is_open() {
+    if !can_run("privileges_are_dropped_once_the_capture_is_open") {
+        return;
+    }
+    let pair = Pair::new();
+    // As if `sudo ldm-sniff` was run by uid 65534.
+    let child = Command::new("ip")
+        .args(["netns", "exec", &pair.b, BIN, "-i", &pair.veth_b, "-c", "5"])
+        .env("SUDO_UID", "65534")
+        .env("SUDO_GID", "65534")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    settle();
+    let uid = uid_of(child.id());
+    pair.send(1, 64535);
+    let output = wait(child);
+    assert_eq!(uid, Some(65534), "ldm-sniff still runs as root");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 5, "capturing goes on without privileges");
+}
+
+#[test]
+fn written_live_captures_read_in_tshark() {
+    if !can_run("written_live_captures_read_in_tshark") {
+        return;
+    }
+    if Command::new("tshark").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have tshark");
+        return;
+    }
+    let pair = Pair::new();
+    let out = std::env::temp_dir().join(format!("ldm-live-tshark-{}.pcapng", pair.a));
+    let child = pair.capture(&["-c", "5", "-q", "--annotate", "-w", out.to_str().unwrap()]);
+    settle();
+    pair.send(1, 64535);
+    let output = wait(child);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let read = Command::new("tshark")
+        .arg("-r")
+        .arg(&out)
+        .args(["-T", "fields", "-e", "udp.dstport", "-e", "frame.comment"])
+        .output();
+    let text = String::from_utf8_lossy(&read.expect("tshark runs").stdout).to_string();
+    let _ = std::fs::remove_file(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(lines.iter().all(|l| l.starts_with("64535")), "{text}");
+    assert!(lines[3].contains("ldm.collision"), "the response carries its annotation: {text}");
+}

@@ -495,6 +495,58 @@ impl Drop for LiveCapture {
     }
 }
 
+/// Whom to become once the capture is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The identity `-Z USER` names ("root" or nothing: stay); without `-Z`, the
+/// user who ran sudo, when sudo started us.
+pub fn identity_to_drop_to(user: Option<&str>) -> Result<Option<Identity>, String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    match user {
+        Some("root") => Ok(None),
+        Some(name) => {
+            let c_name = CString::new(name).map_err(|_| format!("bad user name '{name}'"))?;
+            // SAFETY: getpwnam reads the password database; the result is copied at once.
+            let entry = unsafe { libc::getpwnam(c_name.as_ptr()) };
+            if entry.is_null() {
+                return Err(format!("no user named '{name}' (for -Z)"));
+            }
+            // SAFETY: non-null entries point to a valid passwd record.
+            let (uid, gid) = unsafe { ((*entry).pw_uid, (*entry).pw_gid) };
+            Ok(Some(Identity { uid, gid }))
+        }
+        None => {
+            let id = |var: &str| std::env::var(var).ok().and_then(|v| v.parse::<u32>().ok());
+            match (id("SUDO_UID"), id("SUDO_GID")) {
+                (Some(uid), Some(gid)) if uid != 0 => Ok(Some(Identity { uid, gid })),
+                _ => Ok(None),
+            }
+        }
+    }
+}
+
+/// Gives up root for good: supplementary groups, group, then user.
+pub fn drop_privileges(to: Identity) -> Result<(), String> {
+    // SAFETY: plain system calls; the order (groups, gid, uid) is the one
+    // that leaves no way back.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(to.gid) != 0 || libc::setuid(to.uid) != 0 {
+            return Err(format!("cannot drop privileges to uid {}: {}", to.uid, io::Error::last_os_error()));
+        }
+        if libc::setuid(0) == 0 {
+            return Err("dropped privileges could be regained; refusing to go on".to_string());
+        }
+    }
+    Ok(())
+}
+
 /// `-D`: interfaces with their IPv4 addresses, numbered like tshark's.
 pub fn list_interfaces() -> io::Result<Vec<(String, Vec<String>)>> {
     let mut names: Vec<String> =
