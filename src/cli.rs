@@ -95,6 +95,11 @@ pub struct Args {
     #[arg(short = 'Z', value_name = "USER")]
     pub run_as: Option<String>,
 
+    /// Capture filter in tcpdump's syntax, compiled into the kernel by libpcap, in place of the
+    /// default ldm filter (needs the build with --features libpcap).
+    #[arg(short = 'f', value_name = "CAPTURE_FILTER", requires = "interface")]
+    pub capture_filter: Option<String>,
+
     /// Do not put the interface in promiscuous mode.
     #[arg(long)]
     pub no_promisc: bool,

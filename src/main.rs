@@ -162,6 +162,9 @@ fn capture_live(args: &Args, iface: &str) -> ExitCode {
         Ok(identity) => identity,
         Err(message) => return usage_error(&message),
     };
+    if let Some(filter) = args.capture_filter.as_deref() {
+        return capture_with_libpcap(args, iface, filter, options, stop, drop_to, config);
+    }
     let mut capture = match LiveCapture::open(&options, stop) {
         Ok(capture) => capture,
         Err(e) => return usage_error(&e.to_string()),
@@ -261,6 +264,61 @@ fn check_mac(args: &CheckMacArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `-f`: live capture through libpcap with the user's capture filter.
+#[cfg(feature = "libpcap")]
+fn capture_with_libpcap(
+    args: &Args,
+    iface: &str,
+    filter: &str,
+    options: LiveOptions,
+    stop: Arc<AtomicBool>,
+    drop_to: Option<live::Identity>,
+    config: Config,
+) -> ExitCode {
+    use ldm_sniff::capture::libpcap::PcapCapture;
+    let mut capture = match PcapCapture::open(iface, filter, options.promiscuous, options.deadline, stop) {
+        Ok(capture) => capture,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    // Joined for the capture's lifetime, as with the default capture.
+    let _membership = match live::if_index(iface) {
+        Ok(index) if options.join && index != 0 => live::join_group(iface, index).ok(),
+        _ => None,
+    };
+    if let Some(identity) = drop_to {
+        if let Err(message) = live::drop_privileges(identity) {
+            return usage_error(&message);
+        }
+    }
+    if !args.quiet {
+        eprintln!("ldm-sniff: capturing on {iface} with libpcap, filter '{filter}'; Ctrl-C stops");
+    }
+    let outcome = match finish(&mut capture, config) {
+        Ok(outcome) => outcome,
+        Err(code) => return code,
+    };
+    let kernel = capture.kernel_stats();
+    eprintln!("ldm-sniff: kernel: {} packets passed the filter, {} dropped", kernel.received, kernel.dropped);
+    exit_status(outcome, args)
+}
+
+/// Without the libpcap build, -f says how to get it.
+#[cfg(not(feature = "libpcap"))]
+fn capture_with_libpcap(
+    _: &Args,
+    _: &str,
+    _: &str,
+    _: LiveOptions,
+    _: Arc<AtomicBool>,
+    _: Option<live::Identity>,
+    _: Config,
+) -> ExitCode {
+    usage_error(
+        "-f capture filters need the libpcap build: install libpcap-dev, then `cargo install --path . --features libpcap` \
+         (without -f, ldm-sniff already filters ldm traffic in the kernel)",
+    )
 }
 
 fn main() -> ExitCode {

@@ -196,3 +196,11 @@ fn reads_standard_input() {
     assert_eq!(from_stdin.split_once("exit").map(|(_, rest)| rest), from_file.split_once("exit").map(|(_, rest)| rest));
     assert!(from_stdin.contains("exit: 0"), "{from_stdin}");
 }
+
+/// Without the libpcap build, -f explains how to get it (before opening anything).
+#[cfg(not(feature = "libpcap"))]
+#[test]
+fn capture_filter_needs_the_libpcap_build() {
+    let out = run(&["-i", "lo", "-f", "udp port 64535"]);
+    assert!(out.contains("exit: 2") && out.contains("--features libpcap"), "{out}");
+}

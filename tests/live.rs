@@ -186,3 +186,31 @@ fn written_live_captures_read_in_tshark() {
     assert!(lines.iter().all(|l| l.starts_with("64535")), "{text}");
     assert!(lines[3].contains("ldm.collision"), "the response carries its annotation: {text}");
 }
+
+#[cfg(feature = "libpcap")]
+#[test]
+fn libpcap_capture_filter_selects_in_the_kernel() {
+    if !can_run("libpcap_capture_filter_selects_in_the_kernel") {
+        return;
+    }
+    let pair = Pair::new();
+    // Only the discovery messages: the first two of each round of five.
+    // msg_type is the payload's third word: its low byte is 8 + 11 bytes into the UDP header.
+    let filter = "udp port 64535 and (udp[19] == 2 or udp[19] == 3)";
+    let child = pair.capture(&["-f", filter, "-c", "4", "-T", "jsonl"]);
+    settle();
+    pair.send(2, 64535);
+    let output = wait(child);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let types: Vec<String> = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("JSON")["ldm"]["msg_type_name"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(types, ["LDMD_DISC_SEND", "LDMD_DISC_RESP", "LDMD_DISC_SEND", "LDMD_DISC_RESP"]);
+}

@@ -203,7 +203,8 @@ fn link_type(iface: &str) -> Option<u32> {
     std::fs::read_to_string(format!("/sys/class/net/{iface}/type")).ok()?.trim().parse().ok()
 }
 
-fn if_index(iface: &str) -> Result<i32, LiveError> {
+/// The interface's index (0 for `any`).
+pub fn if_index(iface: &str) -> Result<i32, LiveError> {
     if iface == "any" {
         return Ok(0);
     }
@@ -466,7 +467,7 @@ fn sll2_header(address: &libc::sockaddr_ll) -> [u8; SLL2_LEN] {
 }
 
 /// Joins the ldm group on the interface for as long as the socket lives.
-fn join_group(iface: &str, ifindex: i32) -> Result<OwnedFd, LiveError> {
+pub fn join_group(iface: &str, ifindex: i32) -> Result<OwnedFd, LiveError> {
     // SAFETY: plain socket(2) call.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {

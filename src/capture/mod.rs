@@ -1,5 +1,7 @@
 //! Packet sources and sinks: capture files in, capture files out.
 
+#[cfg(feature = "libpcap")]
+pub mod libpcap;
 pub mod live;
 pub mod reader;
 pub mod writer;
@@ -25,6 +27,13 @@ impl Source for CaptureReader {
 impl Source for live::LiveCapture {
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         live::LiveCapture::next_frame(self)
+    }
+}
+
+#[cfg(feature = "libpcap")]
+impl Source for libpcap::PcapCapture {
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        libpcap::PcapCapture::next_frame(self)
     }
 }
 
