@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 use ldm_sniff::analyze;
-use ldm_sniff::capture::live::{self, LiveCapture, LiveOptions};
+use ldm_sniff::capture::live::{self, KernelStats, LiveCapture, LiveOptions};
 use ldm_sniff::capture::{CaptureReader, Source};
 use ldm_sniff::cli::{Args, CheckMacArgs, Color, Command, DiscoverArgs, FailOn, ProbeArgs, ProbeFormat};
 use ldm_sniff::dissect;
@@ -165,7 +165,7 @@ fn capture_live(args: &Args, iface: &str) -> ExitCode {
     if let Some(filter) = args.capture_filter.as_deref() {
         return capture_with_libpcap(args, iface, filter, options, stop, drop_to, config);
     }
-    let mut capture = match LiveCapture::open(&options, stop) {
+    let capture = match LiveCapture::open(&options, stop) {
         Ok(capture) => capture,
         Err(e) => return usage_error(&e.to_string()),
     };
@@ -179,16 +179,24 @@ fn capture_live(args: &Args, iface: &str) -> ExitCode {
     if !args.quiet {
         eprintln!("ldm-sniff: capturing on {iface} (UDP port {}); Ctrl-C stops", args.port);
     }
-    let outcome = match finish(&mut capture, config) {
+    run_live(capture, config, args, LiveCapture::kernel_stats)
+}
+
+/// Runs the pipeline over a live source, then reports the kernel's counts:
+/// printed even with -q, as tcpdump does, since drops are what a capture's
+/// operator must know.
+fn run_live<S: Source>(
+    mut source: S,
+    config: Config,
+    args: &Args,
+    kernel: impl FnOnce(&mut S) -> KernelStats,
+) -> ExitCode {
+    let outcome = match finish(&mut source, config) {
         Ok(outcome) => outcome,
         Err(code) => return code,
     };
-    // Printed even with -q, as tcpdump does: drops are what a capture's
-    // operator must know.
-    let kernel = capture.kernel_stats();
-    {
-        eprintln!("ldm-sniff: kernel: {} packets passed the filter, {} dropped", kernel.received, kernel.dropped);
-    }
+    let stats = kernel(&mut source);
+    eprintln!("ldm-sniff: kernel: {} packets passed the filter, {} dropped", stats.received, stats.dropped);
     exit_status(outcome, args)
 }
 
@@ -278,7 +286,7 @@ fn capture_with_libpcap(
     config: Config,
 ) -> ExitCode {
     use ldm_sniff::capture::libpcap::PcapCapture;
-    let mut capture = match PcapCapture::open(iface, filter, options.promiscuous, options.deadline, stop) {
+    let capture = match PcapCapture::open(iface, filter, options.promiscuous, options.deadline, stop) {
         Ok(capture) => capture,
         Err(e) => return usage_error(&e.to_string()),
     };
@@ -295,13 +303,7 @@ fn capture_with_libpcap(
     if !args.quiet {
         eprintln!("ldm-sniff: capturing on {iface} with libpcap, filter '{filter}'; Ctrl-C stops");
     }
-    let outcome = match finish(&mut capture, config) {
-        Ok(outcome) => outcome,
-        Err(code) => return code,
-    };
-    let kernel = capture.kernel_stats();
-    eprintln!("ldm-sniff: kernel: {} packets passed the filter, {} dropped", kernel.received, kernel.dropped);
-    exit_status(outcome, args)
+    run_live(capture, config, args, PcapCapture::kernel_stats)
 }
 
 /// Without the libpcap build, -f says how to get it.
