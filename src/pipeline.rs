@@ -213,8 +213,9 @@ pub fn run<S: Source, W: Write>(reader: S, out: W, mut config: Config) -> Result
         None => (None, false),
     };
     let (capture_error, analyzer) = walk_analyzed(reader, config.dissect, config.analysis, |d, note| {
-        // Reassembly leftovers are shown again at the end; count frames once.
-        summary.frames = summary.frames.max(d.frame.number);
+        if !d.replayed {
+            summary.frames += 1;
+        }
         printer.saw_frame(d.frame.ts);
         if d.is_ldm() {
             summary.ldm_packet(d, &note.findings);
@@ -224,7 +225,7 @@ pub fn run<S: Source, W: Write>(reader: S, out: W, mut config: Config) -> Result
         }
         // -w writes in capture order, as frames are read: with -Y, what
         // matches with what is known of the packet now.
-        if let Some(writer) = writer.as_mut() {
+        if let Some(writer) = writer.as_mut().filter(|_| !d.replayed) {
             let packet = Packet { d, note: &note };
             if filter.is_none_or(|f| f.matches(&packet, printer.relative_time(d.frame.ts))) {
                 let comment = if annotate { annotation(&packet) } else { None };

@@ -24,7 +24,7 @@ pub enum ProbeError {
     NoAddress(String),
     #[error("no default route to pick an interface from: name one with -i")]
     NoDefaultRoute,
-    #[error("cannot {what} on {iface}: {source}")]
+    #[error("cannot {what} on {iface}: {source}; check that the interface is up and has an IPv4 address (ip addr show {iface})")]
     Socket { iface: String, what: &'static str, source: io::Error },
 }
 

@@ -150,9 +150,6 @@ pub struct Analyzer {
     first_ts: Option<Timestamp>,
     /// The analysis clock: the latest timestamp seen (never goes back).
     now: Option<Timestamp>,
-    /// The highest frame number analysed: frames shown again later (given-up
-    /// fragments) are not "backwards in time".
-    last_frame: u64,
     lookups: BoundedMap<[u8; 6], LookupRequest>,
     requesters: BoundedMap<IpAddr, RequesterState>,
     discoveries: VecDeque<DiscRequest>,
@@ -177,7 +174,6 @@ impl Analyzer {
             options,
             first_ts: None,
             now: None,
-            last_frame: 0,
             lookups: BoundedMap::new(macs),
             requesters: BoundedMap::new(hosts),
             discoveries: VecDeque::new(),
@@ -187,10 +183,6 @@ impl Analyzer {
             version_flagged: BoundedMap::new(hosts),
             stats: Stats::new(macs, hosts),
         }
-    }
-
-    pub fn options(&self) -> &Options {
-        &self.options
     }
 
     pub fn stats(&self) -> &Stats {
@@ -219,7 +211,8 @@ impl Analyzer {
         let mut note = Annotation::default();
         let Some(msg) = &d.ldm else { return note };
         self.saw_frame(d.frame.ts);
-        let ts = self.tick(d.frame.ts, d.frame.number, &mut note);
+        // A replayed frame (a given-up fragment) is old on purpose, not "backwards in time".
+        let ts = self.tick(d.frame.ts, !d.replayed, &mut note);
         // A message that is not ldm, or has no type, says nothing over time.
         if !msg.magic_ok() {
             return note;
@@ -243,9 +236,7 @@ impl Analyzer {
     }
 
     /// The analysis time of a packet: its timestamp, unless that went back.
-    fn tick(&mut self, ts: Timestamp, frame: u64, note: &mut Annotation) -> Timestamp {
-        let in_order = frame > self.last_frame;
-        self.last_frame = self.last_frame.max(frame);
+    fn tick(&mut self, ts: Timestamp, in_order: bool, note: &mut Annotation) -> Timestamp {
         match self.now {
             Some(now) if ts < now => {
                 if in_order {

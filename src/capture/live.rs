@@ -134,7 +134,7 @@ pub enum LiveError {
     Permission { iface: String, exe: String },
     #[error("no interface named {iface}: `ldm-sniff -D` lists them")]
     NoSuchInterface { iface: String },
-    #[error("cannot capture on {iface}: {what}: {source}")]
+    #[error("cannot capture on {iface}: {what}: {source}; check that the interface is up (ip link show {iface}) and that the kernel offers AF_PACKET with TPACKET_V3 (Linux 3.2 or later)")]
     Setup { iface: String, what: &'static str, source: io::Error },
 }
 
@@ -331,10 +331,6 @@ impl LiveCapture {
             return Err(os_error(iface, "binding to the interface"));
         }
         Ok(())
-    }
-
-    pub fn linktype(&self) -> Linktype {
-        self.linktype
     }
 
     /// Reads and resets the kernel's counters, adding them to the totals.

@@ -214,19 +214,6 @@ impl CaptureReader {
         })
     }
 
-    pub fn format(&self) -> Format {
-        self.format
-    }
-
-    pub fn interfaces(&self) -> &[Interface] {
-        &self.interfaces
-    }
-
-    /// Frames returned so far.
-    pub fn frames_read(&self) -> u64 {
-        self.frames
-    }
-
     /// The next frame, `None` at the end of the file.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         if self.pending > 0 {

@@ -184,22 +184,15 @@ impl<W: Write> PcapNgWriter<W> {
 pub struct FrameWriter<W: Write> {
     out: PcapNgWriter<W>,
     interfaces: Vec<((u32, Linktype), u32)>,
-    /// The last frame number written: frames shown again (fragments given up
-    /// at the end) are not written twice.
-    last_frame: u64,
 }
 
 impl<W: Write> FrameWriter<W> {
     pub fn new(out: W) -> io::Result<FrameWriter<W>> {
-        Ok(FrameWriter { out: PcapNgWriter::new(out)?, interfaces: Vec::new(), last_frame: 0 })
+        Ok(FrameWriter { out: PcapNgWriter::new(out)?, interfaces: Vec::new() })
     }
 
     /// Writes one frame (nanosecond timestamps), with an optional comment.
     pub fn write(&mut self, frame: &super::Frame<'_>, comment: Option<&str>) -> io::Result<()> {
-        if frame.number <= self.last_frame {
-            return Ok(());
-        }
-        self.last_frame = frame.number;
         let key = (frame.interface, frame.linktype);
         let id = match self.interfaces.iter().find(|(k, _)| *k == key) {
             Some((_, id)) => *id,

@@ -10,7 +10,7 @@ pub mod reassembly;
 use arrayvec::ArrayVec;
 
 use crate::capture::Frame;
-use crate::expert::{Detail, Finding, Key, Severity};
+use crate::expert::{Detail, Finding, Key};
 use crate::wire::ldm::{self, Message};
 
 pub use ip::{ChecksumStatus, IpInfo, UdpInfo};
@@ -96,19 +96,14 @@ pub struct Dissection<'a> {
     /// Where decoding stopped short of ldm, when it did.
     pub stop: Option<Stop>,
     pub findings: Findings,
+    /// Shown again at the end: the first fragment of a datagram given up on,
+    /// which was already counted (and written) when it was read.
+    pub replayed: bool,
 }
 
 impl Dissection<'_> {
     pub fn is_ldm(&self) -> bool {
         self.ldm.is_some()
-    }
-
-    pub fn worst_severity(&self) -> Option<Severity> {
-        self.findings.iter().map(Finding::severity).max()
-    }
-
-    pub fn has(&self, key: Key) -> bool {
-        self.findings.iter().any(|f| f.key == key)
     }
 }
 
@@ -126,6 +121,7 @@ pub struct OwnedDissection {
     reassembled: Option<Reassembled>,
     stop: Option<Stop>,
     findings: Findings,
+    replayed: bool,
 }
 
 impl Dissection<'_> {
@@ -149,6 +145,7 @@ impl Dissection<'_> {
             reassembled: self.reassembled,
             stop: self.stop,
             findings: self.findings.clone(),
+            replayed: self.replayed,
         }
     }
 }
@@ -175,6 +172,7 @@ impl OwnedDissection {
             reassembled: self.reassembled,
             stop: self.stop,
             findings: self.findings.clone(),
+            replayed: self.replayed,
         }
     }
 
@@ -208,10 +206,6 @@ enum Carrier<'a> {
 impl Dissector {
     pub fn new(options: Options) -> Dissector {
         Dissector { options, reassembler: Reassembler::default(), scratch: Vec::new() }
-    }
-
-    pub fn reassembler(&self) -> &Reassembler {
-        &self.reassembler
     }
 
     /// Decodes one frame.
@@ -261,6 +255,7 @@ impl Dissector {
             reassembled: None,
             stop: None,
             findings: Findings::new(),
+            replayed: incomplete,
         };
         let (link, net) = match link::decode(frame.linktype, frame.data) {
             Ok(ok) => ok,

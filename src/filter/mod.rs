@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use regex::Regex;
 
 use crate::dissect::fields::{self, FieldSink, Value};
-use crate::expert::{parse_mac, MacAddr};
+use crate::expert::parse_mac;
 use crate::output::Packet;
 use crate::wire::ldm::MsgType;
 
@@ -509,18 +509,6 @@ fn compare(got: &Got, kind: Kind, op: &str, literal: &Literal) -> bool {
         },
         (Got::Text(a), Literal::Regex(re)) => re.is_match(a),
         _ => false,
-    }
-}
-
-impl std::fmt::Display for Got {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Got::Number(v) => write!(f, "{v}"),
-            Got::Text(s) => write!(f, "{s:?}"),
-            Got::Addr(a) => write!(f, "{a}"),
-            Got::Mac(m) => write!(f, "{}", MacAddr(*m)),
-            Got::Bool(b) => write!(f, "{b}"),
-        }
     }
 }
 
