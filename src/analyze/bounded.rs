@@ -1,6 +1,7 @@
 //! A map with a cap: inserting past it evicts the oldest entry, and counts it.
 //! Keeps every analysis table's memory bounded whatever the traffic.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 /// Keys come from the network, so the hasher must resist crafted collisions
@@ -33,14 +34,17 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     /// The entry for `key`, made with `make` (evicting the oldest entry if
     /// the map is full) when there is none.
     pub fn entry(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
-        if !self.map.contains_key(&key) {
-            if self.map.len() >= self.cap {
-                self.evict_oldest();
-            }
-            self.order.push_back(key.clone());
-            self.map.insert(key.clone(), make());
+        // One hash probe for the common case; a second only when full.
+        if self.map.len() >= self.cap && !self.map.contains_key(&key) {
+            self.evict_oldest();
         }
-        self.map.get_mut(&key).expect("present: inserted above")
+        match self.map.entry(key) {
+            Entry::Occupied(present) => present.into_mut(),
+            Entry::Vacant(absent) => {
+                self.order.push_back(absent.key().clone());
+                absent.insert(make())
+            }
+        }
     }
 
     fn evict_oldest(&mut self) {

@@ -53,8 +53,6 @@ impl Default for Options {
     }
 }
 
-pub const MAX_ANALYSIS_FINDINGS: usize = 8;
-
 /// What the analysis says of one ldm packet.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Annotation {
@@ -64,7 +62,9 @@ pub struct Annotation {
     pub rtt: Option<f64>,
     /// For a request: the responses to it (filled in as they arrive).
     pub response_in: Vec<u64>,
-    pub findings: ArrayVec<Finding, MAX_ANALYSIS_FINDINGS>,
+    /// Empty for most packets, so a Vec costs no allocation and keeps the
+    /// annotation small to move.
+    pub findings: Vec<Finding>,
 }
 
 impl Annotation {
@@ -83,8 +83,7 @@ impl Annotation {
     }
 
     fn push(&mut self, key: Key, detail: Detail) {
-        // Each rule fires at most once per packet, so the capacity holds.
-        let _ = self.findings.try_push(Finding::new(key, detail));
+        self.findings.push(Finding::new(key, detail));
     }
 }
 

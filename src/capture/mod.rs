@@ -61,7 +61,11 @@ impl Timestamp {
 
     /// Seconds from `earlier` to `self` (negative when out of order).
     pub fn seconds_since(self, earlier: Timestamp) -> f64 {
-        (self.as_nanos() - earlier.as_nanos()) as f64 / 1e9
+        // Whole seconds and nanoseconds apart: no i128 (its float conversion
+        // showed in live profiles), and exact for any timestamps a file holds.
+        let secs = self.secs.saturating_sub(earlier.secs) as f64;
+        let nanos = f64::from(self.nanos) - f64::from(earlier.nanos);
+        secs + nanos / 1e9
     }
 }
 

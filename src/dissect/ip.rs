@@ -223,8 +223,12 @@ fn udp_checksum_status(
     }
     let pseudo = pseudo_header_sum(ip, length);
     // Sum the datagram with its checksum field (bytes 6..8) taken as zero.
-    let computed =
-        pseudo.clone().add_slice(&datagram[..6]).add_slice(&datagram[8..]).to_ones_complement_with_no_zero().to_be();
+    let computed = pseudo
+        .clone()
+        .add_2bytes(folded_sum(&datagram[..6]).to_be_bytes())
+        .add_2bytes(folded_sum(&datagram[8..]).to_be_bytes())
+        .to_ones_complement_with_no_zero()
+        .to_be();
     if computed == stored {
         return ChecksumStatus::Good;
     }
@@ -240,6 +244,27 @@ fn udp_checksum_status(
     ChecksumStatus::Bad { computed }
 }
 
+/// The ones'-complement sum of `bytes` read as big-endian 16-bit words (an odd
+/// last byte padded with zero), folded to 16 bits. Summing 32-bit words into a
+/// u64 and folding once gives the same sum (2^16 is 1 modulo 0xFFFF) in a
+/// quarter of the steps of etherparse's word-by-word `add_slice`; every ldm
+/// datagram is summed, so this is on the hot path.
+fn folded_sum(bytes: &[u8]) -> u16 {
+    let mut sum: u64 = 0;
+    let mut words = bytes.chunks_exact(4);
+    for word in &mut words {
+        sum += u64::from(u32::from_be_bytes([word[0], word[1], word[2], word[3]]));
+    }
+    for (i, &byte) in words.remainder().iter().enumerate() {
+        let shift = if i % 2 == 0 { 8 } else { 0 };
+        sum += u64::from(byte) << shift;
+    }
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    sum as u16
+}
+
 /// The IPv4 source as `Ipv4Addr`, when the packet is IPv4.
 pub fn ipv4_source(ip: &IpInfo) -> Option<Ipv4Addr> {
     match ip.src {
@@ -252,6 +277,17 @@ pub fn ipv4_source(ip: &IpInfo) -> Option<Ipv4Addr> {
 mod tests {
     use super::*;
     use etherparse::PacketBuilder;
+
+    proptest::proptest! {
+        #[test]
+        fn folded_sum_equals_word_by_word_sum(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let ours = Sum16BitWords::new().add_2bytes(folded_sum(&bytes).to_be_bytes());
+            let theirs = Sum16BitWords::new().add_slice(&bytes);
+            // Compare as ones'-complement values: 0 and 0xFFFF are one number.
+            let norm = |s: Sum16BitWords| s.to_ones_complement_with_no_zero();
+            proptest::prop_assert_eq!(norm(ours), norm(theirs));
+        }
+    }
 
     fn udp_packet(payload: &[u8]) -> Vec<u8> {
         let builder = PacketBuilder::ipv4([10, 0, 0, 1], [239, 129, 9, 27], 1).udp(64535, 64535);

@@ -7,8 +7,6 @@ pub mod ip;
 pub mod link;
 pub mod reassembly;
 
-use arrayvec::ArrayVec;
-
 use crate::capture::Frame;
 use crate::expert::{Detail, Finding, Key};
 use crate::wire::ldm::{self, Message};
@@ -17,9 +15,10 @@ pub use ip::{ChecksumStatus, IpInfo, UdpInfo};
 pub use link::{Link, LinkKind, NetProto};
 use reassembly::{Fragment, KeptFrame, Reassembler};
 
-/// Room for every finding one packet can raise (each key at most once).
-pub const MAX_FINDINGS: usize = 32;
-pub type Findings = ArrayVec<Finding, MAX_FINDINGS>;
+/// A packet's findings. A clean packet has none, and an empty Vec allocates
+/// nothing; an inline array of room for every key made each dissection 2 KiB
+/// to move.
+pub type Findings = Vec<Finding>;
 
 /// How ldm traffic is recognised.
 #[derive(Debug, Clone, Copy)]

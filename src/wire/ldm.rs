@@ -178,10 +178,47 @@ impl<'a> CharField<'a> {
         }
     }
 
-    /// source_ip parsed as a dotted quad, if it is one.
+    /// source_ip parsed as a dotted quad, if it is one (the strict form std
+    /// accepts: four decimal parts of 0..=255, no leading zeros).
     pub fn as_ipv4(&self) -> Option<Ipv4Addr> {
-        self.as_str()?.parse().ok()
+        parse_dotted_quad(self.text())
     }
+}
+
+/// A dotted quad from bytes. Every lookup carries one, so this skips the
+/// UTF-8 check and string parser of `str::parse` (std's byte parser,
+/// `Ipv4Addr::parse_ascii`, is not stable yet).
+fn parse_dotted_quad(text: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut part = 0;
+    let mut value: u16 = 0;
+    let mut digits = 0;
+    for &b in text {
+        match b {
+            b'0'..=b'9' => {
+                // No leading zeros ("01"), at most three digits, at most 255.
+                if digits == 3 || (digits == 1 && value == 0) {
+                    return None;
+                }
+                value = value * 10 + u16::from(b - b'0');
+                digits += 1;
+                if value > 255 {
+                    return None;
+                }
+            }
+            b'.' if digits > 0 && part < 3 => {
+                octets[part] = value as u8;
+                part += 1;
+                (value, digits) = (0, 0);
+            }
+            _ => return None,
+        }
+    }
+    if part != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = value as u8;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// `mac_lookup_t` (msg_type 0 and 1).
@@ -532,6 +569,31 @@ impl Repr {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        // The byte parser must accept exactly what std's string parser does.
+        #[test]
+        fn dotted_quad_agrees_with_std(text in "[0-9.a ]{0,17}") {
+            prop_assert_eq!(parse_dotted_quad(text.as_bytes()), text.parse::<Ipv4Addr>().ok());
+        }
+
+        #[test]
+        fn dotted_quad_reads_every_address(octets in any::<[u8; 4]>()) {
+            let addr = Ipv4Addr::from(octets);
+            prop_assert_eq!(parse_dotted_quad(addr.to_string().as_bytes()), Some(addr));
+        }
+    }
+
+    #[test]
+    fn dotted_quad_edge_cases() {
+        for text in
+            ["", ".", "1.2.3", "1.2.3.4.", "1.2.3.4.5", "01.2.3.4", "256.0.0.0", "1..2.3", "1.2.3.4 ", "+1.2.3.4"]
+        {
+            assert_eq!(parse_dotted_quad(text.as_bytes()), None, "{text:?}");
+        }
+        assert_eq!(parse_dotted_quad(b"0.0.0.0"), Some(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(parse_dotted_quad(b"255.255.255.255"), Some(Ipv4Addr::BROADCAST));
+    }
 
     /// A discovery response as a SPARC ldmd would send it, written out by hand.
     fn disc_resp_bytes() -> Vec<u8> {
