@@ -198,6 +198,12 @@ pub enum Command {
     /// Is this MAC in use? Looks it up as ldmd does (SEND_MSG, wait for RESPONSE_MSG).
     /// Exit 0 free, 1 in use, 2 on errors.
     CheckMac(CheckMacArgs),
+    /// A reference ldmd: answers discovery, and lookups of the MACs it owns; logs each exchange.
+    /// Can inject faults, and run ldmd's automatic MAC allocation (--allocate).
+    Emulate(EmulateArgs),
+    /// Replay a capture's requests against a target ldmd and diff its replies with the recorded ones.
+    /// Exit 0 on a match, 1 on any difference, 2 on errors.
+    Conform(ConformArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -247,6 +253,154 @@ pub struct CheckMacArgs {
     /// Lookups to repeat when nobody answered (a lost datagram is not a free MAC).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub retries: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EmulateArgs {
+    /// Interface to join 239.129.9.27 on (default: the interface of the default route).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+
+    /// Bind this local address only and do not join the group (unicast and loopback tests).
+    #[arg(long, value_name = "ADDR", conflicts_with = "interface")]
+    pub bind: Option<std::net::Ipv4Addr>,
+
+    /// Hostname to advertise (default: this host's name).
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// IP address to advertise (default: the interface's, or --bind).
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<std::net::Ipv4Addr>,
+
+    /// ldmd version string to advertise.
+    #[arg(long = "ldmd-version", value_name = "TEXT")]
+    pub ldmd_version: Option<String>,
+
+    /// XMPP port to advertise.
+    #[arg(long = "port-no", value_name = "PORT")]
+    pub port_no: Option<i32>,
+
+    /// MACs this ldmd has assigned (answered in lookups); repeatable or comma-separated.
+    #[arg(long, value_name = "MAC[,MAC...]")]
+    pub own: Vec<String>,
+
+    /// TOML file with hostname, ip, ldmd_version, port_no, own, faults, reply; flags win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<String>,
+
+    /// Fault to inject, repeatable: delay:MS, drop, duplicate, little-endian, bad-version,
+    /// bad-magic, truncate, wrong-port.
+    #[arg(long = "fault", value_name = "KIND", value_parser = parse_fault)]
+    pub faults: Vec<crate::emulate::Fault>,
+
+    /// Where replies go.
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub reply: Option<crate::emulate::ReplyTo>,
+
+    /// Replies per second at most.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub rate: u32,
+
+    /// Stop after SECS seconds (default: run until Ctrl-C).
+    #[arg(long, value_name = "SECS", value_parser = parse_window)]
+    pub duration: Option<f64>,
+
+    /// Act as a requester too: run ldmd's automatic MAC allocation N times.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub allocate: u32,
+
+    /// MACs for --allocate to try first, in order, before random ones.
+    #[arg(long, value_name = "MAC[,MAC...]")]
+    pub candidates: Vec<String>,
+
+    /// Log format.
+    #[arg(short = 'T', value_enum, default_value_t = ProbeFormat::Text, value_name = "FORMAT")]
+    pub format: ProbeFormat,
+
+    /// UDP port (ldmd's is 64535).
+    #[arg(long, default_value_t = crate::wire::ldm::PORT, value_name = "PORT")]
+    pub port: u16,
+}
+
+fn parse_fault(text: &str) -> Result<crate::emulate::Fault, String> {
+    text.parse()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pace {
+    /// The recorded gaps between requests.
+    Recorded,
+    /// Each request once the previous one has its recorded replies or its window closed.
+    Fast,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConformFormat {
+    /// The transcript diff (or "match").
+    Text,
+    /// The transcripts and the verdict as JSON.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConformArgs {
+    /// The recorded capture (pcap or pcapng) whose requests are replayed.
+    #[arg(value_name = "CAPTURE")]
+    pub capture: String,
+
+    /// Where to send: the group (239.129.9.27, the default) or a unicast IP, with :PORT optionally.
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub target: Option<String>,
+
+    /// Interface to send from and listen on (default: the interface of the default route).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+
+    /// Multicast TTL.
+    #[arg(long, default_value_t = 1, value_name = "HOPS")]
+    pub ttl: u32,
+
+    /// Request spacing.
+    #[arg(long, value_enum, default_value_t = Pace::Recorded)]
+    pub pace: Pace,
+
+    /// Seconds a reply may take; later ones count as late.
+    #[arg(long, default_value_t = 1.0, value_name = "SECS", value_parser = parse_window)]
+    pub window: f64,
+
+    /// Also blank these reply fields before comparing (repeatable): source_ip, ip_address,
+    /// hostname, ldmd_version, port_no.
+    #[arg(long, value_name = "FIELD")]
+    pub redact: Vec<String>,
+
+    /// Compare these fields although they are redacted by default (source_ip, ip_address, hostname).
+    #[arg(long, value_name = "FIELD")]
+    pub keep: Vec<String>,
+
+    /// Compare with this stored transcript instead of the capture's recorded replies.
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: Option<String>,
+
+    /// Write the transcript to --snapshot instead of comparing.
+    #[arg(long, requires = "snapshot")]
+    pub update: bool,
+
+    /// Write a JUnit XML report, one test case per request.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<String>,
+
+    /// Output format.
+    #[arg(short = 'T', value_enum, default_value_t = ConformFormat::Text, value_name = "FORMAT")]
+    pub format: ConformFormat,
+
+    /// Allow a unicast target that is not on a directly connected network.
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// Colour the diff: auto (on a terminal), always, never.
+    #[arg(long, value_enum, default_value_t = Color::Auto, value_name = "WHEN")]
+    pub color: Color,
 }
 
 fn parse_mac_arg(text: &str) -> Result<[u8; 6], String> {

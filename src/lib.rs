@@ -9,7 +9,9 @@
 pub mod analyze;
 pub mod capture;
 pub mod cli;
+pub mod conform;
 pub mod dissect;
+pub mod emulate;
 pub mod expert;
 pub mod filter;
 pub mod output;

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
+mod cmd;
+
 use ldm_sniff::analyze;
 use ldm_sniff::capture::live::{self, KernelStats, LiveCapture, LiveOptions};
 use ldm_sniff::capture::{CaptureReader, Source};
@@ -328,6 +330,8 @@ fn main() -> ExitCode {
     match &args.command {
         Some(Command::Discover(discover_args)) => return discover(discover_args),
         Some(Command::CheckMac(check_args)) => return check_mac(check_args),
+        Some(Command::Emulate(emulate_args)) => return cmd::emulate::run(emulate_args),
+        Some(Command::Conform(conform_args)) => return cmd::conform::run(conform_args),
         None => {}
     }
     if args.list_interfaces {

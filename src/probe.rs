@@ -40,7 +40,7 @@ pub fn default_interface() -> Result<String, ProbeError> {
         .ok_or(ProbeError::NoDefaultRoute)
 }
 
-fn interface_address(iface: &str) -> Result<Ipv4Addr, ProbeError> {
+pub fn interface_address(iface: &str) -> Result<Ipv4Addr, ProbeError> {
     let interfaces = crate::capture::live::list_interfaces().map_err(|source| ProbeError::Socket {
         iface: iface.to_string(),
         what: "list interfaces",

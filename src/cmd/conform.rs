@@ -1,0 +1,119 @@
+//! `ldm-sniff conform`.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use ldm_sniff::cli::{Color, ConformArgs, ConformFormat, Pace};
+use ldm_sniff::conform::{self, report, transcript, Normalise, Target};
+use ldm_sniff::probe;
+
+use super::{error, interface, EXIT_DIFFERENT};
+
+pub fn run(args: &ConformArgs) -> ExitCode {
+    let started = Instant::now();
+    let norm = match Normalise::new(&args.redact, &args.keep) {
+        Ok(norm) => norm,
+        Err(message) => return error(&message),
+    };
+    let target = match Target::parse(args.target.as_deref()) {
+        Ok(target) => target,
+        Err(message) => return error(&message),
+    };
+    if !target.is_local() && !args.allow_remote {
+        return error(&format!(
+            "--target {} is neither multicast nor on a directly connected network; replaying at a remote host needs --allow-remote",
+            target.addr
+        ));
+    }
+    let requests = match conform::load(&args.capture, args.window) {
+        Ok(requests) => requests,
+        Err(message) => return error(&message),
+    };
+    let iface = match interface(args.interface.as_deref()) {
+        Ok(iface) => iface,
+        Err(code) => return code,
+    };
+    let local = match probe::interface_address(&iface) {
+        Ok(local) => local,
+        Err(e) => return error(&e.to_string()),
+    };
+    let socket = match conform::open_socket(local, args.ttl) {
+        Ok(socket) => socket,
+        Err(e) => return error(&format!("cannot open a UDP socket on {iface} ({local}) port 64535: {e}")),
+    };
+    let pace = match args.pace {
+        Pace::Recorded => conform::Pace::Recorded,
+        Pace::Fast => conform::Pace::Fast,
+    };
+    let replies = match conform::replay(&socket, local, target, &requests, pace, args.window) {
+        Ok(replies) => replies,
+        Err(e) => {
+            return error(&format!("cannot replay to {}: {e}; check the target is reachable from {iface}", target.addr))
+        }
+    };
+    let actual = conform::transcript(&requests, &replies, args.window, &norm);
+    let actual_text = transcript::render(&actual);
+    if args.update {
+        let path = args.snapshot.as_deref().unwrap_or_default();
+        if let Err(e) = std::fs::write(path, &actual_text) {
+            return error(&format!("{path}: cannot write the snapshot: {e}"));
+        }
+        eprintln!("ldm-sniff: wrote {} request(s) to {path}", actual.len());
+        return ExitCode::SUCCESS;
+    }
+    let (expected, expected_text, expected_name) = match expected(args, &requests, &norm) {
+        Ok(found) => found,
+        Err(message) => return error(&message),
+    };
+    if let Some(path) = &args.junit {
+        let xml = report::junit(&args.capture, &expected, &actual, started.elapsed().as_secs_f64());
+        if let Err(e) = std::fs::write(path, xml) {
+            return error(&format!("{path}: cannot write the JUnit report: {e}"));
+        }
+    }
+    let color = match args.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let actual_name = format!("target {}", target.addr);
+    let shown = report::diff(&expected_text, &actual_text, &expected_name, &actual_name, color);
+    match args.format {
+        ConformFormat::Json => {
+            let record = serde_json::json!({
+                "capture": args.capture,
+                "target": target.addr.to_string(),
+                "match": shown.is_none(),
+                "expected": expected,
+                "actual": actual,
+            });
+            println!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
+        }
+        ConformFormat::Text => match &shown {
+            None => println!("match: {} request(s), every reply as in {expected_name}", actual.len()),
+            Some(diff) => print!("{diff}"),
+        },
+    }
+    if shown.is_some() {
+        eprintln!("ldm-sniff: the target's replies differ from {expected_name} (- expected, + target)");
+        return ExitCode::from(EXIT_DIFFERENT);
+    }
+    ExitCode::SUCCESS
+}
+
+/// The reference: the stored snapshot, or the capture's recorded replies.
+fn expected(
+    args: &ConformArgs,
+    requests: &[conform::Request],
+    norm: &Normalise,
+) -> Result<(Vec<conform::Exchange>, String, String), String> {
+    if let Some(path) = &args.snapshot {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{path}: cannot read the snapshot: {e}; write it with --update"))?;
+        return Ok((transcript::parse(&text), text, format!("snapshot {path}")));
+    }
+    let exchanges = conform::transcript(requests, &conform::recorded(requests), args.window, norm);
+    let text = transcript::render(&exchanges);
+    Ok((exchanges, text, format!("recorded {}", args.capture)))
+}

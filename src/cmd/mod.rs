@@ -1,0 +1,23 @@
+//! The subcommands that are not packet analysis: flags to library calls and
+//! results to exit statuses.
+
+pub mod conform;
+pub mod emulate;
+
+use std::process::ExitCode;
+
+pub const EXIT_DIFFERENT: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+
+pub fn error(message: &str) -> ExitCode {
+    eprintln!("ldm-sniff: {message}");
+    ExitCode::from(EXIT_ERROR)
+}
+
+/// `-i`, or the interface of the default route.
+pub fn interface(named: Option<&str>) -> Result<String, ExitCode> {
+    match named {
+        Some(iface) => Ok(iface.to_string()),
+        None => ldm_sniff::probe::default_interface().map_err(|e| error(&e.to_string())),
+    }
+}

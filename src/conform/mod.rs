@@ -1,0 +1,290 @@
+//! `ldm-sniff conform`: replay a capture's requests against a target ldmd,
+//! collect its replies, and compare the normalised transcript with the
+//! replies the capture recorded (or a stored snapshot).
+//!
+//! Data flows one way: capture -> script (requests with recorded replies) ->
+//! replay (live replies) -> transcripts -> diff and reports.
+
+pub mod report;
+pub mod transcript;
+
+use std::collections::HashSet;
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
+
+use crate::capture::{CaptureReader, Timestamp};
+use crate::dissect;
+use crate::pipeline;
+use crate::wire::ldm::{self, Message, MsgType};
+pub use transcript::{Exchange, Normalise};
+
+/// A request from the capture, with the replies recorded after it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub frame: u64,
+    pub ts: Timestamp,
+    /// The UDP payload exactly as captured: what is replayed.
+    pub bytes: Vec<u8>,
+    pub recorded: Vec<Reply>,
+}
+
+/// A reply as received (or recorded), before normalisation.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub bytes: Vec<u8>,
+    pub from: Ipv4Addr,
+    /// Seconds after its request.
+    pub after: f64,
+}
+
+/// What a reply answers: lookups by MAC, discovery by being a discovery reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Subject {
+    Lookup([u8; 6]),
+    Discovery,
+}
+
+fn subject(msg: &Message<'_>) -> Option<Subject> {
+    match msg.msg_type? {
+        MsgType::SendMsg | MsgType::ResponseMsg => msg.mac().map(Subject::Lookup),
+        MsgType::DiscSend | MsgType::DiscResp => Some(Subject::Discovery),
+        MsgType::Unknown(_) => None,
+    }
+}
+
+fn is_request(msg: &Message<'_>) -> bool {
+    matches!(msg.msg_type, Some(MsgType::SendMsg | MsgType::DiscSend))
+}
+
+/// Reads the requests and their recorded replies. A reply belongs to the
+/// latest earlier request on the same subject, within twice the window (the
+/// replay listens that long). One datagram captured twice (`-i any`) counts once.
+pub fn load(path: &str, window: f64) -> Result<Vec<Request>, String> {
+    let reader = CaptureReader::open(path).map_err(|e| e.to_string())?;
+    let mut requests: Vec<Request> = Vec::new();
+    let mut subjects: Vec<Subject> = Vec::new();
+    let mut seen: HashSet<(IpAddr, u16, Vec<u8>)> = HashSet::new();
+    let options = dissect::Options { port: ldm::PORT, heuristic: false };
+    let damage = pipeline::walk(reader, options, |d| {
+        let (Some(msg), Some(ip)) = (&d.ldm, d.ip) else { return Ok(true) };
+        if !msg.magic_ok() || !seen.insert((ip.src, ip.id, msg.bytes.to_vec())) {
+            return Ok(true);
+        }
+        let Some(subject) = subject(msg) else { return Ok(true) };
+        if is_request(msg) {
+            requests.push(Request {
+                frame: d.frame.number,
+                ts: d.frame.ts,
+                bytes: msg.bytes.to_vec(),
+                recorded: vec![],
+            });
+            subjects.push(subject);
+            return Ok(true);
+        }
+        let IpAddr::V4(from) = ip.src else { return Ok(true) };
+        let Some(i) = subjects.iter().rposition(|s| *s == subject) else { return Ok(true) };
+        let after = d.frame.ts.seconds_since(requests[i].ts);
+        if after <= 2.0 * window {
+            requests[i].recorded.push(Reply { bytes: msg.bytes.to_vec(), from, after });
+        }
+        Ok(true)
+    })
+    .map_err(|e| format!("{path}: {e}"))?;
+    if let Some(e) = damage {
+        return Err(format!("{e} (conform needs the whole capture)"));
+    }
+    if requests.is_empty() {
+        return Err(format!(
+            "{path}: no ldm requests (SEND_MSG or LDMD_DISC_SEND) to replay; record one while a host asks, e.g. `ldm-sniff -i IFACE -w ref.pcapng` during `ldm-sniff discover`"
+        ));
+    }
+    Ok(requests)
+}
+
+/// The transcript of `requests` with the given replies per request.
+pub fn transcript(requests: &[Request], replies: &[Vec<Reply>], window: f64, norm: &Normalise) -> Vec<Exchange> {
+    requests
+        .iter()
+        .zip(replies)
+        .enumerate()
+        .map(|(i, (request, replies))| {
+            let mut lines: Vec<String> = replies
+                .iter()
+                .map(|r| {
+                    let msg = Message::parse(&r.bytes);
+                    transcript::describe_reply(&msg, Some(r.from), r.after > window, norm)
+                })
+                .collect();
+            lines.sort();
+            Exchange {
+                index: i + 1,
+                frame: request.frame,
+                request: transcript::describe_request(&Message::parse(&request.bytes)),
+                replies: lines,
+            }
+        })
+        .collect()
+}
+
+/// Where replayed requests go.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    pub addr: SocketAddrV4,
+}
+
+impl Target {
+    /// `ADDR[:PORT]`, default the group and ldm's port.
+    pub fn parse(text: Option<&str>) -> Result<Target, String> {
+        let Some(text) = text else {
+            return Ok(Target { addr: SocketAddrV4::new(ldm::GROUP, ldm::PORT) });
+        };
+        if let Ok(addr) = text.parse::<SocketAddrV4>() {
+            return Ok(Target { addr });
+        }
+        match text.parse::<Ipv4Addr>() {
+            Ok(ip) => Ok(Target { addr: SocketAddrV4::new(ip, ldm::PORT) }),
+            Err(_) => Err(format!("--target '{text}' is not an IPv4 address with an optional :PORT")),
+        }
+    }
+
+    /// Multicast, loopback, or on a directly connected network (a route
+    /// without a gateway): the places a replay may go without --allow-remote.
+    pub fn is_local(&self) -> bool {
+        let ip = *self.addr.ip();
+        ip.is_multicast() || ip.is_loopback() || on_link(ip)
+    }
+}
+
+fn on_link(ip: Ipv4Addr) -> bool {
+    let Ok(routes) = std::fs::read_to_string("/proc/net/route") else { return false };
+    routes.lines().skip(1).any(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let hex = |i: usize| cols.get(i).and_then(|c| u32::from_str_radix(c, 16).ok());
+        // /proc/net/route prints addresses as host-order hex of network-order values.
+        let (Some(dest), Some(gateway), Some(mask)) = (hex(1), hex(2), hex(7)) else { return false };
+        let ip = u32::from_ne_bytes(ip.octets());
+        gateway == 0 && mask != 0 && ip & mask == dest & mask
+    })
+}
+
+/// How requests are spaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    Recorded,
+    Fast,
+}
+
+/// A socket on ldm's port, joined to the group on `local`'s interface, so
+/// it hears replies sent to the group and to us.
+pub fn open_socket(local: Ipv4Addr, ttl: u32) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, ldm::PORT)).into())?;
+    socket.join_multicast_v4_n(&ldm::GROUP, &InterfaceIndexOrAddress::Address(local))?;
+    socket.set_multicast_if_v4(&local)?;
+    socket.set_multicast_ttl_v4(ttl)?;
+    Ok(socket)
+}
+
+/// Sends each request and collects the target's replies. Replies are matched
+/// to the latest request on the same subject; after the last request it
+/// listens twice the window, so a late reply is seen and marked.
+pub fn replay(
+    socket: &Socket,
+    local: Ipv4Addr,
+    target: Target,
+    requests: &[Request],
+    pace: Pace,
+    window: f64,
+) -> io::Result<Vec<Vec<Reply>>> {
+    let window_d = Duration::from_secs_f64(window);
+    let mut replies: Vec<Vec<Reply>> = vec![Vec::new(); requests.len()];
+    let mut sent_at: Vec<Instant> = Vec::with_capacity(requests.len());
+    let subjects: Vec<Option<Subject>> = requests.iter().map(|r| subject(&Message::parse(&r.bytes))).collect();
+    let mut buf = vec![MaybeUninit::new(0u8); 65536];
+    let to = SockAddr::from(SocketAddr::V4(target.addr));
+    let start = Instant::now();
+    for (i, request) in requests.iter().enumerate() {
+        let due = match (pace, i) {
+            (_, 0) => start,
+            (Pace::Recorded, _) => {
+                let gap = request.ts.seconds_since(requests[0].ts).max(0.0);
+                start + Duration::from_secs_f64(gap)
+            }
+            (Pace::Fast, _) => Instant::now(),
+        };
+        // Fast: wait until the previous request has as many replies as were
+        // recorded, or its window closed.
+        let previous_done = |replies: &[Vec<Reply>]| {
+            i == 0 || pace == Pace::Recorded || replies[i - 1].len() >= requests[i - 1].recorded.len()
+        };
+        let fast_deadline = sent_at.last().map(|t| *t + window_d);
+        loop {
+            let now = Instant::now();
+            let waiting_fast = pace == Pace::Fast && !previous_done(&replies) && fast_deadline.is_some_and(|d| now < d);
+            if now >= due && !waiting_fast {
+                break;
+            }
+            let until = if waiting_fast { fast_deadline.unwrap_or(now) } else { due };
+            receive_until(socket, local, until, &subjects[..i], &sent_at, &mut replies, &mut buf)?;
+        }
+        socket.send_to(&request.bytes, &to)?;
+        sent_at.push(Instant::now());
+    }
+    let end = Instant::now() + 2 * window_d;
+    receive_until(socket, local, end, &subjects, &sent_at, &mut replies, &mut buf)?;
+    Ok(replies)
+}
+
+/// Receives until `until`, filing each reply under its request.
+fn receive_until(
+    socket: &Socket,
+    local: Ipv4Addr,
+    until: Instant,
+    subjects: &[Option<Subject>],
+    sent_at: &[Instant],
+    replies: &mut [Vec<Reply>],
+    buf: &mut [MaybeUninit<u8>],
+) -> io::Result<()> {
+    loop {
+        let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+            return Ok(());
+        };
+        socket.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+        let (n, from) = match socket.recv_from(buf) {
+            Ok(got) => got,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let arrived = Instant::now();
+        // SAFETY: recv_from initialised the first n bytes.
+        let bytes: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
+        let Some(SocketAddr::V4(from)) = from.as_socket() else { continue };
+        let msg = Message::parse(&bytes);
+        // Our own requests come back to us; other hosts' requests are not replies.
+        if is_request(&msg) || (*from.ip() == local && msg.msg_type.is_none()) {
+            continue;
+        }
+        // A reply with a broken header still answers something: file it
+        // under the latest request, so the diff shows it.
+        let subject = subject(&msg);
+        let index = match subject {
+            Some(s) if msg.magic_ok() => subjects[..sent_at.len()].iter().rposition(|r| *r == Some(s)),
+            _ => sent_at.len().checked_sub(1),
+        };
+        let Some(i) = index else { continue };
+        let after = arrived.duration_since(sent_at[i]).as_secs_f64();
+        replies[i].push(Reply { bytes, from: *from.ip(), after });
+    }
+}
+
+/// The recorded replies per request, in `replay`'s shape.
+pub fn recorded(requests: &[Request]) -> Vec<Vec<Reply>> {
+    requests.iter().map(|r| r.recorded.clone()).collect()
+}

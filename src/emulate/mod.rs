@@ -1,0 +1,385 @@
+//! `ldm-sniff emulate`: a reference ldmd on the wire. It answers discovery and
+//! lookups of the MACs it owns (see `responder`), logs every exchange, and can
+//! run ldmd's automatic MAC allocation as a requester, so two emulators make
+//! real collision traffic.
+
+pub mod responder;
+
+use std::collections::{HashSet, VecDeque};
+use std::io::{self, Write};
+use std::mem::MaybeUninit;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
+
+use crate::expert::{parse_mac, MacAddr};
+use crate::wire::ldm::{self, Message, MsgType, Repr};
+pub use responder::{Action, Fault, Identity, Responder};
+
+/// Where replies go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplyTo {
+    /// To the group, as the lookup protocol describes.
+    Multicast,
+    /// Back to the requester's address and port.
+    Unicast,
+}
+
+/// The `--config` file (TOML); flags given on the command line win.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub hostname: Option<String>,
+    pub ip: Option<Ipv4Addr>,
+    pub ldmd_version: Option<String>,
+    pub port_no: Option<i32>,
+    #[serde(default)]
+    pub own: Vec<String>,
+    #[serde(default)]
+    pub faults: Vec<String>,
+    pub reply: Option<ReplyTo>,
+}
+
+impl ConfigFile {
+    pub fn load(path: &str) -> Result<ConfigFile, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: cannot read: {e}"))?;
+        toml::from_str(&text).map_err(|e| format!("{path}: {e}"))
+    }
+}
+
+/// MACs from `--own` or the config file.
+pub fn parse_macs<'a>(texts: impl IntoIterator<Item = &'a str>) -> Result<Vec<[u8; 6]>, String> {
+    texts
+        .into_iter()
+        .flat_map(|t| t.split(','))
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| parse_mac(t.trim()).ok_or_else(|| format!("'{t}' is not a MAC address (like 00:14:4f:fc:00:01)")))
+        .collect()
+}
+
+/// How the emulator runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Join the group on this interface; None: `bind` only (unicast tests).
+    pub iface: Option<String>,
+    /// The local address to bind; default 0.0.0.0 with an interface.
+    pub bind: Ipv4Addr,
+    pub port: u16,
+    pub reply_to: ReplyTo,
+    /// Replies per second at most (a flood of requests cannot make us one).
+    pub rate: u32,
+    pub duration: Option<Duration>,
+    pub json: bool,
+    /// Automatic MAC allocations to run as a requester.
+    pub allocate: u32,
+    /// Candidate MACs to try in order before random ones (reproducible tests).
+    pub candidates: Vec<[u8; 6]>,
+}
+
+/// ldmd's allocation timing, from the Oracle guide.
+const LOOKUP_WAIT: Duration = Duration::from_secs(1);
+const ALLOCATION_LIMIT: Duration = Duration::from_secs(30);
+
+/// What a run did, for the exit status.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub requests: u64,
+    pub replies: u64,
+    pub malformed: u64,
+    pub rate_limited: u64,
+    pub allocated: Vec<[u8; 6]>,
+    pub allocations_failed: u32,
+}
+
+pub fn open_socket(options: &Options, identity_ip: Ipv4Addr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    // Share the port with a local ldmd or sniffer, as ldmd's own socket would.
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&SocketAddr::V4(SocketAddrV4::new(options.bind, options.port)).into())?;
+    if options.iface.is_some() {
+        socket.join_multicast_v4_n(&ldm::GROUP, &InterfaceIndexOrAddress::Address(identity_ip))?;
+        socket.set_multicast_if_v4(&identity_ip)?;
+        socket.set_multicast_ttl_v4(1)?;
+    }
+    Ok(socket)
+}
+
+/// A reply waiting for its delay.
+struct Pending {
+    due: Instant,
+    bytes: Vec<u8>,
+    to: SocketAddrV4,
+}
+
+/// One automatic allocation in progress.
+struct Allocation {
+    started: Instant,
+    candidate: [u8; 6],
+    asked: Instant,
+    tries: u32,
+}
+
+pub struct Emulator<'a> {
+    pub responder: Responder,
+    options: Options,
+    socket: Socket,
+    log: &'a mut dyn Write,
+    pending: VecDeque<Pending>,
+    tokens: f64,
+    refilled: Instant,
+    candidates: VecDeque<[u8; 6]>,
+    tried: HashSet<[u8; 6]>,
+    pub report: Report,
+}
+
+impl<'a> Emulator<'a> {
+    pub fn new(responder: Responder, options: Options, socket: Socket, log: &'a mut dyn Write) -> Emulator<'a> {
+        let candidates = options.candidates.iter().copied().collect();
+        Emulator {
+            responder,
+            tokens: f64::from(options.rate),
+            options,
+            socket,
+            log,
+            pending: VecDeque::new(),
+            refilled: Instant::now(),
+            candidates,
+            tried: HashSet::new(),
+            report: Report::default(),
+        }
+    }
+
+    /// Serves until `stop` is set or the duration passes; runs the requested
+    /// allocations meanwhile.
+    pub fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
+        let started = Instant::now();
+        let mut buf = vec![MaybeUninit::new(0u8); 65536];
+        let mut allocation: Option<Allocation> = None;
+        let mut allocations_left = self.options.allocate;
+        loop {
+            if stop.load(Ordering::Relaxed) || self.options.duration.is_some_and(|d| started.elapsed() >= d) {
+                break;
+            }
+            if allocation.is_none() && allocations_left > 0 {
+                allocations_left -= 1;
+                allocation = Some(self.start_allocation()?);
+            }
+            if let Some(current) = &allocation {
+                if self.allocation_settled(current)? {
+                    allocation = None;
+                    continue;
+                }
+            }
+            self.send_due()?;
+            let _ = self.socket.set_read_timeout(Some(Duration::from_millis(20)));
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    // SAFETY: recv_from initialised the first n bytes.
+                    let data: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
+                    let Some(SocketAddr::V4(from)) = from.as_socket() else { continue };
+                    if let Some(current) = &mut allocation {
+                        self.note_collision(current, &data, *from.ip())?;
+                    }
+                    self.serve(&data, from)?;
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Replies already decided on still go out.
+        while let Some(p) = self.pending.pop_front() {
+            self.send_to(&p.bytes, p.to)?;
+        }
+        self.log.flush()
+    }
+
+    fn serve(&mut self, data: &[u8], from: SocketAddrV4) -> io::Result<()> {
+        // Our own multicast comes back to us (replies, allocation lookups).
+        if *from.ip() == self.responder.identity.ip && self.is_own(data) {
+            return Ok(());
+        }
+        let action = self.responder.handle(data);
+        match action {
+            Action::Malformed { reason } => {
+                self.report.malformed += 1;
+                self.log_event(from, "malformed", &reason, 0)
+            }
+            Action::Ignore { request, reason } => self.log_event(from, &request, reason, 0),
+            Action::Reply { request, replies, delay } => {
+                self.report.requests += 1;
+                if replies.is_empty() {
+                    return self.log_event(from, &request, "reply dropped (fault)", 0);
+                }
+                if !self.take_token() {
+                    self.report.rate_limited += 1;
+                    return self.log_event(from, &request, "rate limit reached: no reply", 0);
+                }
+                let to = match self.options.reply_to {
+                    ReplyTo::Multicast => SocketAddrV4::new(ldm::GROUP, self.options.port),
+                    ReplyTo::Unicast => from,
+                };
+                let count = replies.len();
+                for bytes in replies {
+                    self.pending.push_back(Pending { due: Instant::now() + delay, bytes, to });
+                }
+                self.report.replies += count as u64;
+                let what = if delay.is_zero() {
+                    format!("replied to {to}")
+                } else {
+                    format!("replying to {to} after {} ms", delay.as_millis())
+                };
+                self.send_due()?;
+                self.log_event(from, &request, &what, count)
+            }
+        }
+    }
+
+    /// A token bucket of `rate` replies per second.
+    fn take_token(&mut self) -> bool {
+        let rate = f64::from(self.options.rate);
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
+        self.refilled = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+
+    fn send_due(&mut self) -> io::Result<()> {
+        let now = Instant::now();
+        // Delays are equal for every reply, so the queue is in due order.
+        while self.pending.front().is_some_and(|p| p.due <= now) {
+            let p = self.pending.pop_front().expect("front exists");
+            self.send_to(&p.bytes, p.to)?;
+        }
+        Ok(())
+    }
+
+    fn send_to(&self, bytes: &[u8], to: SocketAddrV4) -> io::Result<()> {
+        self.socket.send_to(bytes, &SockAddr::from(SocketAddr::V4(to))).map(|_| ())
+    }
+
+    fn is_own(&self, data: &[u8]) -> bool {
+        let msg = Message::parse(data);
+        match msg.msg_type {
+            Some(MsgType::ResponseMsg | MsgType::DiscResp) => true,
+            Some(MsgType::SendMsg) => msg.mac().is_some_and(|mac| self.tried.contains(&mac)),
+            _ => false,
+        }
+    }
+
+    fn next_candidate(&mut self) -> [u8; 6] {
+        while let Some(mac) = self.candidates.pop_front() {
+            if self.tried.insert(mac) {
+                return mac;
+            }
+        }
+        // A random MAC of the automatic range, 00:14:4f:f8:00:00-00:14:4f:fb:ff:ff.
+        loop {
+            let low = fastrand::u32(..0x4_0000);
+            let mac = [0x00, 0x14, 0x4f, 0xf8 | (low >> 16) as u8, (low >> 8) as u8, low as u8];
+            if self.tried.insert(mac) && !self.responder.owns.contains(&mac) {
+                return mac;
+            }
+        }
+    }
+
+    fn ask(&mut self, mac: [u8; 6]) -> io::Result<()> {
+        let lookup = Repr::lookup(MsgType::SendMsg, mac, self.responder.identity.ip).to_bytes();
+        self.send_to(&lookup, SocketAddrV4::new(ldm::GROUP, self.options.port))
+    }
+
+    fn start_allocation(&mut self) -> io::Result<Allocation> {
+        let candidate = self.next_candidate();
+        self.ask(candidate)?;
+        let now = Instant::now();
+        self.log_line(&format!("allocate: asking for {}", MacAddr(candidate)), &[("candidate", MacAddr(candidate))])?;
+        Ok(Allocation { started: now, candidate, asked: now, tries: 1 })
+    }
+
+    /// A RESPONSE_MSG for our candidate: someone has it; try another.
+    fn note_collision(&mut self, current: &mut Allocation, data: &[u8], from: Ipv4Addr) -> io::Result<()> {
+        let msg = Message::parse(data);
+        if msg.msg_type != Some(MsgType::ResponseMsg) || msg.mac() != Some(current.candidate) || !msg.magic_ok() {
+            return Ok(());
+        }
+        let taken = current.candidate;
+        self.log_line(
+            &format!("allocate: {} is in use ({from} answered); trying another", MacAddr(taken)),
+            &[("in_use", MacAddr(taken))],
+        )?;
+        if current.started.elapsed() >= ALLOCATION_LIMIT {
+            return Ok(());
+        }
+        current.candidate = self.next_candidate();
+        current.asked = Instant::now();
+        current.tries += 1;
+        let next = current.candidate;
+        self.ask(next)
+    }
+
+    /// True when the allocation succeeded (a quiet second) or failed (30 s).
+    fn allocation_settled(&mut self, current: &Allocation) -> io::Result<bool> {
+        if current.started.elapsed() >= ALLOCATION_LIMIT {
+            self.report.allocations_failed += 1;
+            self.log_line(&format!("allocate: automatic MAC allocation failed after {} lookups", current.tries), &[])?;
+            return Ok(true);
+        }
+        if current.asked.elapsed() < LOOKUP_WAIT {
+            return Ok(false);
+        }
+        let mac = current.candidate;
+        self.responder.owns.insert(mac);
+        self.report.allocated.push(mac);
+        self.log_line(
+            &format!("allocate: {} is free after {} lookup(s); now ours", MacAddr(mac), current.tries),
+            &[("allocated", MacAddr(mac))],
+        )?;
+        Ok(true)
+    }
+
+    fn log_event(&mut self, from: SocketAddrV4, request: &str, action: &str, replies: usize) -> io::Result<()> {
+        if self.options.json {
+            let record = serde_json::json!({
+                "time": now_text(),
+                "from": from.to_string(),
+                "request": request,
+                "action": action,
+                "replies": replies,
+            });
+            writeln!(self.log, "{record}")?;
+        } else {
+            writeln!(self.log, "{} {from} {request}: {action}", now_text())?;
+        }
+        self.log.flush()
+    }
+
+    fn log_line(&mut self, text: &str, fields: &[(&str, MacAddr)]) -> io::Result<()> {
+        if self.options.json {
+            let mut record = serde_json::Map::new();
+            record.insert("time".into(), now_text().into());
+            record.insert("event".into(), text.into());
+            for (name, mac) in fields {
+                record.insert((*name).into(), mac.to_string().into());
+            }
+            writeln!(self.log, "{}", serde_json::Value::Object(record))?;
+        } else {
+            writeln!(self.log, "{} {text}", now_text())?;
+        }
+        self.log.flush()
+    }
+}
+
+/// The wall clock as RFC 3339, for log lines.
+fn now_text() -> String {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let ts = crate::capture::Timestamp::new(since_epoch.as_secs() as i64, since_epoch.subsec_nanos());
+    crate::dissect::fields::Rfc3339(ts).to_string()
+}
