@@ -816,5 +816,14 @@ pub fn readme(generated: &[Generated], broken: &[Broken]) -> String {
         "\n## Recorded by real tools\n\nCaptures under `recorded/` were written by tcpdump and dumpcap on this project's \
          machines (not generated), so the reader is tested against the real writers; `recorded/README.md` says how.\n",
     );
+    out.push_str(
+        "\n## Conformance references\n\nCaptures under `conformance/` were recorded from `ldm-sniff emulate` \
+         (configured by `conformance/emulator.toml`) answering `discover` and `check-mac` across a veth pair; \
+         `conformance/record.sh` re-records them. tests/conformance.rs replays each against a fresh emulator \
+         with `ldm-sniff conform` and snapshots the transcript.\n\n\
+         | file | requests | recorded replies |\n|---|---|---|\n\
+         | `conformance/discovery.pcapng` | one LDMD_DISC_SEND | the emulator's LDMD_DISC_RESP |\n\
+         | `conformance/lookups.pcapng` | SEND_MSG of an owned MAC, then twice of a free one | one RESPONSE_MSG (the owned MAC), none for the free one |\n",
+    );
     out
 }
