@@ -398,6 +398,11 @@ pub struct ConformArgs {
     #[arg(long)]
     pub allow_remote: bool,
 
+    /// Re-inject the recorded Ethernet frames on -i as they are (original source
+    /// addresses), instead of sending the requests as UDP from this host.
+    #[arg(long, conflicts_with = "target")]
+    pub raw: bool,
+
     /// Colour the diff: auto (on a terminal), always, never.
     #[arg(long, value_enum, default_value_t = Color::Auto, value_name = "WHEN")]
     pub color: Color,

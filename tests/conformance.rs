@@ -235,3 +235,87 @@ fn conform_refuses_remote_targets_and_captures_without_requests() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("no ldm requests"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn the_emulator_survives_a_flood_of_malformed_datagrams_and_still_answers() {
+    if lab_target().is_some() || !can_run("the_emulator_survives_a_flood_of_malformed_datagrams_and_still_answers") {
+        return;
+    }
+    let pair = Pair::new();
+    let emulator = Emulator::start(&pair.b, &pair.veth_b, &["--config", CONFIG]);
+    let source: std::net::Ipv4Addr = pair.addr_a.parse().unwrap();
+    // 100k datagrams of pseudo-random junk (a fixed xorshift, reproducible),
+    // some starting like an ldm header so deeper checks run too.
+    let sender = common::in_namespace(&pair.a, move || -> std::io::Result<u32> {
+        let socket = std::net::UdpSocket::bind((source, 0))?;
+        socket.set_multicast_ttl_v4(1)?;
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let header = ldm_sniff::wire::ldm::Repr::discovery_request().to_bytes();
+        let mut sent = 0;
+        for i in 0..100_000u32 {
+            let len = (next() % 400) as usize;
+            let mut junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if i % 2 == 0 && len >= 8 {
+                junk[..8].copy_from_slice(&header[..8]);
+            }
+            if socket.send_to(&junk, (ldm_sniff::wire::ldm::GROUP, ldm_sniff::wire::ldm::PORT)).is_ok() {
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    });
+    let sent = sender.join().expect("sender").expect("sending in the namespace");
+    assert_eq!(sent, 100_000);
+    // Still up, still correct.
+    let out = conform(&pair.a, &pair.veth_a, &["captures/conformance/discovery.pcapng"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    let log = emulator.stop();
+    let summary = text(&log.stderr);
+    let malformed: u64 = summary
+        .split(" malformed dropped")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    // The kernel may drop some of a flood before the emulator reads them.
+    assert!(malformed > 10_000, "{summary}");
+    assert!(text(&log.stdout).lines().count() < 1_000, "malformed datagrams are logged at a bounded rate");
+}
+
+#[test]
+fn unicast_replies_conform_too() {
+    if lab_target().is_some() || !can_run("unicast_replies_conform_too") {
+        return;
+    }
+    let pair = Pair::new();
+    let emulator = Emulator::start(&pair.b, &pair.veth_b, &["--config", CONFIG, "--reply", "unicast"]);
+    for capture in ["captures/conformance/discovery.pcapng", "captures/conformance/lookups.pcapng"] {
+        let out = conform(&pair.a, &pair.veth_a, &[capture]);
+        assert_eq!(out.status.code(), Some(0), "{capture}: {}{}", text(&out.stdout), text(&out.stderr));
+    }
+    let log = text(&emulator.stop().stdout);
+    assert!(log.contains(&format!("replied to {}:64535", pair.addr_a)), "{log}");
+}
+
+#[test]
+fn raw_replay_reinjects_the_recorded_frames_with_their_source_addresses() {
+    if lab_target().is_some() || !can_run("raw_replay_reinjects_the_recorded_frames_with_their_source_addresses") {
+        return;
+    }
+    let pair = Pair::new();
+    let emulator = Emulator::start(&pair.b, &pair.veth_b, &["--config", CONFIG]);
+    for capture in ["captures/conformance/discovery.pcapng", "captures/conformance/lookups.pcapng"] {
+        let out = conform(&pair.a, &pair.veth_a, &[capture, "--raw"]);
+        assert_eq!(out.status.code(), Some(0), "{capture}: {}{}", text(&out.stdout), text(&out.stderr));
+    }
+    // The emulator saw the recording's requester (10.78.0.1), not namespace a.
+    let log = text(&emulator.stop().stdout);
+    assert!(log.contains("\"from\":\"10.78.0.1:64535\""), "{log}");
+    assert!(!log.contains(&format!("\"from\":\"{}:", pair.addr_a)), "{log}");
+}

@@ -46,7 +46,25 @@ pub fn run(args: &ConformArgs) -> ExitCode {
         Pace::Recorded => conform::Pace::Recorded,
         Pace::Fast => conform::Pace::Fast,
     };
-    let replies = match conform::replay(&socket, local, target, &requests, pace, args.window) {
+    let injector = match args.raw.then(|| conform::inject::Injector::open(&iface)).transpose() {
+        Ok(injector) => injector,
+        Err(e) => {
+            return error(&format!("--raw: cannot open a packet socket on {iface}: {e} (needs root or CAP_NET_RAW)"))
+        }
+    };
+    if args.raw {
+        if let Some(request) = requests.iter().find(|r| r.ethernet.is_none()) {
+            return error(&format!(
+                "--raw re-injects Ethernet frames, and frame {} of {} is not one; replay without --raw",
+                request.frame, args.capture
+            ));
+        }
+    }
+    let sender = match &injector {
+        Some(injector) => conform::Sender::Raw(injector),
+        None => conform::Sender::Udp(target),
+    };
+    let replies = match conform::replay(&socket, local, &sender, &requests, pace, args.window) {
         Ok(replies) => replies,
         Err(e) => {
             return error(&format!("cannot replay to {}: {e}; check the target is reachable from {iface}", target.addr))

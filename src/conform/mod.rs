@@ -5,6 +5,7 @@
 //! Data flows one way: capture -> script (requests with recorded replies) ->
 //! replay (live replies) -> transcripts -> diff and reports.
 
+pub mod inject;
 pub mod report;
 pub mod transcript;
 
@@ -16,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 
-use crate::capture::{CaptureReader, Timestamp};
-use crate::dissect;
+use crate::capture::{CaptureReader, Linktype, Timestamp};
+use crate::dissect::{self, ChecksumStatus};
 use crate::pipeline;
 use crate::wire::ldm::{self, Message, MsgType};
 pub use transcript::{Exchange, Normalise};
@@ -29,6 +30,8 @@ pub struct Request {
     pub ts: Timestamp,
     /// The UDP payload exactly as captured: what is replayed.
     pub bytes: Vec<u8>,
+    /// The whole Ethernet frame, when it is one (for `--raw`).
+    pub ethernet: Option<Vec<u8>>,
     pub recorded: Vec<Reply>,
 }
 
@@ -76,10 +79,19 @@ pub fn load(path: &str, window: f64) -> Result<Vec<Request>, String> {
         }
         let Some(subject) = subject(msg) else { return Ok(true) };
         if is_request(msg) {
+            // A reassembled datagram spans several frames: no single one to re-inject.
+            let whole_ethernet = d.frame.linktype == Linktype::ETHERNET && d.reassembled.is_none();
             requests.push(Request {
                 frame: d.frame.number,
                 ts: d.frame.ts,
                 bytes: msg.bytes.to_vec(),
+                ethernet: whole_ethernet.then(|| {
+                    let mut frame = d.frame.data.to_vec();
+                    if d.udp.is_some_and(|u| u.checksum_status == ChecksumStatus::Partial) {
+                        inject::complete_udp_checksum(&mut frame);
+                    }
+                    frame
+                }),
                 recorded: vec![],
             });
             subjects.push(subject);
@@ -191,13 +203,36 @@ pub fn open_socket(local: Ipv4Addr, ttl: u32) -> io::Result<Socket> {
     Ok(socket)
 }
 
+/// How requests leave: as UDP from our socket, or as the recorded frames.
+pub enum Sender<'a> {
+    Udp(Target),
+    Raw(&'a inject::Injector),
+}
+
+impl Sender<'_> {
+    fn send(&self, socket: &Socket, request: &Request) -> io::Result<()> {
+        match self {
+            Sender::Udp(target) => {
+                socket.send_to(&request.bytes, &SockAddr::from(SocketAddr::V4(target.addr))).map(|_| ())
+            }
+            Sender::Raw(injector) => match &request.ethernet {
+                Some(frame) => injector.send(frame),
+                None => Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("--raw: frame {} is not a whole Ethernet frame", request.frame),
+                )),
+            },
+        }
+    }
+}
+
 /// Sends each request and collects the target's replies. Replies are matched
 /// to the latest request on the same subject; after the last request it
 /// listens twice the window, so a late reply is seen and marked.
 pub fn replay(
     socket: &Socket,
     local: Ipv4Addr,
-    target: Target,
+    sender: &Sender<'_>,
     requests: &[Request],
     pace: Pace,
     window: f64,
@@ -207,7 +242,6 @@ pub fn replay(
     let mut sent_at: Vec<Instant> = Vec::with_capacity(requests.len());
     let subjects: Vec<Option<Subject>> = requests.iter().map(|r| subject(&Message::parse(&r.bytes))).collect();
     let mut buf = vec![MaybeUninit::new(0u8); 65536];
-    let to = SockAddr::from(SocketAddr::V4(target.addr));
     let start = Instant::now();
     for (i, request) in requests.iter().enumerate() {
         let due = match (pace, i) {
@@ -233,7 +267,7 @@ pub fn replay(
             let until = if waiting_fast { fast_deadline.unwrap_or(now) } else { due };
             receive_until(socket, local, until, &subjects[..i], &sent_at, &mut replies, &mut buf)?;
         }
-        socket.send_to(&request.bytes, &to)?;
+        sender.send(socket, request)?;
         sent_at.push(Instant::now());
     }
     let end = Instant::now() + 2 * window_d;

@@ -133,7 +133,44 @@ pub struct Emulator<'a> {
     refilled: Instant,
     candidates: VecDeque<[u8; 6]>,
     tried: HashSet<[u8; 6]>,
+    malformed_log: LogLimit,
     pub report: Report,
+}
+
+/// At most `MAX_PER_SECOND` log lines a second for one kind of event, so a
+/// flood of junk cannot turn into a flood of output; what was left out is
+/// counted in the next line that is written.
+struct LogLimit {
+    second: Option<Instant>,
+    written: u32,
+    suppressed: u64,
+}
+
+impl LogLimit {
+    const MAX_PER_SECOND: u32 = 20;
+
+    fn new() -> LogLimit {
+        LogLimit { second: None, written: 0, suppressed: 0 }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        if self.second.is_none_or(|start| now.duration_since(start) >= Duration::from_secs(1)) {
+            self.second = Some(now);
+            self.written = 0;
+        }
+        if self.written >= Self::MAX_PER_SECOND {
+            self.suppressed += 1;
+            return false;
+        }
+        self.written += 1;
+        true
+    }
+
+    /// Lines left out since the last call.
+    fn take_suppressed(&mut self) -> u64 {
+        std::mem::take(&mut self.suppressed)
+    }
 }
 
 impl<'a> Emulator<'a> {
@@ -149,6 +186,7 @@ impl<'a> Emulator<'a> {
             refilled: Instant::now(),
             candidates,
             tried: HashSet::new(),
+            malformed_log: LogLimit::new(),
             report: Report::default(),
         }
     }
@@ -207,6 +245,14 @@ impl<'a> Emulator<'a> {
         match action {
             Action::Malformed { reason } => {
                 self.report.malformed += 1;
+                if !self.malformed_log.allow() {
+                    return Ok(());
+                }
+                let suppressed = self.malformed_log.take_suppressed();
+                let reason = match suppressed {
+                    0 => reason,
+                    n => format!("{reason} ({n} more malformed datagrams not logged)"),
+                };
                 self.log_event(from, "malformed", &reason, 0)
             }
             Action::Ignore { request, reason } => self.log_event(from, &request, reason, 0),

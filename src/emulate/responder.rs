@@ -248,6 +248,27 @@ mod tests {
         assert!(!Message::parse(&bad_magic[0]).magic_ok());
     }
 
+    proptest::proptest! {
+        // Any datagram: an action, never a panic; replies only to requests.
+        #[test]
+        fn any_datagram_gets_an_action(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            if let Action::Reply { replies, .. } = responder(vec![Fault::Duplicate]).handle(&bytes) {
+                let msg = Message::parse(&bytes);
+                proptest::prop_assert!(matches!(msg.msg_type, Some(MsgType::SendMsg | MsgType::DiscSend)));
+                proptest::prop_assert_eq!(replies.len(), 2);
+            }
+        }
+
+        // Mutations of a valid request: the same.
+        #[test]
+        fn mutated_requests_get_an_action(at in 0usize..312, value in proptest::prelude::any::<u8>(), cut in 0usize..=312) {
+            let mut bytes = Repr::lookup(MsgType::SendMsg, MAC, Ipv4Addr::new(10, 0, 0, 1)).to_bytes();
+            bytes[at] = value;
+            bytes.truncate(cut);
+            let _ = responder(vec![]).handle(&bytes);
+        }
+    }
+
     #[test]
     fn fault_names_parse() {
         assert_eq!("delay:250".parse(), Ok(Fault::Delay(Duration::from_millis(250))));
