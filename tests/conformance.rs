@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,8 +22,11 @@ struct Emulator(Option<Child>);
 
 impl Emulator {
     fn start(ns: &str, iface: &str, extra: &[&str]) -> Emulator {
+        // --bind listens on one address instead of joining on an interface.
+        let on_interface: &[&str] = if extra.contains(&"--bind") { &[] } else { &["-i", iface] };
         let child = Command::new("ip")
-            .args(["netns", "exec", ns, BIN, "emulate", "-i", iface, "--duration", "20", "-T", "json"])
+            .args(["netns", "exec", ns, BIN, "emulate", "--duration", "20", "-T", "json"])
+            .args(on_interface)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -97,26 +99,25 @@ fn recorded_captures_conform_against_the_target() {
     if !can_run("recorded_captures_conform_against_the_target") {
         return;
     }
-    let captures = conformance_captures();
-    assert!(captures.len() >= 2, "captures/conformance holds the reference captures");
+    assert!(conformance_captures().len() >= 2, "captures/conformance holds the reference captures");
     let pair = Pair::new();
     let emulator = Emulator::start(&pair.b, &pair.veth_b, &["--config", CONFIG]);
-    for capture in &captures {
-        let out = conform(&pair.a, &pair.veth_a, &[capture]);
-        assert_eq!(out.status.code(), Some(0), "{capture}: {}{}", text(&out.stdout), text(&out.stderr));
-        assert!(text(&out.stdout).starts_with("match: "), "{}", text(&out.stdout));
-        // The transcript itself, reviewed as a snapshot.
-        let snapshot = std::env::temp_dir().join(format!("ldm-conform-{}-{}.txt", std::process::id(), pair.n));
-        let snapshot_arg = snapshot.to_string_lossy().into_owned();
-        let out = conform(&pair.a, &pair.veth_a, &[capture, "--snapshot", &snapshot_arg, "--update"]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        let transcript = std::fs::read_to_string(&snapshot).expect("transcript written");
-        let _ = std::fs::remove_file(&snapshot);
-        let name = Path::new(capture).file_stem().unwrap().to_string_lossy().into_owned();
-        insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-            insta::assert_snapshot!(format!("conformance__{name}"), transcript);
+    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+        insta::glob!("../captures/conformance", "*.pcap*", |path| {
+            let capture = format!("captures/conformance/{}", path.file_name().unwrap().to_string_lossy());
+            let out = conform(&pair.a, &pair.veth_a, &[&capture]);
+            assert_eq!(out.status.code(), Some(0), "{capture}: {}{}", text(&out.stdout), text(&out.stderr));
+            assert!(text(&out.stdout).starts_with("match: "), "{}", text(&out.stdout));
+            // The transcript itself, reviewed as a snapshot.
+            let snapshot = std::env::temp_dir().join(format!("ldm-conform-{}-{}.txt", std::process::id(), pair.n));
+            let snapshot_arg = snapshot.to_string_lossy().into_owned();
+            let out = conform(&pair.a, &pair.veth_a, &[&capture, "--snapshot", &snapshot_arg, "--update"]);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+            let transcript = std::fs::read_to_string(&snapshot).expect("transcript written");
+            let _ = std::fs::remove_file(&snapshot);
+            insta::assert_snapshot!("conformance", transcript);
         });
-    }
+    });
     let log = emulator.stop();
     assert!(text(&log.stdout).contains("\"action\":\"replied to 239.129.9.27:64535\""), "{}", text(&log.stdout));
 }
@@ -318,4 +319,18 @@ fn raw_replay_reinjects_the_recorded_frames_with_their_source_addresses() {
     let log = text(&emulator.stop().stdout);
     assert!(log.contains("\"from\":\"10.78.0.1:64535\""), "{log}");
     assert!(!log.contains(&format!("\"from\":\"{}:", pair.addr_a)), "{log}");
+}
+
+#[test]
+fn a_unicast_target_bound_to_one_address_conforms() {
+    if lab_target().is_some() || !can_run("a_unicast_target_bound_to_one_address_conforms") {
+        return;
+    }
+    let pair = Pair::new();
+    let address = format!("10.79.{}.2", pair.n);
+    let emulator = Emulator::start(&pair.b, &pair.veth_b, &["--config", CONFIG, "--bind", &address]);
+    let out = conform(&pair.a, &pair.veth_a, &["captures/conformance/lookups.pcapng", "--target", &address]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    let log = text(&emulator.stop().stdout);
+    assert!(log.contains(&format!("replied to {}:64535", pair.addr_a)), "{log}");
 }

@@ -44,7 +44,12 @@ pub fn run(args: &EmulateArgs) -> ExitCode {
         iface: iface.clone(),
         bind: args.bind.unwrap_or(Ipv4Addr::UNSPECIFIED),
         port: args.port,
-        reply_to: args.reply.or(file.reply).unwrap_or(ReplyTo::Multicast),
+        // Bound to one address, not joined: answer whoever asked.
+        reply_to: args.reply.or(file.reply).unwrap_or(if args.bind.is_some() {
+            ReplyTo::Unicast
+        } else {
+            ReplyTo::Multicast
+        }),
         rate: args.rate.max(1),
         duration: args.duration.map(Duration::from_secs_f64),
         json: args.format == ProbeFormat::Json,

@@ -90,6 +90,7 @@ pub struct Report {
     pub replies: u64,
     pub malformed: u64,
     pub rate_limited: u64,
+    pub send_errors: u64,
     pub allocated: Vec<[u8; 6]>,
     pub allocations_failed: u32,
 }
@@ -308,8 +309,16 @@ impl<'a> Emulator<'a> {
         Ok(())
     }
 
-    fn send_to(&self, bytes: &[u8], to: SocketAddrV4) -> io::Result<()> {
-        self.socket.send_to(bytes, &SockAddr::from(SocketAddr::V4(to))).map(|_| ())
+    /// Sends, logging a failure rather than stopping: one unreachable
+    /// requester must not take the responder down for everyone else.
+    fn send_to(&mut self, bytes: &[u8], to: SocketAddrV4) -> io::Result<()> {
+        match self.socket.send_to(bytes, &SockAddr::from(SocketAddr::V4(to))) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.report.send_errors += 1;
+                self.log_line(&format!("cannot send to {to}: {e}"), &[])
+            }
+        }
     }
 
     fn is_own(&self, data: &[u8]) -> bool {
