@@ -71,7 +71,7 @@ pub fn load(path: &str, window: f64) -> Result<Vec<Request>, String> {
     let mut requests: Vec<Request> = Vec::new();
     let mut subjects: Vec<Subject> = Vec::new();
     let mut seen: HashSet<(IpAddr, u16, Vec<u8>)> = HashSet::new();
-    let options = dissect::Options { port: ldm::PORT, heuristic: false };
+    let options = dissect::Options::default();
     let damage = pipeline::walk(reader, options, |d| {
         let (Some(msg), Some(ip)) = (&d.ldm, d.ip) else { return Ok(true) };
         if !msg.magic_ok() || !seen.insert((ip.src, ip.id, msg.bytes.to_vec())) {

@@ -111,14 +111,7 @@ pub fn ipv4(data: &[u8]) -> Result<(IpInfo, &[u8]), IpError> {
     }
     // Ethernet pads short frames: the IP total length says where the datagram ends.
     let end = total_len.min(data.len());
-    let computed = ipv4_header_checksum(header.slice());
     let stored = header.header_checksum();
-    let checksum_status = match stored {
-        s if s == computed => ChecksumStatus::Good,
-        // Windows and some NICs leave the header checksum 0 on sent frames.
-        0 => ChecksumStatus::Unverified,
-        _ => ChecksumStatus::Bad { computed },
-    };
     let offset = usize::from(header.fragments_offset().value()) * 8;
     let fragment = (header.more_fragments() || offset > 0).then_some(Ipv4Fragment {
         id: header.identification(),
@@ -135,11 +128,26 @@ pub fn ipv4(data: &[u8]) -> Result<(IpInfo, &[u8]), IpError> {
         total_len,
         id: header.identification(),
         checksum: stored,
-        checksum_status,
+        // Summed by `verify_ipv4_checksum` for the frames whose IP layer matters.
+        checksum_status: ChecksumStatus::Unverified,
         fragment,
         payload_cut: total_len > data.len(),
     };
     Ok((info, &data[header_len..end]))
+}
+
+/// Sets `ip.checksum_status` of an IPv4 header `ipv4` decoded from `data`.
+pub fn verify_ipv4_checksum(data: &[u8], ip: &mut IpInfo) {
+    if ip.version != 4 {
+        return;
+    }
+    let computed = ipv4_header_checksum(&data[..ip.header_len]);
+    ip.checksum_status = match ip.checksum {
+        s if s == computed => ChecksumStatus::Good,
+        // Windows and some NICs leave the header checksum 0 on sent frames.
+        0 => ChecksumStatus::Unverified,
+        _ => ChecksumStatus::Bad { computed },
+    };
 }
 
 /// Decodes an IPv6 header and its extension headers.
@@ -185,6 +193,14 @@ fn pseudo_header_sum(ip: &IpInfo, udp_len: u16) -> Sum16BitWords {
 /// Decodes UDP over the IP payload; `outgoing` is true when the capturing host
 /// sent the frame (its checksum may be left to the NIC).
 pub fn udp<'a>(ip: &IpInfo, ip_payload: &'a [u8], outgoing: bool) -> Result<(UdpInfo, &'a [u8]), IpError> {
+    let (mut info, payload) = udp_unverified(ip, ip_payload)?;
+    verify_udp_checksum(ip, ip_payload, outgoing, &mut info);
+    Ok((info, payload))
+}
+
+/// Decodes UDP without summing the datagram: for traffic that is not ldm,
+/// whose checksum nobody looks at (most frames of a busy capture).
+pub fn udp_unverified<'a>(ip: &IpInfo, ip_payload: &'a [u8]) -> Result<(UdpInfo, &'a [u8]), IpError> {
     let header = UdpHeaderSlice::from_slice(ip_payload).map_err(|_| IpError::TruncatedUdpHeader)?;
     let length = header.length();
     let claimed = usize::from(length);
@@ -194,17 +210,22 @@ pub fn udp<'a>(ip: &IpInfo, ip_payload: &'a [u8], outgoing: bool) -> Result<(Udp
     // Bytes of the datagram present; the header itself is known to be there.
     let end = claimed.min(carried).max(8);
     let payload = &ip_payload[8..end];
-    let checksum = header.checksum();
-    let checksum_status = udp_checksum_status(ip, &ip_payload[..end], length, checksum, outgoing, bad_length);
     let info = UdpInfo {
         src_port: header.source_port(),
         dst_port: header.destination_port(),
         length,
-        checksum,
-        checksum_status,
+        checksum: header.checksum(),
+        checksum_status: ChecksumStatus::Unverified,
         bad_length,
     };
     Ok((info, payload))
+}
+
+/// Sets `udp.checksum_status` by summing the datagram `udp_unverified` decoded.
+pub fn verify_udp_checksum(ip: &IpInfo, ip_payload: &[u8], outgoing: bool, udp: &mut UdpInfo) {
+    let end = usize::from(udp.length).min(ip_payload.len()).max(8);
+    udp.checksum_status =
+        udp_checksum_status(ip, &ip_payload[..end], udp.length, udp.checksum, outgoing, udp.bad_length);
 }
 
 fn udp_checksum_status(
@@ -299,7 +320,9 @@ mod tests {
     #[test]
     fn good_checksums() {
         let packet = udp_packet(b"hello");
-        let (ip, payload) = ipv4(&packet).unwrap();
+        let (mut ip, payload) = ipv4(&packet).unwrap();
+        assert_eq!(ip.checksum_status, ChecksumStatus::Unverified, "summed only when asked");
+        verify_ipv4_checksum(&packet, &mut ip);
         assert_eq!(ip.checksum_status, ChecksumStatus::Good);
         let (udp, data) = udp(&ip, payload, false).unwrap();
         assert_eq!(udp.checksum_status, ChecksumStatus::Good);
@@ -319,7 +342,9 @@ mod tests {
         assert!(matches!(udp(&ip, payload, false).unwrap().0.checksum_status, ChecksumStatus::Bad { .. }));
         assert_eq!(udp(&ip, payload, true).unwrap().0.checksum_status, ChecksumStatus::Unverified);
         packet[10] ^= 0xff;
-        assert!(matches!(ipv4(&packet).unwrap().0.checksum_status, ChecksumStatus::Bad { .. }));
+        let (mut ip, _) = ipv4(&packet).unwrap();
+        verify_ipv4_checksum(&packet, &mut ip);
+        assert!(matches!(ip.checksum_status, ChecksumStatus::Bad { .. }));
     }
 
     #[test]

@@ -27,11 +27,14 @@ pub struct Options {
     pub port: u16,
     /// Also recognise ldm by its magic on any UDP port.
     pub heuristic: bool,
+    /// Verify the IPv4 and UDP checksums of every frame, not only of ldm
+    /// ones (`--all` shows the others; otherwise nobody sees their sums).
+    pub checksum_all: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { port: ldm::PORT, heuristic: false }
+        Options { port: ldm::PORT, heuristic: false, checksum_all: false }
     }
 }
 
@@ -274,13 +277,17 @@ impl Dissector {
                 return d;
             }
         };
-        let (ip_info, ip_payload) = match decoded {
+        let (mut ip_info, ip_payload) = match decoded {
             Ok(ok) => ok,
             Err(e) => {
                 d.stop = Some(Stop::Ip(e));
                 return d;
             }
         };
+        let checksum_all = self.options.checksum_all;
+        if checksum_all {
+            ip::verify_ipv4_checksum(net, &mut ip_info);
+        }
         d.ip = Some(ip_info);
         if !ip::is_udp(&ip_info) {
             d.stop = Some(Stop::NotUdp(ip_info.protocol));
@@ -318,17 +325,28 @@ impl Dissector {
             udp_ip.payload_cut = incomplete;
             udp_ip.total_len = udp_ip.header_len + udp_bytes.len();
         }
-        let (udp_info, payload) = match ip::udp(&udp_ip, udp_bytes, outgoing) {
+        let (mut udp_info, payload) = match ip::udp_unverified(&udp_ip, udp_bytes) {
             Ok(ok) => ok,
             Err(e) => {
                 d.stop = Some(Stop::Ip(e));
                 return d;
             }
         };
+        // Only ldm datagrams are summed: other traffic is most of a busy
+        // capture, and its checksums say nothing about ldm.
+        let is_ldm = self.is_ldm(&udp_info, payload);
+        if is_ldm || checksum_all {
+            ip::verify_udp_checksum(&udp_ip, udp_bytes, outgoing, &mut udp_info);
+        }
         d.udp = Some(udp_info);
-        if !self.is_ldm(&udp_info, payload) {
+        if !is_ldm {
             d.stop = Some(Stop::OtherUdp);
             return d;
+        }
+        if !checksum_all {
+            ip::verify_ipv4_checksum(net, &mut ip_info);
+            udp_ip.checksum_status = ip_info.checksum_status;
+            d.ip = Some(ip_info);
         }
         let msg = Message::parse(payload);
         let cut_by_capture = frame.is_truncated() || ip_info.payload_cut || incomplete;
