@@ -148,7 +148,9 @@ pub fn tokenize(expression: &str) -> Result<Vec<Spanned>, FilterError> {
                 let bad = take_while::<_, &str, nom::error::Error<&str>>(|c: char| !c.is_whitespace())
                     .parse(rest)
                     .map_or(1, |(_, b)| b.len());
-                return Err(FilterError::new(format!("unexpected character '{}'", &rest[..1]), at, bad)
+                // The whole character: a byte slice could cut a UTF-8 sequence.
+                let first = rest.chars().next().unwrap_or(' ');
+                return Err(FilterError::new(format!("unexpected character '{first}'"), at, bad)
                     .hint("fields look like ip.src, strings are \"quoted\", operators are == != < > <= >= contains matches and or not"));
             }
         }
@@ -354,6 +356,19 @@ mod tests {
         assert_eq!(shape(&parse("ldm.mac == 00:14:4f:f8:12:34").unwrap()), "ldm.mac == 00:14:4f:f8:12:34");
         assert_eq!(shape(&parse("ldm.rtt >= 0.5").unwrap()), "ldm.rtt >= 0.5");
         assert_eq!(shape(&parse(r#"ldm.hostname ~ "^ldom-[ab]$""#).unwrap()), r#"ldm.hostname matches "^ldom-[ab]$""#);
+    }
+
+    #[test]
+    fn non_ascii_characters_are_errors_not_panics() {
+        // Found by the display_filter fuzz target: the message sliced one byte
+        // of a two-byte character.
+        let err = parse(":ld==\u{f8} ").unwrap_err();
+        assert_eq!(err.message, "unexpected character 'ø'");
+        assert!(err.render(":ld==\u{f8} ").contains("'ø'"));
+        for text in ["ldm.hostname == é", "€", "ip.src == 1.2.3.4 && 日本"] {
+            let err = parse(text).unwrap_err();
+            assert!(err.message.starts_with("unexpected character"), "{text}: {}", err.message);
+        }
     }
 
     #[test]
