@@ -41,6 +41,11 @@ static GLOBAL: Counting = Counting;
 fn background_capture(frames: u32) -> Vec<u8> {
     let mut out = Vec::new();
     let mut writer = PcapWriter::new(&mut out, Linktype::ETHERNET, false, false).expect("writing to a Vec");
+    write_background(&mut writer, frames);
+    out
+}
+
+fn write_background(writer: &mut PcapWriter<&mut Vec<u8>>, frames: u32) {
     for i in 0..frames {
         let payload = vec![i as u8; [40usize, 300, 1448][i as usize % 3]];
         let mut packet = Vec::new();
@@ -64,8 +69,6 @@ fn background_capture(frames: u32) -> Vec<u8> {
         let ts = Timestamp::new(1_700_000_000 + i64::from(i / 1000), (i % 1000) * 1_000_000);
         writer.write_packet(ts, &frame, frame.len() as u32).expect("writing to a Vec");
     }
-    drop(writer);
-    out
 }
 
 /// Allocations made while the pipeline processes `capture`.

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The throughput comparison, one command (run it on a quiet machine):
+#   bash bench/run.sh
+# Generates deterministic captures (2M-frame mixed, 10% ldm; 1M-frame
+# ldm-only; the pcapng form of both) under $BENCH_DIR (default
+# /tmp/ldm-bench, about 4 GB), installs tcpdump and tshark if missing, then
+# times each tool $RUNS times (default 3) on each capture and prints a
+# markdown table of medians: seconds, frames/s, MB/s, peak RSS, and the
+# ratio of each time to `ldm-sniff -q` on the same capture.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${BENCH_DIR:-/tmp/ldm-bench}
+runs=${RUNS:-3}
+mkdir -p "$dir"
+
+for tool in tcpdump tshark; do
+  if ! command -v "$tool" > /dev/null; then
+    echo "installing $tool" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" > /dev/null
+  fi
+done
+cargo build --release -q
+cargo build --release -q --example gen-big --example walk-headers
+bin=./target/release/ldm-sniff
+
+generate() { # FILE FRAMES LDM_PERCENT
+  [ -s "$1" ] || ./target/release/examples/gen-big "$1" "$2" "$3" > /dev/null
+}
+generate "$dir/mixed.pcap" 2000000 10
+generate "$dir/mixed.pcapng" 2000000 10
+generate "$dir/ldm-only.pcap" 1000000 100
+generate "$dir/ldm-only.pcapng" 1000000 100
+
+# Median of the lines of "seconds kilobytes" on stdin, by seconds.
+median() { sort -n | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }'; }
+
+# time_it LABEL CAPTURE COMMAND...: prints "LABEL|CAPTURE|seconds|peak KB".
+time_it() {
+  local label=$1 capture=$2; shift 2
+  local results=""
+  for _ in $(seq "$runs"); do
+    # Warm cache for every run: the first reading of a file pays the disk.
+    /usr/bin/time -f "%e %M" -o "$dir/time.out" "$@" > /dev/null 2> "$dir/stderr.out" || true
+    results+="$(tail -1 "$dir/time.out")"$'\n'
+  done
+  echo "$label|$capture|$(printf '%s' "$results" | median | tr ' ' '|')"
+}
+
+rows="$dir/rows.txt"
+: > "$rows"
+for capture in mixed.pcap mixed.pcapng ldm-only.pcap ldm-only.pcapng; do
+  f="$dir/$capture"
+  cat "$f" > /dev/null # into the page cache
+  {
+    time_it "cat > /dev/null (floor)" "$capture" cat "$f"
+    if [[ $capture == *.pcap ]]; then
+      time_it "walk record headers (floor)" "$capture" ./target/release/examples/walk-headers "$f"
+    fi
+    time_it "ldm-sniff -q" "$capture" "$bin" -r "$f" -q --fail-on never
+    time_it "ldm-sniff (one line per ldm packet)" "$capture" "$bin" -r "$f" --fail-on never
+    time_it "ldm-sniff -T jsonl" "$capture" "$bin" -r "$f" -T jsonl --fail-on never
+    time_it "tcpdump filter only (-w /dev/null)" "$capture" tcpdump -nn -r "$f" 'udp port 64535' -w /dev/null
+    time_it "tcpdump one line per match" "$capture" tcpdump -nn -r "$f" 'udp port 64535'
+    time_it "tshark + Lua dissector, -Y ldm" "$capture" tshark -X lua_script:bench/ldm.lua -r "$f" -Y ldm
+  } | tee -a "$rows" >&2
+done
+
+frames_of() { case $1 in mixed*) echo 2000000 ;; *) echo 1000000 ;; esac; }
+
+echo
+echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +%F); median of $runs runs."
+echo
+echo "| capture | command | median s | frames/s | MB/s | peak RSS MB | time / ldm-sniff -q |"
+echo "|---|---|---|---|---|---|---|"
+while IFS='|' read -r label capture secs kb; do
+  base=$(awk -F'|' -v c="$capture" '$1 == "ldm-sniff -q" && $2 == c { print $3 }' "$rows")
+  size=$(stat -c %s "$dir/$capture")
+  awk -v l="$label" -v c="$capture" -v s="$secs" -v kb="$kb" -v b="$base" -v n="$(frames_of "$capture")" -v size="$size" 'BEGIN {
+    fps = (s > 0) ? n / s : 0; mbs = (s > 0) ? size / 1e6 / s : 0
+    printf "| %s | %s | %.2f | %.2fM | %.0f | %.1f | %.2fx |\n", c, l, s, fps / 1e6, mbs, kb / 1024, (b > 0) ? s / b : 0
+  }'
+done < "$rows"
