@@ -1,11 +1,11 @@
 //! One line per packet, like tshark's default output.
 
+use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::net::IpAddr;
 
 use crate::dissect::fields::escape_text;
 use crate::dissect::Dissection;
-use crate::expert::{format_mac, Severity};
+use crate::expert::{MacAddr, Severity};
 use crate::wire::ldm::{CharField, Message, MsgType, Payload};
 
 use super::Packet;
@@ -38,75 +38,78 @@ impl Style {
     }
 }
 
-fn endpoints(d: &Dissection<'_>) -> (String, String) {
+/// `SRC → DST`: IP addresses, else MAC addresses. Written straight to the
+/// output, as every line starts with them.
+fn write_endpoints(out: &mut impl Write, d: &Dissection<'_>) -> io::Result<()> {
     if let Some(ip) = &d.ip {
-        return (addr(ip.src), addr(ip.dst));
+        return write!(out, "{} → {}", ip.src, ip.dst);
     }
     let link = d.link.as_ref();
-    let mac = |m: Option<[u8; 6]>| m.map(format_mac).unwrap_or_else(|| "?".to_string());
-    (mac(link.and_then(|l| l.src)), mac(link.and_then(|l| l.dst)))
-}
-
-fn addr(ip: IpAddr) -> String {
-    ip.to_string()
+    let mac = |m: Option<[u8; 6]>| m.map(MacAddr);
+    match (mac(link.and_then(|l| l.src)), mac(link.and_then(|l| l.dst))) {
+        (Some(src), Some(dst)) => write!(out, "{src} → {dst}"),
+        (Some(src), None) => write!(out, "{src} → ?"),
+        (None, Some(dst)) => write!(out, "? → {dst}"),
+        (None, None) => write!(out, "? → ?"),
+    }
 }
 
 /// Longest text value a line shows; `-V` and JSON show all of it.
 const MAX_LINE_TEXT: usize = 64;
 
-/// `name=value`, the value escaped, shortened and quoted when it needs it.
+/// ` name=value`, the value escaped, shortened and quoted when it needs it.
 fn text_field(out: &mut String, name: &str, field: Option<CharField<'_>>) {
     let Some(field) = field else { return };
-    let mut value = String::new();
+    let mut value = String::with_capacity(field.raw.len().min(MAX_LINE_TEXT + 8));
     escape_text(field.text(), &mut value);
     if value.len() > MAX_LINE_TEXT {
         // Escaped text is ASCII, so any byte index is a char boundary.
         value.truncate(MAX_LINE_TEXT - 3);
         value.push_str("...");
     }
+    let _ = write!(out, " {name}=");
     if value.is_empty() || value.contains(' ') || value.contains('"') {
-        value = format!("\"{}\"", value.replace('"', "\\\""));
+        let _ = write!(out, "\"{}\"", value.replace('"', "\\\""));
+    } else {
+        out.push_str(&value);
     }
-    out.push_str(&format!(" {name}={value}"));
 }
 
 /// The message's key fields, as one line shows them.
-pub fn summary_fields(msg: &Message<'_>) -> String {
-    let mut out = String::new();
+pub fn summary_fields(msg: &Message<'_>, out: &mut String) {
     if msg.magic_no.is_some() && !msg.magic_ok() {
         out.push_str(" not ldm? raw:");
         for b in msg.bytes.iter().take(16) {
-            out.push_str(&format!(" {b:02x}"));
+            let _ = write!(out, " {b:02x}");
         }
         if msg.bytes.len() > 16 {
             out.push_str(" ...");
         }
-        return out;
+        return;
     }
     match msg.payload {
         Payload::Lookup(l) => {
             if let Some(raw) = l.mac_addr {
-                out.push_str(&format!(" mac={}", format_mac(crate::wire::ldm::mac_from_u64(raw))));
+                let _ = write!(out, " mac={}", MacAddr(crate::wire::ldm::mac_from_u64(raw)));
             }
-            text_field(&mut out, "source_ip", l.source_ip);
+            text_field(out, "source_ip", l.source_ip);
         }
         Payload::Discovery(disc) => {
-            text_field(&mut out, "host", disc.hostname);
+            text_field(out, "host", disc.hostname);
             if let Some(ip) = disc.ip_address {
-                out.push_str(&format!(" ip={ip}"));
+                let _ = write!(out, " ip={ip}");
             }
             if let Some(port) = disc.port_no {
-                out.push_str(&format!(" port={port}"));
+                let _ = write!(out, " port={port}");
             }
-            text_field(&mut out, "version", disc.ldmd_version);
+            text_field(out, "version", disc.ldmd_version);
         }
         Payload::Opaque(_) => {
             if let Some(MsgType::Unknown(t)) = msg.msg_type {
-                out.push_str(&format!(" msg_type={t}"));
+                let _ = write!(out, " msg_type={t}");
             }
         }
     }
-    out
 }
 
 fn type_name(msg: &Message<'_>) -> &'static str {
@@ -120,15 +123,18 @@ fn type_name(msg: &Message<'_>) -> &'static str {
 /// for any other frame.
 pub fn write_line(out: &mut impl Write, p: &Packet<'_, '_>, time_relative: f64, style: Style) -> io::Result<()> {
     let d = p.d;
-    let (src, dst) = endpoints(d);
-    write!(out, "{:>5} {:>11.6} {src} → {dst} ", d.frame.number, time_relative)?;
+    write!(out, "{:>5} {:>11.6} ", d.frame.number, time_relative)?;
+    write_endpoints(out, d)?;
+    out.write_all(b" ")?;
     let Some(msg) = &d.ldm else {
         let what = d.stop.map(|s| s.to_string()).unwrap_or_default();
         let ports = d.udp.map(|u| format!(" {} → {}", u.src_port, u.dst_port)).unwrap_or_default();
         return writeln!(out, "{what}{ports} len={}", d.frame.len);
     };
     style.bold(type_name(msg), out)?;
-    out.write_all(summary_fields(msg).as_bytes())?;
+    let mut fields = String::with_capacity(128);
+    summary_fields(msg, &mut fields);
+    out.write_all(fields.as_bytes())?;
     if let Some(rtt) = p.note.rtt {
         write!(out, " rtt={rtt:.6}")?;
     }
