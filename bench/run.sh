@@ -7,10 +7,15 @@
 # times each tool $RUNS times (default 3) on each capture and prints a
 # markdown table of medians: seconds, frames/s, MB/s, peak RSS, and the
 # ratio of each time to `ldm-sniff -q` on the same capture.
+# tshark is slow (minutes per run on the mixed capture): it runs
+# $TSHARK_RUNS times (default 1), on the classic pcap captures only.
+# CAPTURES="mixed.pcap ..." limits the captures measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${BENCH_DIR:-/tmp/ldm-bench}
 runs=${RUNS:-3}
+tshark_runs=${TSHARK_RUNS:-1}
+captures=${CAPTURES:-mixed.pcap mixed.pcapng ldm-only.pcap ldm-only.pcapng}
 mkdir -p "$dir"
 
 for tool in tcpdump tshark; do
@@ -36,9 +41,10 @@ median() { sort -n | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }'; }
 
 # time_it LABEL CAPTURE COMMAND...: prints "LABEL|CAPTURE|seconds|peak KB".
 time_it() {
-  local label=$1 capture=$2; shift 2
+  local label=$1 capture=$2 n=$runs; shift 2
+  if [[ $1 == tshark ]]; then n=$tshark_runs; fi
   local results=""
-  for _ in $(seq "$runs"); do
+  for _ in $(seq "$n"); do
     # Warm cache for every run: the first reading of a file pays the disk.
     /usr/bin/time -f "%e %M" -o "$dir/time.out" "$@" > /dev/null 2> "$dir/stderr.out" || true
     results+="$(tail -1 "$dir/time.out")"$'\n'
@@ -48,7 +54,7 @@ time_it() {
 
 rows="$dir/rows.txt"
 : > "$rows"
-for capture in mixed.pcap mixed.pcapng ldm-only.pcap ldm-only.pcapng; do
+for capture in $captures; do
   f="$dir/$capture"
   cat "$f" > /dev/null # into the page cache
   {
@@ -61,14 +67,16 @@ for capture in mixed.pcap mixed.pcapng ldm-only.pcap ldm-only.pcapng; do
     time_it "ldm-sniff -T jsonl" "$capture" "$bin" -r "$f" -T jsonl --fail-on never
     time_it "tcpdump filter only (-w /dev/null)" "$capture" tcpdump -nn -r "$f" 'udp port 64535' -w /dev/null
     time_it "tcpdump one line per match" "$capture" tcpdump -nn -r "$f" 'udp port 64535'
-    time_it "tshark + Lua dissector, -Y ldm" "$capture" tshark -X lua_script:bench/ldm.lua -r "$f" -Y ldm
+    if [[ $capture == *.pcap ]]; then
+      time_it "tshark + Lua dissector, -Y ldm" "$capture" tshark -X lua_script:bench/ldm.lua -r "$f" -Y ldm
+    fi
   } | tee -a "$rows" >&2
 done
 
 frames_of() { case $1 in mixed*) echo 2000000 ;; *) echo 1000000 ;; esac; }
 
 echo
-echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +%F); median of $runs runs."
+echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +%F); median of $runs runs ($tshark_runs for tshark)."
 echo
 echo "| capture | command | median s | frames/s | MB/s | peak RSS MB | time / ldm-sniff -q |"
 echo "|---|---|---|---|---|---|---|"

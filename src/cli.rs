@@ -181,7 +181,7 @@ pub struct Args {
     pub storm: (u32, f64),
 
     /// Cap of the analysis's MAC tables (host tables get a quarter); past it the oldest entries are evicted and counted.
-    #[arg(long, default_value_t = 16_384, value_name = "N")]
+    #[arg(long, default_value_t = 8_192, value_name = "N")]
     pub max_entries: usize,
 
     /// Colour the output.

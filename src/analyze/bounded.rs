@@ -9,6 +9,9 @@ use std::collections::{HashMap, VecDeque};
 type Hasher = ahash::RandomState;
 use std::hash::Hash;
 
+/// Entries reserved at creation, at most (a huge --max-entries grows as used).
+const PREALLOCATE_MAX: usize = 1 << 16;
+
 #[derive(Debug)]
 pub struct BoundedMap<K, V> {
     map: HashMap<K, V, Hasher>,
@@ -20,7 +23,17 @@ pub struct BoundedMap<K, V> {
 
 impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     pub fn new(cap: usize) -> BoundedMap<K, V> {
-        BoundedMap { map: HashMap::with_hasher(Hasher::new()), order: VecDeque::new(), cap: cap.max(1), evicted: 0 }
+        // Sized up front for twice the cap: hashbrown grows a table whose
+        // tombstones (from evictions) fill it unless it is at most half
+        // full, and growing copies the table while the old one is still
+        // allocated, which showed as the peak of RSS (massif).
+        let reserve = cap.saturating_mul(2).clamp(2, PREALLOCATE_MAX);
+        BoundedMap {
+            map: HashMap::with_capacity_and_hasher(reserve, Hasher::new()),
+            order: VecDeque::with_capacity(reserve),
+            cap: cap.max(1),
+            evicted: 0,
+        }
     }
 
     pub fn get(&self, key: &K) -> Option<&V> {

@@ -49,7 +49,7 @@ impl Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options { window: 1.0, storm_lookups: 20, storm_secs: 1.0, storm_max_secs: 10.0, max_entries: 16_384 }
+        Options { window: 1.0, storm_lookups: 20, storm_secs: 1.0, storm_max_secs: 10.0, max_entries: 8_192 }
     }
 }
 
@@ -478,8 +478,10 @@ fn lookup_burst(state: &mut RequesterState, options: &Options, mac: [u8; 6], ts:
     while state.recent.front().is_some_and(|(t, _)| secs(ts, *t) > options.storm_secs) {
         forget_oldest(state);
     }
-    // Bounded: a burst needs only its threshold's worth of entries, times a margin.
-    if state.recent.len() >= (options.storm_lookups as usize).saturating_mul(8).max(64) {
+    // Bounded: a burst needs only its threshold's worth of entries, times a
+    // margin. Every tracked host keeps this many, so it sets the analysis's
+    // memory under a flood from many hosts.
+    if state.recent.len() >= (options.storm_lookups as usize).saturating_mul(2).max(32) {
         forget_oldest(state);
     }
     state.recent.push_back((ts, mac));
