@@ -63,17 +63,9 @@ pub struct Probe {
 impl Probe {
     pub fn open(iface: &str, ttl: u32) -> Result<Probe, ProbeError> {
         let local = interface_address(iface)?;
-        let fail = |what: &'static str| move |source| ProbeError::Socket { iface: iface.to_string(), what, source };
-        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(fail("open a UDP socket"))?;
-        socket.set_reuse_address(true).map_err(fail("share port 64535"))?;
-        socket.set_reuse_port(true).map_err(fail("share port 64535"))?;
-        let any = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, ldm::PORT));
-        socket.bind(&any.into()).map_err(fail("bind UDP port 64535"))?;
-        socket
-            .join_multicast_v4_n(&ldm::GROUP, &InterfaceIndexOrAddress::Address(local))
-            .map_err(fail("join 239.129.9.27"))?;
-        socket.set_multicast_if_v4(&local).map_err(fail("send multicast"))?;
-        socket.set_multicast_ttl_v4(ttl).map_err(fail("set the multicast TTL"))?;
+        let socket = group_socket(Ipv4Addr::UNSPECIFIED, ldm::PORT, Some(local), ttl).map_err(|source| {
+            ProbeError::Socket { iface: iface.to_string(), what: "open UDP port 64535 joined to 239.129.9.27", source }
+        })?;
         Ok(Probe { socket, local, iface: iface.to_string() })
     }
 
@@ -105,7 +97,25 @@ impl Probe {
     }
 }
 
-fn bytes(buf: &[MaybeUninit<u8>], n: usize) -> Vec<u8> {
+/// The socket every active command speaks ldm on: bound to `bind:port`,
+/// sharing the port with a local ldmd (SO_REUSEADDR/SO_REUSEPORT), and with
+/// `join_on`, joined to the group on that interface address and sending
+/// multicast from it with `ttl`.
+pub fn group_socket(bind: Ipv4Addr, port: u16, join_on: Option<Ipv4Addr>, ttl: u32) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&SocketAddr::V4(SocketAddrV4::new(bind, port)).into())?;
+    if let Some(local) = join_on {
+        socket.join_multicast_v4_n(&ldm::GROUP, &InterfaceIndexOrAddress::Address(local))?;
+        socket.set_multicast_if_v4(&local)?;
+        socket.set_multicast_ttl_v4(ttl)?;
+    }
+    Ok(socket)
+}
+
+/// The first `n` bytes of a receive buffer, as `recv_from` filled them.
+pub fn received(buf: &[MaybeUninit<u8>], n: usize) -> Vec<u8> {
     // SAFETY: recv_from initialised the first `n` bytes.
     buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect()
 }
@@ -138,7 +148,7 @@ pub fn discover(probe: &Probe, timeout: Duration) -> Result<Vec<Responder>, Prob
     let mut buf = vec![MaybeUninit::new(0u8); 2048];
     let mut responders = Vec::new();
     while let Some((n, from)) = probe.receive(deadline, &mut buf) {
-        let data = bytes(&buf, n);
+        let data = received(&buf, n);
         let msg = Message::parse(&data);
         if msg.msg_type != Some(MsgType::DiscResp) || !msg.magic_ok() {
             continue;
@@ -190,7 +200,7 @@ pub fn check_mac(probe: &Probe, mac: [u8; 6], window: Duration, retries: u32) ->
         let sent = Instant::now();
         probe.send(&Repr::lookup(MsgType::SendMsg, mac, probe.local))?;
         while let Some((n, from)) = probe.receive(sent + window, &mut buf) {
-            let data = bytes(&buf, n);
+            let data = received(&buf, n);
             let msg = Message::parse(&data);
             if msg.msg_type == Some(MsgType::ResponseMsg)
                 && msg.mac() == Some(mac)

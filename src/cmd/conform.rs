@@ -1,14 +1,14 @@
 //! `ldm-sniff conform`.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use ldm_sniff::cli::{Color, ConformArgs, ConformFormat, Pace};
+use ldm_sniff::cli::{ConformArgs, ConformFormat, Pace};
 use ldm_sniff::conform::{self, report, transcript, Normalise, Target};
 use ldm_sniff::probe;
 
-use super::{error, interface, EXIT_DIFFERENT};
+use super::{error, interface};
+use crate::EXIT_FINDINGS;
 
 pub fn run(args: &ConformArgs) -> ExitCode {
     let started = Instant::now();
@@ -64,7 +64,7 @@ pub fn run(args: &ConformArgs) -> ExitCode {
         Some(injector) => conform::Sender::Raw(injector),
         None => conform::Sender::Udp(target),
     };
-    let replies = match conform::replay(&socket, local, &sender, &requests, pace, args.window) {
+    let replies = match conform::replay(&socket, &sender, &requests, pace, args.window) {
         Ok(replies) => replies,
         Err(e) => {
             return error(&format!("cannot replay to {}: {e}; check the target is reachable from {iface}", target.addr))
@@ -90,11 +90,7 @@ pub fn run(args: &ConformArgs) -> ExitCode {
             return error(&format!("{path}: cannot write the JUnit report: {e}"));
         }
     }
-    let color = match args.color {
-        Color::Always => true,
-        Color::Never => false,
-        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    };
+    let color = crate::use_color(args.color);
     let actual_name = format!("target {}", target.addr);
     let shown = report::diff(&expected_text, &actual_text, &expected_name, &actual_name, color);
     match args.format {
@@ -115,7 +111,7 @@ pub fn run(args: &ConformArgs) -> ExitCode {
     }
     if shown.is_some() {
         eprintln!("ldm-sniff: the target's replies differ from {expected_name} (- expected, + target)");
-        return ExitCode::from(EXIT_DIFFERENT);
+        return ExitCode::from(EXIT_FINDINGS);
     }
     ExitCode::SUCCESS
 }

@@ -86,11 +86,11 @@ pub fn run(args: &EmulateArgs) -> ExitCode {
     }
     let report = &emulator.report;
     eprintln!(
-        "ldm-sniff: {} request(s) answered with {} reply(ies), {} malformed dropped, {} over the rate limit",
-        report.requests, report.replies, report.malformed, report.rate_limited
+        "ldm-sniff: {} request(s) answered with {} reply(ies), {} malformed dropped, {} over the rate limit, {} send(s) failed",
+        report.requests, report.replies, report.malformed, report.rate_limited, report.send_errors
     );
     if report.allocations_failed > 0 {
-        return ExitCode::from(super::EXIT_DIFFERENT);
+        return ExitCode::from(crate::EXIT_FINDINGS);
     }
     ExitCode::SUCCESS
 }

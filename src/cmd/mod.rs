@@ -6,13 +6,7 @@ pub mod emulate;
 
 use std::process::ExitCode;
 
-pub const EXIT_DIFFERENT: u8 = 1;
-pub const EXIT_ERROR: u8 = 2;
-
-pub fn error(message: &str) -> ExitCode {
-    eprintln!("ldm-sniff: {message}");
-    ExitCode::from(EXIT_ERROR)
-}
+pub(crate) use crate::usage_error as error;
 
 /// `-i`, or the interface of the default route.
 pub fn interface(named: Option<&str>) -> Result<String, ExitCode> {

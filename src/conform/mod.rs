@@ -15,7 +15,7 @@ use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
+use socket2::{SockAddr, Socket};
 
 use crate::capture::{CaptureReader, Linktype, Timestamp};
 use crate::dissect::{self, ChecksumStatus};
@@ -193,14 +193,7 @@ pub enum Pace {
 /// A socket on ldm's port, joined to the group on `local`'s interface, so
 /// it hears replies sent to the group and to us.
 pub fn open_socket(local: Ipv4Addr, ttl: u32) -> io::Result<Socket> {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, ldm::PORT)).into())?;
-    socket.join_multicast_v4_n(&ldm::GROUP, &InterfaceIndexOrAddress::Address(local))?;
-    socket.set_multicast_if_v4(&local)?;
-    socket.set_multicast_ttl_v4(ttl)?;
-    Ok(socket)
+    crate::probe::group_socket(Ipv4Addr::UNSPECIFIED, ldm::PORT, Some(local), ttl)
 }
 
 /// How requests leave: as UDP from our socket, or as the recorded frames.
@@ -231,7 +224,6 @@ impl Sender<'_> {
 /// listens twice the window, so a late reply is seen and marked.
 pub fn replay(
     socket: &Socket,
-    local: Ipv4Addr,
     sender: &Sender<'_>,
     requests: &[Request],
     pace: Pace,
@@ -265,20 +257,19 @@ pub fn replay(
                 break;
             }
             let until = if waiting_fast { fast_deadline.unwrap_or(now) } else { due };
-            receive_until(socket, local, until, &subjects[..i], &sent_at, &mut replies, &mut buf)?;
+            receive_until(socket, until, &subjects[..i], &sent_at, &mut replies, &mut buf)?;
         }
         sender.send(socket, request)?;
         sent_at.push(Instant::now());
     }
     let end = Instant::now() + 2 * window_d;
-    receive_until(socket, local, end, &subjects, &sent_at, &mut replies, &mut buf)?;
+    receive_until(socket, end, &subjects, &sent_at, &mut replies, &mut buf)?;
     Ok(replies)
 }
 
 /// Receives until `until`, filing each reply under its request.
 fn receive_until(
     socket: &Socket,
-    local: Ipv4Addr,
     until: Instant,
     subjects: &[Option<Subject>],
     sent_at: &[Instant],
@@ -297,12 +288,11 @@ fn receive_until(
             Err(e) => return Err(e),
         };
         let arrived = Instant::now();
-        // SAFETY: recv_from initialised the first n bytes.
-        let bytes: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
+        let bytes = crate::probe::received(buf, n);
         let Some(SocketAddr::V4(from)) = from.as_socket() else { continue };
         let msg = Message::parse(&bytes);
         // Our own requests come back to us; other hosts' requests are not replies.
-        if is_request(&msg) || (*from.ip() == local && msg.msg_type.is_none()) {
+        if is_request(&msg) {
             continue;
         }
         // A reply with a broken header still answers something: file it

@@ -190,16 +190,9 @@ fn pseudo_header_sum(ip: &IpInfo, udp_len: u16) -> Sum16BitWords {
     sum.add_2bytes([0, IpNumber::UDP.0]).add_2bytes(udp_len.to_be_bytes())
 }
 
-/// Decodes UDP over the IP payload; `outgoing` is true when the capturing host
-/// sent the frame (its checksum may be left to the NIC).
-pub fn udp<'a>(ip: &IpInfo, ip_payload: &'a [u8], outgoing: bool) -> Result<(UdpInfo, &'a [u8]), IpError> {
-    let (mut info, payload) = udp_unverified(ip, ip_payload)?;
-    verify_udp_checksum(ip, ip_payload, outgoing, &mut info);
-    Ok((info, payload))
-}
-
-/// Decodes UDP without summing the datagram: for traffic that is not ldm,
-/// whose checksum nobody looks at (most frames of a busy capture).
+/// Decodes UDP without summing the datagram (`verify_udp_checksum` does
+/// that, for the datagrams whose checksum anyone sees: ldm, or all with
+/// `--all`).
 pub fn udp_unverified<'a>(ip: &IpInfo, ip_payload: &'a [u8]) -> Result<(UdpInfo, &'a [u8]), IpError> {
     let header = UdpHeaderSlice::from_slice(ip_payload).map_err(|_| IpError::TruncatedUdpHeader)?;
     let length = header.length();
@@ -308,6 +301,14 @@ mod tests {
             let norm = |s: Sum16BitWords| s.to_ones_complement_with_no_zero();
             proptest::prop_assert_eq!(norm(ours), norm(theirs));
         }
+    }
+
+    /// Decode and verify, as the dissector does for an ldm datagram;
+    /// `outgoing`: the capturing host sent it (its checksum may be left to the NIC).
+    fn udp<'a>(ip: &IpInfo, ip_payload: &'a [u8], outgoing: bool) -> Result<(UdpInfo, &'a [u8]), IpError> {
+        let (mut info, payload) = udp_unverified(ip, ip_payload)?;
+        verify_udp_checksum(ip, ip_payload, outgoing, &mut info);
+        Ok((info, payload))
     }
 
     fn udp_packet(payload: &[u8]) -> Vec<u8> {

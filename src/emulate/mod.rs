@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
+use socket2::{SockAddr, Socket};
 
 use crate::expert::{parse_mac, MacAddr};
 use crate::wire::ldm::{self, Message, MsgType, Repr};
@@ -95,18 +95,11 @@ pub struct Report {
     pub allocations_failed: u32,
 }
 
+/// Listens on `options.bind`, joined to the group on `identity_ip`'s
+/// interface unless bound to one address only.
 pub fn open_socket(options: &Options, identity_ip: Ipv4Addr) -> io::Result<Socket> {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    // Share the port with a local ldmd or sniffer, as ldmd's own socket would.
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&SocketAddr::V4(SocketAddrV4::new(options.bind, options.port)).into())?;
-    if options.iface.is_some() {
-        socket.join_multicast_v4_n(&ldm::GROUP, &InterfaceIndexOrAddress::Address(identity_ip))?;
-        socket.set_multicast_if_v4(&identity_ip)?;
-        socket.set_multicast_ttl_v4(1)?;
-    }
-    Ok(socket)
+    let join_on = options.iface.is_some().then_some(identity_ip);
+    crate::probe::group_socket(options.bind, options.port, join_on, 1)
 }
 
 /// A reply waiting for its delay.
@@ -217,8 +210,7 @@ impl<'a> Emulator<'a> {
             let _ = self.socket.set_read_timeout(Some(Duration::from_millis(20)));
             match self.socket.recv_from(&mut buf) {
                 Ok((n, from)) => {
-                    // SAFETY: recv_from initialised the first n bytes.
-                    let data: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
+                    let data = crate::probe::received(&buf, n);
                     let Some(SocketAddr::V4(from)) = from.as_socket() else { continue };
                     if let Some(current) = &mut allocation {
                         self.note_collision(current, &data, *from.ip())?;
