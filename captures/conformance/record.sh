@@ -3,6 +3,8 @@
 # (emulator.toml) in one namespace, and in the other ldm-sniff capturing
 # while discover and check-mac ask. Addresses 10.78.0.x, inside the pair only.
 #   bash captures/conformance/record.sh
+# New recordings have new timestamps and addresses: review and accept the
+# decode snapshots of these files (snapshots/*@conformance__*.snap) after.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release -q
@@ -25,7 +27,7 @@ record() { # NAME COMMAND...
   ip netns exec "$a" "$bin" -i vra -q -w "$out/$name.pcapng" 2> /dev/null &
   local capture=$!
   sleep 1
-  ip netns exec "$a" "$@" > /dev/null || true
+  ip netns exec "$a" "$@" > /dev/null 2>&1 || true
   sleep 0.5
   kill -INT "$capture"; wait "$capture" || true
   echo "recorded $out/$name.pcapng"
