@@ -103,10 +103,14 @@ fn length(msg: &Message<'_>, cut_by_capture: bool, out: &mut Findings) {
 
 fn text_field(field: Option<CharField<'_>>, name: &'static str, out: &mut Findings) {
     let Some(field) = field else { return };
-    if field.complete() && !field.nul_terminated() {
+    // One scan for the NUL, one over the text: every field of every ldm
+    // packet passes here.
+    let text = field.text();
+    let nul_terminated = text.len() < field.raw.len();
+    if field.complete() && !nul_terminated {
         out.push(Finding::new(Key::LdmStringUnterminated, Detail::Field(name)));
     }
-    if !field.is_text() {
+    if !text.iter().all(|b| (0x20..0x7f).contains(b)) {
         out.push(Finding::new(Key::LdmStringNotText, Detail::Field(name)));
     }
 }

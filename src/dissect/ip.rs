@@ -259,24 +259,26 @@ fn udp_checksum_status(
 }
 
 /// The ones'-complement sum of `bytes` read as big-endian 16-bit words (an odd
-/// last byte padded with zero), folded to 16 bits. Summing 32-bit words into a
-/// u64 and folding once gives the same sum (2^16 is 1 modulo 0xFFFF) in a
-/// quarter of the steps of etherparse's word-by-word `add_slice`; every ldm
-/// datagram is summed, so this is on the hot path.
+/// last byte padded with zero), folded to 16 bits. Every ldm datagram is
+/// summed, so this is on the hot path. Two facts make it cheap: 2^16 is 1
+/// modulo 0xFFFF, so 32-bit words summed into a u64 and folded once give the
+/// same sum; and the ones'-complement sum of byte-swapped words is the
+/// byte-swapped sum (RFC 1071), so the words are read little-endian (a plain
+/// load, which the compiler vectorises) and the result swapped once.
 fn folded_sum(bytes: &[u8]) -> u16 {
     let mut sum: u64 = 0;
     let mut words = bytes.chunks_exact(4);
     for word in &mut words {
-        sum += u64::from(u32::from_be_bytes([word[0], word[1], word[2], word[3]]));
+        sum += u64::from(u32::from_le_bytes([word[0], word[1], word[2], word[3]]));
     }
     for (i, &byte) in words.remainder().iter().enumerate() {
-        let shift = if i % 2 == 0 { 8 } else { 0 };
+        let shift = if i % 2 == 0 { 0 } else { 8 };
         sum += u64::from(byte) << shift;
     }
     while sum > 0xFFFF {
         sum = (sum & 0xFFFF) + (sum >> 16);
     }
-    sum as u16
+    (sum as u16).swap_bytes()
 }
 
 /// The IPv4 source as `Ipv4Addr`, when the packet is IPv4.
