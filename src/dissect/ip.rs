@@ -81,6 +81,7 @@ pub enum IpError {
     BadIpv4Header,
     BadIpv6Header,
     TruncatedUdpHeader,
+    TruncatedTcpHeader,
 }
 
 impl std::fmt::Display for IpError {
@@ -89,6 +90,7 @@ impl std::fmt::Display for IpError {
             IpError::BadIpv4Header => "malformed or cut IPv4 header",
             IpError::BadIpv6Header => "malformed or cut IPv6 header",
             IpError::TruncatedUdpHeader => "UDP header cut short",
+            IpError::TruncatedTcpHeader => "TCP header cut short",
         })
     }
 }

@@ -6,6 +6,8 @@ pub mod fields;
 pub mod ip;
 pub mod link;
 pub mod reassembly;
+pub mod stream;
+pub mod tcp;
 
 use crate::capture::Frame;
 use crate::expert::{Detail, Finding, Key};

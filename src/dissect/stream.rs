@@ -1,0 +1,439 @@
+//! TCP stream reassembly for libvirt, per direction, bounded.
+//!
+//! Bytes are delivered in sequence order: a retransmitted or overlapping
+//! segment gives only its new bytes, a segment ahead of a hole waits (a few of
+//! them, briefly). A hole that never fills (too much waiting, or the stream
+//! closes) is a gap: the bytes after it are searched for the next plausible
+//! libvirt header, as are the bytes of a stream joined mid-way. Each whole
+//! message is handed out once, in the frame that completes it.
+//!
+//! Memory: at most `MAX_FLOWS` directions, each holding at most `MAX_KEEP`
+//! bytes of the message being assembled (a longer message keeps its first
+//! `MAX_KEEP` bytes and the rest is counted, not kept) and `MAX_HELD_BYTES`
+//! of waiting segments.
+
+use std::net::IpAddr;
+use std::ops::Range;
+
+use ahash::RandomState;
+use std::collections::HashMap;
+
+use crate::wire::libvirt::{Header, HEADER_LEN};
+
+use super::tcp::{TcpInfo, FIN, RST, SYN};
+
+/// Directions tracked at once; the least recently used is dropped beyond.
+pub const MAX_FLOWS: usize = 1024;
+/// Bytes of one message kept for decoding.
+pub const MAX_KEEP: usize = 256 * 1024;
+/// Out-of-order segments (and their bytes) waiting for a hole to fill.
+pub const MAX_HELD_SEGMENTS: usize = 64;
+pub const MAX_HELD_BYTES: usize = 1 << 20;
+
+/// One direction of a TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: IpAddr,
+    pub src_port: u16,
+    pub dst: IpAddr,
+    pub dst_port: u16,
+}
+
+impl FlowKey {
+    /// The same key for both directions (for per-connection state).
+    pub fn connection(&self) -> FlowKey {
+        let reversed = FlowKey { src: self.dst, src_port: self.dst_port, dst: self.src, dst_port: self.src_port };
+        if (self.src, self.src_port) <= (self.dst, self.dst_port) {
+            *self
+        } else {
+            reversed
+        }
+    }
+}
+
+/// What one segment delivered.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// Whole messages this segment completed, as ranges of the output buffer.
+    pub messages: Vec<Range<usize>>,
+    /// Bytes never captured before data delivered here.
+    pub gap: Option<u64>,
+    /// Bytes skipped while looking for a message header.
+    pub skipped: usize,
+    /// The segment repeated bytes already delivered.
+    pub retransmission: bool,
+    /// Where a header was due, the bytes were not one.
+    pub bad_header: bool,
+    /// The direction was seen from its SYN (so every message of it was seen).
+    pub from_start: bool,
+}
+
+#[derive(Debug, Default)]
+struct Direction {
+    next_seq: Option<u32>,
+    syn_seen: bool,
+    /// In-order bytes not yet a whole message.
+    pending: Vec<u8>,
+    /// The kept start of an over-long message, and its bytes still to come.
+    long: Vec<u8>,
+    discard: usize,
+    /// Looking for the next plausible header.
+    resync: bool,
+    /// Segments past a hole: (sequence number, bytes).
+    held: Vec<(u32, Vec<u8>)>,
+    held_bytes: usize,
+    last_used: u64,
+}
+
+/// Sequence distance from `from` to `to` (negative: `to` is before `from`).
+fn seq_diff(to: u32, from: u32) -> i64 {
+    i64::from(to.wrapping_sub(from) as i32)
+}
+
+/// The offset of the first plausible header in `bytes`.
+fn find_header(bytes: &[u8]) -> Option<usize> {
+    let last = bytes.len().checked_sub(HEADER_LEN)?;
+    (0..=last).find(|&at| Header::parse(&bytes[at..]).is_some_and(|h| h.is_plausible()))
+}
+
+impl Direction {
+    /// Bytes in sequence order, after any held before them.
+    fn push(&mut self, mut data: &[u8], out: &mut Vec<u8>, d: &mut Delivered) {
+        if self.discard > 0 {
+            let n = self.discard.min(data.len());
+            self.discard -= n;
+            data = &data[n..];
+            if self.discard == 0 {
+                d.messages.push(emit(out, &self.long));
+                self.long.clear();
+            }
+        }
+        self.pending.extend_from_slice(data);
+        self.drain(out, d);
+    }
+
+    /// Hands out every whole message at the front of `pending`.
+    fn drain(&mut self, out: &mut Vec<u8>, d: &mut Delivered) {
+        let mut start = 0;
+        loop {
+            if self.resync {
+                let avail = &self.pending[start..];
+                let Some(at) = find_header(avail) else {
+                    // Keep a tail that may be the start of a header.
+                    let skip = avail.len().saturating_sub(HEADER_LEN - 1);
+                    d.skipped += skip;
+                    start += skip;
+                    break;
+                };
+                d.skipped += at;
+                start += at;
+                self.resync = false;
+            }
+            let avail = &self.pending[start..];
+            let Some(header) = Header::parse(avail) else { break };
+            if !header.is_plausible() {
+                d.bad_header = true;
+                self.resync = true;
+                continue;
+            }
+            let len = header.len as usize;
+            if len > MAX_KEEP {
+                if avail.len() < MAX_KEEP {
+                    break;
+                }
+                self.long = avail[..MAX_KEEP].to_vec();
+                start += MAX_KEEP;
+                let beyond = (self.pending.len() - start).min(len - MAX_KEEP);
+                start += beyond;
+                self.discard = len - MAX_KEEP - beyond;
+                if self.discard == 0 {
+                    d.messages.push(emit(out, &self.long));
+                    self.long.clear();
+                } else {
+                    break;
+                }
+                continue;
+            }
+            if avail.len() < len {
+                break;
+            }
+            d.messages.push(emit(out, &avail[..len]));
+            start += len;
+        }
+        self.pending.drain(..start);
+    }
+
+    /// Gives up on the hole before the earliest held segment: the bytes in
+    /// between were not captured.
+    fn skip_hole(&mut self, out: &mut Vec<u8>, d: &mut Delivered) {
+        let Some(next) = self.next_seq else { return };
+        let Some(earliest) = self.held.iter().map(|(seq, _)| *seq).min_by_key(|seq| seq_diff(*seq, next)) else {
+            return;
+        };
+        *d.gap.get_or_insert(0) += seq_diff(earliest, next).max(0) as u64;
+        self.pending.clear();
+        self.long.clear();
+        self.discard = 0;
+        self.resync = true;
+        self.next_seq = Some(earliest);
+        self.release_held(out, d);
+    }
+
+    /// Delivers held segments that now continue the stream.
+    fn release_held(&mut self, out: &mut Vec<u8>, d: &mut Delivered) {
+        while let Some(next) = self.next_seq {
+            let Some(i) = self.held.iter().position(|(seq, _)| seq_diff(*seq, next) <= 0) else { return };
+            let (seq, bytes) = self.held.swap_remove(i);
+            self.held_bytes -= bytes.len();
+            let already = (-seq_diff(seq, next)) as usize;
+            if already < bytes.len() {
+                self.next_seq = Some(next.wrapping_add((bytes.len() - already) as u32));
+                self.push(&bytes[already..], out, d);
+            }
+        }
+    }
+}
+
+fn emit(out: &mut Vec<u8>, message: &[u8]) -> Range<usize> {
+    let start = out.len();
+    out.extend_from_slice(message);
+    start..out.len()
+}
+
+/// Every tracked direction.
+pub struct Streams {
+    flows: HashMap<FlowKey, Direction, RandomState>,
+    clock: u64,
+    /// Directions dropped to stay under `MAX_FLOWS`.
+    pub evicted: u64,
+}
+
+impl Default for Streams {
+    fn default() -> Streams {
+        Streams { flows: HashMap::with_hasher(RandomState::new()), clock: 0, evicted: 0 }
+    }
+}
+
+impl Streams {
+    /// Feeds one segment; messages it completes are appended to `out`.
+    pub fn segment(&mut self, key: FlowKey, tcp: &TcpInfo, payload: &[u8], out: &mut Vec<u8>) -> Delivered {
+        self.clock += 1;
+        let mut d = Delivered::default();
+        if tcp.has(SYN) {
+            // A new connection (or a repeated SYN): start over.
+            let fresh = Direction { next_seq: Some(tcp.seq.wrapping_add(1)), syn_seen: true, ..Direction::default() };
+            self.insert(key, fresh);
+            d.from_start = true;
+            return d;
+        }
+        if payload.is_empty() && !tcp.has(FIN | RST) {
+            d.from_start = self.flows.get(&key).is_some_and(|dir| dir.syn_seen);
+            return d;
+        }
+        if !self.flows.contains_key(&key) {
+            // Joined mid-stream: the first bytes may be inside a message.
+            let joined = Direction { next_seq: Some(tcp.seq), resync: true, ..Direction::default() };
+            self.insert(key, joined);
+        }
+        let clock = self.clock;
+        let Some(dir) = self.flows.get_mut(&key) else { return d };
+        dir.last_used = clock;
+        d.from_start = dir.syn_seen;
+        feed(dir, tcp.seq, payload, out, &mut d);
+        if tcp.has(FIN | RST) {
+            // Nothing more comes: a hole still open will never fill.
+            while !dir.held.is_empty() {
+                dir.skip_hole(out, &mut d);
+            }
+            self.flows.remove(&key);
+        }
+        d
+    }
+
+    fn insert(&mut self, key: FlowKey, dir: Direction) {
+        if !self.flows.contains_key(&key) && self.flows.len() >= MAX_FLOWS {
+            let oldest = self.flows.iter().min_by_key(|(_, dir)| dir.last_used).map(|(key, _)| *key);
+            if let Some(oldest) = oldest {
+                self.flows.remove(&oldest);
+                self.evicted += 1;
+            }
+        }
+        let mut dir = dir;
+        dir.last_used = self.clock;
+        self.flows.insert(key, dir);
+    }
+}
+
+/// One segment's bytes into its direction.
+fn feed(dir: &mut Direction, seq: u32, payload: &[u8], out: &mut Vec<u8>, d: &mut Delivered) {
+    let Some(next) = dir.next_seq else { return };
+    let offset = seq_diff(seq, next);
+    if offset > 0 {
+        // Ahead of a hole: wait for it to fill, within bounds.
+        dir.held_bytes += payload.len();
+        dir.held.push((seq, payload.to_vec()));
+        while dir.held.len() > MAX_HELD_SEGMENTS || dir.held_bytes > MAX_HELD_BYTES {
+            dir.skip_hole(out, d);
+        }
+        return;
+    }
+    let already = (-offset) as usize;
+    if already > 0 {
+        d.retransmission = true;
+    }
+    if already >= payload.len() {
+        return;
+    }
+    dir.next_seq = Some(next.wrapping_add((payload.len() - already) as u32));
+    dir.push(&payload[already..], out, d);
+    dir.release_held(out, d);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::libvirt::{build, Message, MsgType, Status, PROGRAM_REMOTE};
+    use std::net::Ipv4Addr;
+
+    const KEY: FlowKey = FlowKey {
+        src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        src_port: 40000,
+        dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+        dst_port: 16509,
+    };
+
+    fn tcp(seq: u32, flags: u8, len: usize) -> TcpInfo {
+        TcpInfo { src_port: 40000, dst_port: 16509, seq, ack: 0, flags, window: 0, header_len: 20, payload_len: len }
+    }
+
+    fn call(serial: u32, payload_len: usize) -> Vec<u8> {
+        build(PROGRAM_REMOTE, 16, MsgType::Call, serial, Status::Ok, &vec![0xab; payload_len])
+    }
+
+    /// Feeds (seq, bytes, flags) segments; returns the serials delivered per segment.
+    fn run(segments: &[(u32, &[u8], u8)]) -> (Vec<Vec<u32>>, Vec<Delivered>) {
+        let mut streams = Streams::default();
+        let mut serials = Vec::new();
+        let mut all = Vec::new();
+        for (seq, bytes, flags) in segments {
+            let mut out = Vec::new();
+            let d = streams.segment(KEY, &tcp(*seq, *flags, bytes.len()), bytes, &mut out);
+            serials.push(d.messages.iter().map(|r| Message::parse(&out[r.clone()]).unwrap().header.serial).collect());
+            all.push(d);
+        }
+        (serials, all)
+    }
+
+    #[test]
+    fn messages_split_and_joined_across_segments() {
+        let stream: Vec<u8> = [call(1, 10), call(2, 100), call(3, 0)].concat();
+        // SYN at 999: data starts at 1000. Cut at 5, 60 and the rest.
+        let (serials, d) = run(&[
+            (999, &[], SYN),
+            (1000, &stream[..5], 0),
+            (1005, &stream[5..60], 0),
+            (1060, &stream[60..], 0),
+        ]);
+        assert_eq!(serials, vec![vec![], vec![], vec![1], vec![2, 3]]);
+        assert!(d.iter().all(|d| d.from_start && d.gap.is_none() && d.skipped == 0));
+    }
+
+    #[test]
+    fn retransmissions_and_overlaps_deliver_once() {
+        let stream: Vec<u8> = [call(1, 10), call(2, 10)].concat();
+        let (serials, d) = run(&[
+            (0, &[], SYN),
+            (1, &stream[..30], 0),
+            (1, &stream[..30], 0),   // retransmitted
+            (21, &stream[20..50], 0), // overlaps 10 bytes
+            (51, &stream[50..], 0),
+        ]);
+        assert_eq!(serials, vec![vec![], vec![], vec![], vec![1], vec![2]]);
+        assert!(d[2].retransmission && d[3].retransmission && !d[4].retransmission);
+    }
+
+    #[test]
+    fn out_of_order_segments_wait_for_the_hole() {
+        let stream: Vec<u8> = [call(1, 10), call(2, 10)].concat();
+        let (serials, d) = run(&[(0, &[], SYN), (31, &stream[30..], 0), (1, &stream[..30], 0)]);
+        assert_eq!(serials, vec![vec![], vec![], vec![1, 2]]);
+        assert!(d.iter().all(|d| d.gap.is_none()));
+    }
+
+    #[test]
+    fn a_hole_that_never_fills_is_a_gap_and_decoding_resumes() {
+        let stream: Vec<u8> = [call(1, 40), call(2, 10), call(3, 10)].concat();
+        // Bytes 20..60 are never captured; the FIN gives up on them.
+        let (serials, d) = run(&[(0, &[], SYN), (1, &stream[..20], 0), (61, &stream[60..], FIN)]);
+        assert_eq!(serials, vec![vec![], vec![], vec![2, 3]]);
+        assert_eq!(d[2].gap, Some(40));
+        // Message 1's tail (8 bytes of it) was skipped to find message 2.
+        assert_eq!(d[2].skipped, 68 - 60);
+    }
+
+    #[test]
+    fn joined_mid_stream_skips_to_a_header() {
+        let stream: Vec<u8> = [call(1, 40), call(2, 10)].concat();
+        let (serials, d) = run(&[(5000, &stream[30..], 0)]);
+        assert_eq!(serials, vec![vec![2]]);
+        assert_eq!(d[0].skipped, 68 - 30);
+        assert!(!d[0].from_start);
+    }
+
+    #[test]
+    fn garbage_where_a_header_is_due_is_flagged() {
+        let mut stream = call(1, 4);
+        stream.extend_from_slice(&[0xff; 40]);
+        stream.extend(call(2, 4));
+        let (serials, d) = run(&[(0, &[], SYN), (1, &stream, 0)]);
+        assert_eq!(serials[1], vec![1, 2]);
+        assert!(d[1].bad_header);
+        assert_eq!(d[1].skipped, 40);
+    }
+
+    #[test]
+    fn long_messages_keep_their_start_only() {
+        let big = call(9, MAX_KEEP + 5000);
+        let mut streams = Streams::default();
+        let mut out = Vec::new();
+        streams.segment(KEY, &tcp(0, SYN, 0), &[], &mut out);
+        let mut delivered = Vec::new();
+        for (i, chunk) in big.chunks(1448).enumerate() {
+            let d = streams.segment(KEY, &tcp(1 + (i * 1448) as u32, 0, chunk.len()), chunk, &mut out);
+            delivered.extend(d.messages);
+        }
+        assert_eq!(delivered.len(), 1);
+        let msg = Message::parse(&out[delivered[0].clone()]).unwrap();
+        assert_eq!((msg.header.serial, msg.header.len as usize), (9, big.len()));
+        assert_eq!(msg.payload.len(), MAX_KEEP - HEADER_LEN);
+    }
+
+    #[test]
+    fn flows_are_bounded() {
+        let mut streams = Streams::default();
+        let mut out = Vec::new();
+        for port in 0..(MAX_FLOWS as u16 + 10) {
+            let key = FlowKey { src_port: port, ..KEY };
+            streams.segment(key, &tcp(0, SYN, 0), &[], &mut out);
+        }
+        assert_eq!(streams.flows.len(), MAX_FLOWS);
+        assert_eq!(streams.evicted, 10);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_segments_never_panic(segments in proptest::collection::vec(
+            (proptest::prelude::any::<u32>(), proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80), 0u8..32),
+            0..40,
+        )) {
+            let mut streams = Streams::default();
+            let mut out = Vec::new();
+            for (seq, bytes, flags) in &segments {
+                let d = streams.segment(KEY, &tcp(seq % 300, *flags, bytes.len()), bytes, &mut out);
+                for r in d.messages {
+                    proptest::prop_assert!(r.end <= out.len());
+                }
+            }
+        }
+    }
+}
