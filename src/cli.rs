@@ -150,6 +150,10 @@ pub struct Args {
     #[arg(long)]
     pub heuristic: bool,
 
+    /// TCP port that carries libvirt RPC (libvirtd's plain listener).
+    #[arg(long, default_value_t = crate::wire::libvirt::PORT, value_name = "PORT")]
+    pub libvirt_port: u16,
+
     /// Exit 1 when a finding of this severity or worse was seen.
     #[arg(long, value_enum, default_value_t = FailOn::Error, value_name = "SEVERITY")]
     pub fail_on: FailOn,

@@ -186,6 +186,37 @@ catalogue! {
     LdmVersionMismatch = "ldm.version_mismatch", Note,
         "this ldmd reports a different version from the first one seen in the fleet",
         "plan to bring the fleet to one Oracle VM Server for SPARC version";
+    // libvirt RPC (TCP 16509): the stream, each message, and over time.
+    LibvirtStreamGap = "libvirt.stream_gap", Error,
+        "bytes of this TCP stream were never captured; decoding resumed at the next plausible message header",
+        "capture with a larger buffer (-B) or on a quieter interface; messages in the gap are lost";
+    LibvirtBadHeader = "libvirt.bad_header", Error,
+        "where a message header was due, the bytes are not one (bad length, program, version, type or status)",
+        "the peer is not speaking libvirt RPC on this port, or the stream is encrypted (SASL): check the daemon's auth";
+    LibvirtSkippedBytes = "libvirt.skipped_bytes", Warn,
+        "bytes were skipped to find the next message header (after a gap, a bad header, or joining a connection mid-way)",
+        "nothing if the capture started mid-connection; otherwise see the gap or bad header before it";
+    LibvirtRetransmission = "libvirt.retransmission", Note,
+        "the segment repeats stream bytes already seen (TCP retransmission); they are decoded once",
+        "frequent retransmissions mean loss between client and daemon: check the path";
+    LibvirtUnknownProcedure = "libvirt.unknown_procedure", Warn,
+        "the procedure number is not one libvirt 9.0 defines for this program",
+        "a newer libvirt, or a broken client: compare the client's and daemon's versions";
+    LibvirtErrorReply = "libvirt.error_reply", Note,
+        "the daemon answered the call with an error (code, domain and message shown)",
+        "read the message: often an expected failure (no such domain), sometimes a daemon problem";
+    LibvirtReplyWithoutCall = "libvirt.reply_without_call", Warn,
+        "a reply whose serial matches no call seen on this connection, although the connection was captured from its start",
+        "the daemon answered a call never made, or the capture lost it: look for a gap before";
+    LibvirtCallNotCaptured = "libvirt.call_not_captured", Note,
+        "a reply to a call made before the capture began (the connection was joined mid-way)",
+        "nothing; start the capture before the client connects to see whole exchanges";
+    LibvirtDuplicateSerial = "libvirt.duplicate_serial", Warn,
+        "a call reuses the serial of a call still waiting for its reply on this connection",
+        "a client bug: replies can no longer be matched to calls";
+    LibvirtKeepaliveUnanswered = "libvirt.keepalive_unanswered", Warn,
+        "a keepalive PING was sent while the previous PING in that direction is still unanswered",
+        "the peer is stuck or the path drops traffic; libvirt closes the connection after keepalive_count misses";
 }
 
 impl Key {
@@ -300,6 +331,18 @@ pub enum Detail {
     Backwards {
         secs: f64,
     },
+    /// A number of bytes.
+    Bytes(u64),
+    /// A libvirt serial and the frame of the call (or PING) concerned.
+    Serial {
+        serial: u32,
+        frame: u64,
+    },
+    /// A libvirt error: code, domain, and the start of the message.
+    LibvirtError {
+        code: i32,
+        domain: i32,
+    },
 }
 
 /// One anomaly found in one packet.
@@ -380,6 +423,9 @@ impl fmt::Display for Detail {
                 write!(f, "{lookups} lookups of {distinct} distinct MACs in {secs:.3} s")
             }
             Detail::Backwards { secs } => write!(f, "{secs:.6} s before the previous frame"),
+            Detail::Bytes(bytes) => write!(f, "{bytes} bytes"),
+            Detail::Serial { serial, frame } => write!(f, "serial {serial}, frame {frame}"),
+            Detail::LibvirtError { code, domain } => write!(f, "code {code}, domain {domain}"),
         }
     }
 }

@@ -78,7 +78,12 @@ fn config(args: &Args, live: bool) -> Result<Config, String> {
     // Live on a terminal: show each packet as it comes.
     let line_buffered = args.line_buffered || (live && io::stdout().is_terminal());
     Ok(Config {
-        dissect: dissect::Options { port: args.port, heuristic: args.heuristic, checksum_all: args.all },
+        dissect: dissect::Options {
+            port: args.port,
+            heuristic: args.heuristic,
+            checksum_all: args.all,
+            libvirt_port: args.libvirt_port,
+        },
         output: output::Options {
             format: args.format,
             verbose: args.verbose,

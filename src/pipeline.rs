@@ -72,7 +72,7 @@ where
             Ok(None) => break,
             Err(e) => return Ok(Some(e)),
         };
-        if !visit(&dissector.dissect(frame))? {
+        if !dissector.dissect_each(frame, &mut visit)? {
             return Ok(None);
         }
         for (kept, received, total) in dissector.take_incomplete(false) {
@@ -104,7 +104,13 @@ where
     let mut analyzer = Analyzer::new(analysis);
     let error = walk(reader, options, |d| {
         analyzer.saw_frame(d.frame.ts);
-        let note = if d.is_ldm() { analyzer.observe(d) } else { Annotation::default() };
+        let note = if d.is_ldm() {
+            analyzer.observe(d)
+        } else if d.libvirt.is_some() {
+            analyzer.observe_libvirt(d)
+        } else {
+            Annotation::default()
+        };
         visit(d, note)
     })?;
     Ok((error, analyzer))
@@ -213,26 +219,26 @@ pub fn run<S: Source, W: Write>(reader: S, out: W, mut config: Config) -> Result
         None => (None, false),
     };
     let (capture_error, analyzer) = walk_analyzed(reader, config.dissect, config.analysis, |d, note| {
-        if !d.replayed {
+        if !d.replayed && !d.continuation {
             summary.frames += 1;
         }
         printer.saw_frame(d.frame.ts);
-        if d.is_ldm() {
-            summary.ldm_packet(d, &note.findings);
+        if d.is_shown() {
+            summary.packet(d, &note.findings);
         }
         if let Some(request) = note.request_in {
             held.link(request, d.frame.number);
         }
         // -w writes in capture order, as frames are read: with -Y, what
         // matches with what is known of the packet now.
-        if let Some(writer) = writer.as_mut().filter(|_| !d.replayed) {
+        if let Some(writer) = writer.as_mut().filter(|_| !d.replayed && !d.continuation) {
             let packet = Packet { d, note: &note };
             if filter.is_none_or(|f| f.matches(&packet, printer.relative_time(d.frame.ts))) {
                 let comment = if annotate { annotation(&packet) } else { None };
                 writer.write(&d.frame, comment.as_deref())?;
             }
         }
-        if (d.is_ldm() || config.all) && !config.quiet {
+        if (d.is_shown() || config.all) && !config.quiet {
             if config.hold && (is_request(d) || !held.is_empty()) {
                 held.push(d.to_owned(), note, is_request(d));
             } else {
@@ -242,7 +248,7 @@ pub fn run<S: Source, W: Write>(reader: S, out: W, mut config: Config) -> Result
         while let Some((owned, note, _)) = held.pop_settled(Some(d.frame.ts)) {
             emit(&mut printer, filter, &owned.view(), &note)?;
         }
-        Ok(config.count.is_none_or(|c| summary.ldm < c))
+        Ok(config.count.is_none_or(|c| summary.shown() < c))
     })?;
     while let Some((owned, note, _)) = held.pop_settled(None) {
         emit(&mut printer, filter, &owned.view(), &note)?;

@@ -21,7 +21,7 @@ fn decode(bytes: Vec<u8>) -> (Vec<(u64, Vec<&'static str>)>, bool) {
         return (Vec::new(), true);
     };
     let mut seen = Vec::new();
-    let options = dissect::Options { port: 64535, heuristic: true, checksum_all: true };
+    let options = dissect::Options { port: 64535, heuristic: true, checksum_all: true, ..Default::default() };
     let (error, _) = pipeline::walk_analyzed(reader, options, analyze::Options::default(), |d, _| {
         seen.push((d.frame.number, d.findings.iter().map(|f| f.key.name()).collect()));
         Ok(true)
@@ -136,7 +136,7 @@ proptest! {
 
     #[test]
     fn random_frames_never_panic(data in prop::collection::vec(any::<u8>(), 0..400), which in 0usize..LINKTYPES.len()) {
-        let mut dissector = Dissector::new(dissect::Options { port: 64535, heuristic: true, checksum_all: true });
+        let mut dissector = Dissector::new(dissect::Options { port: 64535, heuristic: true, checksum_all: true, ..Default::default() });
         dissect_bytes(&mut dissector, LINKTYPES[which], &data, 1);
     }
 

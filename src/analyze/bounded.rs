@@ -69,6 +69,17 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         }
     }
 
+    /// Removes `key`. Its place in the age order is dropped lazily, and
+    /// the order is compacted when stale places outnumber live ones.
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        let removed = self.map.remove(key)?;
+        if self.order.len() > 2 * self.cap {
+            let map = &self.map;
+            self.order.retain(|k| map.contains_key(k));
+        }
+        Some(removed)
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -98,5 +109,16 @@ mod tests {
         assert_eq!(m.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![7, 8, 9]);
         *m.entry(8, || 0) += 1;
         assert_eq!(m.get(&8), Some(&2));
+    }
+
+    #[test]
+    fn removing_keeps_the_order_bounded() {
+        let mut m = BoundedMap::new(4);
+        for i in 0..10_000u32 {
+            m.entry(i, || ());
+            m.remove(&i);
+        }
+        assert!(m.order.len() <= 2 * 4 + 1, "{}", m.order.len());
+        assert_eq!(m.evicted, 0);
     }
 }

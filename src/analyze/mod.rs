@@ -5,6 +5,7 @@
 //! ("Analysis over time"). Time is the capture's time; every table is bounded.
 
 pub mod bounded;
+pub mod libvirt;
 pub mod stats;
 
 use std::collections::VecDeque;
@@ -159,6 +160,7 @@ pub struct Analyzer {
     /// The first ldmd version seen, who said it, where.
     fleet_version: Option<(Vec<u8>, IpAddr, u64)>,
     version_flagged: BoundedMap<IpAddr, ()>,
+    libvirt: libvirt::Tracker,
     stats: Stats,
 }
 
@@ -180,6 +182,7 @@ impl Analyzer {
             hostnames: BoundedMap::new(hosts),
             fleet_version: None,
             version_flagged: BoundedMap::new(hosts),
+            libvirt: libvirt::Tracker::new(macs, hosts),
             stats: Stats::new(macs, hosts),
         }
     }
@@ -195,6 +198,7 @@ impl Analyzer {
             + self.ip_sources.evicted
             + self.hostnames.evicted
             + self.version_flagged.evicted
+            + self.libvirt.evicted()
             + self.stats.evicted()
     }
 
@@ -231,6 +235,15 @@ impl Analyzer {
         if let Some(rtt) = note.rtt {
             self.stats.rtt(msg.msg_type, rtt);
         }
+        note
+    }
+
+    /// Analyses one libvirt message.
+    pub fn observe_libvirt(&mut self, d: &Dissection<'_>) -> Annotation {
+        let mut note = Annotation::default();
+        self.saw_frame(d.frame.ts);
+        let ts = self.tick(d.frame.ts, !d.replayed && !d.continuation, &mut note);
+        self.libvirt.observe(d, ts, &mut self.stats.libvirt, &mut note);
         note
     }
 

@@ -23,6 +23,8 @@ pub enum StatsKind {
     Hosts,
     Macs,
     Rtt,
+    LibvirtProcs,
+    LibvirtConversations,
 }
 
 impl StatsKind {
@@ -33,7 +35,11 @@ impl StatsKind {
             "ldm,hosts" => Ok(StatsKind::Hosts),
             "ldm,macs" => Ok(StatsKind::Macs),
             "ldm,rtt" => Ok(StatsKind::Rtt),
-            other => Err(format!("unknown statistics '{other}': use ldm,summary, ldm,hosts, ldm,macs or ldm,rtt")),
+            "libvirt,procs" => Ok(StatsKind::LibvirtProcs),
+            "libvirt,conversations" => Ok(StatsKind::LibvirtConversations),
+            other => Err(format!(
+                "unknown statistics '{other}': use ldm,summary, ldm,hosts, ldm,macs, ldm,rtt, libvirt,procs or libvirt,conversations"
+            )),
         }
     }
 
@@ -43,6 +49,8 @@ impl StatsKind {
             StatsKind::Hosts => "ldm,hosts",
             StatsKind::Macs => "ldm,macs",
             StatsKind::Rtt => "ldm,rtt",
+            StatsKind::LibvirtProcs => "libvirt,procs",
+            StatsKind::LibvirtConversations => "libvirt,conversations",
         }
     }
 }
@@ -125,6 +133,7 @@ pub struct Stats {
     macs: BoundedMap<[u8; 6], MacStats>,
     rtt_lookup: Samples,
     rtt_discovery: Samples,
+    pub libvirt: super::libvirt::Tables,
 }
 
 impl Stats {
@@ -134,11 +143,12 @@ impl Stats {
             macs: BoundedMap::new(max_macs),
             rtt_lookup: Samples::default(),
             rtt_discovery: Samples::default(),
+            libvirt: super::libvirt::Tables::new(max_hosts),
         }
     }
 
     pub fn evicted(&self) -> u64 {
-        self.hosts.evicted + self.macs.evicted
+        self.hosts.evicted + self.macs.evicted + self.libvirt.evicted()
     }
 
     pub fn packet(&mut self, src: IpAddr, d: &Dissection<'_>, ts: Timestamp) {
@@ -204,6 +214,8 @@ impl Stats {
             StatsKind::Hosts => self.host_rows(),
             StatsKind::Macs => self.mac_rows(),
             StatsKind::Rtt => self.rtt_rows(),
+            StatsKind::LibvirtProcs => self.libvirt_proc_rows(),
+            StatsKind::LibvirtConversations => self.libvirt_conversation_rows(),
         };
         writeln!(out, "===== {} =====", kind.name())?;
         crate::output::table::write_aligned(out, &rows)?;
@@ -217,6 +229,8 @@ impl Stats {
             StatsKind::Hosts => self.host_rows(),
             StatsKind::Macs => self.mac_rows(),
             StatsKind::Rtt => self.rtt_rows(),
+            StatsKind::LibvirtProcs => self.libvirt_proc_rows(),
+            StatsKind::LibvirtConversations => self.libvirt_conversation_rows(),
         };
         let Some((header, body)) = rows.split_first() else { return json!([]) };
         let records: Vec<Value> = body
@@ -248,6 +262,57 @@ impl Stats {
             }
         }
         rows.push(vec!["analysis entries evicted".to_string(), String::new(), summary.evicted.to_string()]);
+        rows
+    }
+
+    /// Calls, errors and latency per procedure, busiest first.
+    fn libvirt_proc_rows(&self) -> Vec<Vec<String>> {
+        let header = [
+            "program", "procedure", "calls", "replies", "errors", "events", "streams", "stream_bytes", "rtt_avg_ms",
+            "rtt_max_ms",
+        ];
+        let mut rows = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
+        let mut procs: Vec<_> = self.libvirt.procs.iter().collect();
+        procs.sort_by_key(|((prog, proc_), p)| (std::cmp::Reverse(p.calls + p.events + p.stream_messages), *prog, *proc_));
+        for ((prog, proc_), p) in procs {
+            let program = crate::wire::libvirt::program_name(*prog).map_or_else(|| format!("{prog:#x}"), str::to_string);
+            let procedure = crate::wire::libvirt::procedure_name(*prog, *proc_)
+                .map_or_else(|| proc_.to_string(), str::to_string);
+            let avg = if p.replies > 0 { format!("{:.3}", p.rtt_sum / p.replies as f64 * 1e3) } else { String::new() };
+            let max = if p.replies > 0 { format!("{:.3}", p.rtt_max * 1e3) } else { String::new() };
+            rows.push(vec![
+                program,
+                procedure,
+                p.calls.to_string(),
+                p.replies.to_string(),
+                p.errors.to_string(),
+                p.events.to_string(),
+                p.stream_messages.to_string(),
+                p.stream_bytes.to_string(),
+                avg,
+                max,
+            ]);
+        }
+        rows
+    }
+
+    /// One row per connection, in the order first seen.
+    fn libvirt_conversation_rows(&self) -> Vec<Vec<String>> {
+        let header = ["client", "server", "first", "last", "messages", "calls", "errors", "events", "bytes"];
+        let mut rows = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
+        for (_, c) in self.libvirt.conversations.iter() {
+            rows.push(vec![
+                endpoint(c.client),
+                endpoint(c.server),
+                Rfc3339(c.first).to_string(),
+                Rfc3339(c.last).to_string(),
+                c.messages.to_string(),
+                c.calls.to_string(),
+                c.errors.to_string(),
+                c.events.to_string(),
+                c.bytes.to_string(),
+            ]);
+        }
         rows
     }
 
@@ -337,4 +402,9 @@ fn json_cell(cell: &str) -> Value {
         Ok(x) if x.is_finite() => json!(x),
         _ => Value::String(cell.to_string()),
     }
+}
+
+/// `10.0.0.1:16509`, or `[fe80::1]:16509`.
+fn endpoint((ip, port): (IpAddr, u16)) -> String {
+    std::net::SocketAddr::new(ip, port).to_string()
 }

@@ -7,7 +7,9 @@ use crate::expert::{Detail, Finding, Key};
 use crate::wire::ldm::{self, CharField, Discovery, Lookup, Message, MsgType, Payload};
 
 use super::ip::{ChecksumStatus, IpInfo, UdpInfo};
+use super::stream::Delivered;
 use super::Findings;
+use crate::wire::libvirt;
 
 const AUTO_FIRST: u64 = 0x0014_4FF8_0000;
 const AUTO_LAST: u64 = 0x0014_4FFB_FFFF;
@@ -168,5 +170,30 @@ fn discovery_fields(d: &Discovery<'_>, ip_src: Option<Ipv4Addr>, out: &mut Findi
             Key::LdmBadPort,
             Detail::Expected { field: "port_no", got: port as u32 as u64, want: ldm::XMPP_PORT as u64 },
         ));
+    }
+}
+
+/// What reassembling a libvirt segment found about the stream.
+pub fn stream(delivered: &Delivered, out: &mut Findings) {
+    if let Some(bytes) = delivered.gap {
+        out.push(Finding::new(Key::LibvirtStreamGap, Detail::Bytes(bytes)));
+    }
+    if delivered.bad_header {
+        out.push(Finding::new(Key::LibvirtBadHeader, Detail::None));
+    }
+    if delivered.skipped > 0 {
+        out.push(Finding::new(Key::LibvirtSkippedBytes, Detail::Bytes(delivered.skipped as u64)));
+    }
+    if delivered.retransmission {
+        out.push(Finding::new(Key::LibvirtRetransmission, Detail::None));
+    }
+}
+
+/// Findings about one libvirt message's header.
+pub fn libvirt(msg: Option<&libvirt::Message<'_>>, out: &mut Findings) {
+    let Some(msg) = msg else { return };
+    let h = &msg.header;
+    if h.program_name().is_some() && h.procedure_name().is_none() {
+        out.push(Finding::new(Key::LibvirtUnknownProcedure, Detail::Value { field: "proc", got: h.proc_ as u32 as u64 }));
     }
 }

@@ -104,7 +104,9 @@ pub fn walk(d: &Dissection<'_>, time_relative: f64, sink: &mut dyn FieldSink, ld
     link(d, sink);
     ip(d, sink);
     udp(d, sink);
+    tcp(d, sink);
     ldm(d, sink, ldm_extra);
+    libvirt(d, sink, ldm_extra);
 }
 
 fn frame(d: &Dissection<'_>, time_relative: f64, sink: &mut dyn FieldSink) {
@@ -190,6 +192,51 @@ fn udp(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
     sink.field("length", Value::U64(udp.length.into()));
     sink.field("checksum", Value::U64(udp.checksum.into()));
     sink.field("checksum_status", checksum_status(udp.checksum_status));
+    sink.end_layer();
+}
+
+fn tcp(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
+    let Some(tcp) = &d.tcp else { return };
+    sink.layer("tcp");
+    sink.field("srcport", Value::U64(tcp.src_port.into()));
+    sink.field("dstport", Value::U64(tcp.dst_port.into()));
+    sink.field("seq", Value::U64(tcp.seq.into()));
+    sink.field("ack", Value::U64(tcp.ack.into()));
+    sink.field("flags", Value::U64(tcp.flags.into()));
+    sink.field("len", Value::U64(tcp.payload_len as u64));
+    sink.end_layer();
+}
+
+/// The libvirt message: header fields by number and by name, the error of an
+/// error reply, and (through `extra`) the analysis's pairing and latency.
+fn libvirt(d: &Dissection<'_>, sink: &mut dyn FieldSink, extra: &dyn Fn(&mut dyn FieldSink)) {
+    let Some(msg) = &d.libvirt else { return };
+    let h = &msg.header;
+    sink.layer("libvirt");
+    sink.field("len", Value::U64(h.len.into()));
+    sink.field("prog", Value::U64(h.prog.into()));
+    if let Some(name) = h.program_name() {
+        sink.field("prog_name", Value::Str(name));
+    }
+    sink.field("vers", Value::U64(h.vers.into()));
+    sink.field("proc", Value::I64(h.proc_.into()));
+    if let Some(name) = h.procedure_name() {
+        sink.field("proc_name", Value::Str(name));
+    }
+    sink.field("type", Value::I64(h.msg_type.to_i32().into()));
+    sink.field("type_name", Value::Str(h.msg_type.name()));
+    sink.field("serial", Value::U64(h.serial.into()));
+    sink.field("status", Value::I64(h.status.to_i32().into()));
+    sink.field("status_name", Value::Str(h.status.name()));
+    sink.field("payload_len", Value::U64(msg.payload_len() as u64));
+    if let Some(error) = msg.error() {
+        sink.field("error_code", Value::I64(error.code.into()));
+        sink.field("error_domain", Value::I64(error.domain.into()));
+        if let Some(message) = error.message {
+            sink.field("error_message", Value::Text(message));
+        }
+    }
+    extra(sink);
     sink.end_layer();
 }
 

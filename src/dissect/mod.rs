@@ -9,13 +9,18 @@ pub mod reassembly;
 pub mod stream;
 pub mod tcp;
 
+use etherparse::IpNumber;
+
 use crate::capture::Frame;
 use crate::expert::{Detail, Finding, Key};
 use crate::wire::ldm::{self, Message};
+use crate::wire::libvirt;
 
 pub use ip::{ChecksumStatus, IpInfo, UdpInfo};
 pub use link::{Link, LinkKind, NetProto};
 use reassembly::{Fragment, KeptFrame, Reassembler};
+use stream::{FlowKey, Streams};
+pub use tcp::TcpInfo;
 
 /// A packet's findings. A clean packet has none, and an empty Vec allocates
 /// nothing; an inline array of room for every key made each dissection 2 KiB
@@ -32,11 +37,13 @@ pub struct Options {
     /// Verify the IPv4 and UDP checksums of every frame, not only of ldm
     /// ones (`--all` shows the others; otherwise nobody sees their sums).
     pub checksum_all: bool,
+    /// TCP port carrying libvirt RPC (either end).
+    pub libvirt_port: u16,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { port: ldm::PORT, heuristic: false, checksum_all: false }
+        Options { port: ldm::PORT, heuristic: false, checksum_all: false, libvirt_port: libvirt::PORT }
     }
 }
 
@@ -53,6 +60,10 @@ pub enum Stop {
     },
     /// UDP, but not ldm.
     OtherUdp,
+    /// TCP, but not libvirt.
+    OtherTcp,
+    /// A libvirt TCP segment that completed no message.
+    LibvirtSegment,
 }
 
 impl std::fmt::Display for Stop {
@@ -67,6 +78,8 @@ impl std::fmt::Display for Stop {
             Stop::NotUdp(proto) => write!(f, "{}", protocol_name(*proto)),
             Stop::Fragment { offset } => write!(f, "IP fragment at offset {offset}"),
             Stop::OtherUdp => write!(f, "UDP"),
+            Stop::OtherTcp => write!(f, "TCP"),
+            Stop::LibvirtSegment => write!(f, "libvirt TCP segment"),
         }
     }
 }
@@ -96,6 +109,12 @@ pub struct Dissection<'a> {
     pub ip: Option<IpInfo>,
     pub udp: Option<UdpInfo>,
     pub ldm: Option<Message<'a>>,
+    pub tcp: Option<TcpInfo>,
+    /// A libvirt message completed by this frame (a frame that completes
+    /// several is visited once per message; see `more_libvirt`).
+    pub libvirt: Option<libvirt::Message<'a>>,
+    /// The libvirt connection direction was seen from its SYN.
+    pub libvirt_from_start: bool,
     pub reassembled: Option<Reassembled>,
     /// Where decoding stopped short of ldm, when it did.
     pub stop: Option<Stop>,
@@ -103,11 +122,24 @@ pub struct Dissection<'a> {
     /// Shown again at the end: the first fragment of a datagram given up on,
     /// which was already counted (and written) when it was read.
     pub replayed: bool,
+    /// A second or later libvirt message of a frame already visited: not
+    /// counted or written again.
+    pub continuation: bool,
 }
 
 impl Dissection<'_> {
     pub fn is_ldm(&self) -> bool {
         self.ldm.is_some()
+    }
+
+    /// A libvirt message, or a libvirt segment with stream findings (a gap).
+    pub fn is_libvirt(&self) -> bool {
+        self.libvirt.is_some() || (self.stop == Some(Stop::LibvirtSegment) && !self.findings.is_empty())
+    }
+
+    /// What a default run shows: ldm and libvirt.
+    pub fn is_shown(&self) -> bool {
+        self.is_ldm() || self.is_libvirt()
     }
 }
 
@@ -119,13 +151,17 @@ pub struct OwnedDissection {
     /// The UDP payload (the ldm message, possibly reassembled).
     payload: Vec<u8>,
     is_ldm: bool,
+    is_libvirt: bool,
+    libvirt_from_start: bool,
     link: Option<Link>,
     ip: Option<IpInfo>,
     udp: Option<UdpInfo>,
+    tcp: Option<TcpInfo>,
     reassembled: Option<Reassembled>,
     stop: Option<Stop>,
     findings: Findings,
     replayed: bool,
+    continuation: bool,
 }
 
 impl Dissection<'_> {
@@ -141,15 +177,23 @@ impl Dissection<'_> {
                 file_offset: f.file_offset,
                 data: f.data.to_vec(),
             },
-            payload: self.ldm.map(|m| m.bytes.to_vec()).unwrap_or_default(),
+            payload: match (self.ldm, self.libvirt) {
+                (Some(m), _) => m.bytes.to_vec(),
+                (None, Some(m)) => m.to_bytes(),
+                (None, None) => Vec::new(),
+            },
             is_ldm: self.ldm.is_some(),
+            is_libvirt: self.libvirt.is_some(),
+            libvirt_from_start: self.libvirt_from_start,
             link: self.link.clone(),
             ip: self.ip,
             udp: self.udp,
+            tcp: self.tcp,
             reassembled: self.reassembled,
             stop: self.stop,
             findings: self.findings.clone(),
             replayed: self.replayed,
+            continuation: self.continuation,
         }
     }
 }
@@ -173,10 +217,14 @@ impl OwnedDissection {
             ip: self.ip,
             udp: self.udp,
             ldm: self.is_ldm.then(|| Message::parse(&self.payload)),
+            tcp: self.tcp,
+            libvirt: if self.is_libvirt { libvirt::Message::parse(&self.payload) } else { None },
+            libvirt_from_start: self.libvirt_from_start,
             reassembled: self.reassembled,
             stop: self.stop,
             findings: self.findings.clone(),
             replayed: self.replayed,
+            continuation: self.continuation,
         }
     }
 
@@ -199,6 +247,10 @@ pub struct Dissector {
     reassembler: Reassembler,
     /// The reassembled payload of the current frame lives here.
     scratch: Vec<u8>,
+    streams: Streams,
+    /// The libvirt messages the current frame completed, and where each is.
+    libvirt_bytes: Vec<u8>,
+    libvirt_messages: Vec<std::ops::Range<usize>>,
 }
 
 /// Where the UDP payload of a frame comes from.
@@ -209,12 +261,63 @@ enum Carrier<'a> {
 
 impl Dissector {
     pub fn new(options: Options) -> Dissector {
-        Dissector { options, reassembler: Reassembler::default(), scratch: Vec::new() }
+        Dissector {
+            options,
+            reassembler: Reassembler::default(),
+            scratch: Vec::new(),
+            streams: Streams::default(),
+            libvirt_bytes: Vec::new(),
+            libvirt_messages: Vec::new(),
+        }
     }
 
     /// Decodes one frame.
     pub fn dissect<'a>(&'a mut self, frame: Frame<'a>) -> Dissection<'a> {
         self.dissect_inner(frame, false)
+    }
+
+    /// Decodes one frame; `visit` gets it, then once more for each further
+    /// libvirt message it completed (marked `continuation`, without the
+    /// frame's findings). Stops early when `visit` returns false.
+    pub fn dissect_each<E>(
+        &mut self,
+        frame: Frame<'_>,
+        mut visit: impl FnMut(&Dissection<'_>) -> Result<bool, E>,
+    ) -> Result<bool, E> {
+        let d = self.dissect_inner(frame, false);
+        if !visit(&d)? {
+            return Ok(false);
+        }
+        if d.libvirt.is_none() {
+            return Ok(true);
+        }
+        // The layers below libvirt are the frame's; they outlive `d`, whose
+        // borrow of the dissector must end before the messages are read.
+        let (link, ip, tcp, from_start) = (d.link.clone(), d.ip, d.tcp, d.libvirt_from_start);
+        for range in self.libvirt_messages.iter().skip(1) {
+            let msg = libvirt::Message::parse(&self.libvirt_bytes[range.clone()]);
+            let mut findings = Findings::new();
+            checks::libvirt(msg.as_ref(), &mut findings);
+            let more = Dissection {
+                frame,
+                link: link.clone(),
+                ip,
+                udp: None,
+                ldm: None,
+                tcp,
+                libvirt: msg,
+                libvirt_from_start: from_start,
+                reassembled: None,
+                stop: None,
+                findings,
+                replayed: false,
+                continuation: true,
+            };
+            if !visit(&more)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Fragmented datagrams given up since the last call (timed out or
@@ -256,10 +359,14 @@ impl Dissector {
             ip: None,
             udp: None,
             ldm: None,
+            tcp: None,
+            libvirt: None,
+            libvirt_from_start: false,
             reassembled: None,
             stop: None,
             findings: Findings::new(),
             replayed: incomplete,
+            continuation: false,
         };
         let (link, net) = match link::decode(frame.linktype, frame.data) {
             Ok(ok) => ok,
@@ -291,6 +398,23 @@ impl Dissector {
             ip::verify_ipv4_checksum(net, &mut ip_info);
         }
         d.ip = Some(ip_info);
+        if ip_info.protocol == IpNumber::TCP.0 && !incomplete {
+            self.tcp_layer(&mut d, &ip_info, ip_payload);
+            if d.tcp.is_some() && d.stop != Some(Stop::OtherTcp) && !checksum_all {
+                // As for ldm: only the traffic we decode has its header summed.
+                ip::verify_ipv4_checksum(net, &mut ip_info);
+                d.ip = Some(ip_info);
+            }
+            if let ChecksumStatus::Bad { computed } = ip_info.checksum_status {
+                let detail = Detail::Expected { field: "checksum", got: ip_info.checksum.into(), want: computed.into() };
+                d.findings.insert(0, Finding::new(Key::IpBadChecksum, detail));
+            }
+            if d.libvirt.is_some() {
+                // Borrow the messages' bytes only once the streams are done with them.
+                d.libvirt = libvirt::Message::parse(&self.libvirt_bytes[self.libvirt_messages[0].clone()]);
+            }
+            return d;
+        }
         if !ip::is_udp(&ip_info) {
             d.stop = Some(Stop::NotUdp(ip_info.protocol));
             return d;
@@ -355,6 +479,44 @@ impl Dissector {
         collect_findings(&mut d.findings, &frame, &udp_ip, &udp_info, &msg, cut_by_capture, d.reassembled);
         d.ldm = Some(msg);
         d
+    }
+
+    /// TCP, and for the libvirt port the stream's messages (left in
+    /// `libvirt_bytes`; `d.libvirt` is set to a placeholder when there are any).
+    fn tcp_layer(&mut self, d: &mut Dissection<'_>, ip: &IpInfo, ip_payload: &[u8]) {
+        self.libvirt_bytes.clear();
+        self.libvirt_messages.clear();
+        let (tcp_info, payload) = match tcp::tcp(ip_payload) {
+            Ok(ok) => ok,
+            Err(e) => {
+                d.stop = Some(Stop::Ip(e));
+                return;
+            }
+        };
+        d.tcp = Some(tcp_info);
+        let port = self.options.libvirt_port;
+        if tcp_info.src_port != port && tcp_info.dst_port != port {
+            d.stop = Some(Stop::OtherTcp);
+            return;
+        }
+        if let Some(fragment) = ip.fragment {
+            // TCP is not reassembled from IP fragments (senders use path MTU discovery).
+            d.stop = Some(Stop::Fragment { offset: fragment.offset });
+            return;
+        }
+        let key = FlowKey { src: ip.src, src_port: tcp_info.src_port, dst: ip.dst, dst_port: tcp_info.dst_port };
+        let delivered = self.streams.segment(key, &tcp_info, payload, &mut self.libvirt_bytes);
+        checks::stream(&delivered, &mut d.findings);
+        d.libvirt_from_start = delivered.from_start;
+        self.libvirt_messages = delivered.messages;
+        match self.libvirt_messages.first() {
+            Some(first) => {
+                let placeholder = libvirt::Message::parse(&self.libvirt_bytes[first.clone()]);
+                checks::libvirt(placeholder.as_ref(), &mut d.findings);
+                d.libvirt = placeholder.map(|m| libvirt::Message { header: m.header, payload: &[] });
+            }
+            None => d.stop = Some(Stop::LibvirtSegment),
+        }
     }
 
     fn is_ldm(&self, udp: &UdpInfo, payload: &[u8]) -> bool {

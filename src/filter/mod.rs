@@ -92,18 +92,42 @@ pub const FIELDS: &[(&str, Kind)] = &[
     ("ldm.request_in", Kind::Number),
     ("ldm.rtt", Kind::Number),
     ("ldm.response_in", Kind::Number),
+    ("tcp.srcport", Kind::Number),
+    ("tcp.dstport", Kind::Number),
+    ("tcp.seq", Kind::Number),
+    ("tcp.ack", Kind::Number),
+    ("tcp.flags", Kind::Number),
+    ("tcp.len", Kind::Number),
+    ("libvirt.len", Kind::Number),
+    ("libvirt.prog", Kind::Number),
+    ("libvirt.prog_name", Kind::Text),
+    ("libvirt.vers", Kind::Number),
+    ("libvirt.proc", Kind::Number),
+    ("libvirt.proc_name", Kind::Text),
+    ("libvirt.type", Kind::Number),
+    ("libvirt.type_name", Kind::Text),
+    ("libvirt.serial", Kind::Number),
+    ("libvirt.status", Kind::Number),
+    ("libvirt.status_name", Kind::Text),
+    ("libvirt.payload_len", Kind::Number),
+    ("libvirt.error_code", Kind::Number),
+    ("libvirt.error_domain", Kind::Number),
+    ("libvirt.error_message", Kind::Text),
+    ("libvirt.request_in", Kind::Number),
+    ("libvirt.rtt", Kind::Number),
     ("expert", Kind::Text),
     ("expert.severity", Kind::Text),
 ];
 
 /// Layer names: a bare layer is true when the packet has it.
-const LAYERS: &[&str] = &["frame", "eth", "sll", "ip", "ipv6", "udp", "ldm", "expert"];
+const LAYERS: &[&str] = &["frame", "eth", "sll", "ip", "ipv6", "udp", "tcp", "ldm", "libvirt", "expert"];
 
 /// Names that stand for two fields (either matches).
 const ALIASES: &[(&str, [&str; 2])] = &[
     ("ip.addr", ["ip.src", "ip.dst"]),
     ("ipv6.addr", ["ipv6.src", "ipv6.dst"]),
     ("udp.port", ["udp.srcport", "udp.dstport"]),
+    ("tcp.port", ["tcp.srcport", "tcp.dstport"]),
     ("eth.addr", ["eth.src", "eth.dst"]),
 ];
 
@@ -175,6 +199,33 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+/// A name that stands for a number: `SEND_MSG`, `CALL`, `ERROR`, `REMOTE`,
+/// `DOMAIN_GET_INFO`.
+fn symbolic_value(field: &str, word: &str) -> Option<f64> {
+    use crate::wire::libvirt;
+    let upper = word.to_ascii_uppercase();
+    match field {
+        "ldm.msg_type" => msg_type_value(word).map(f64::from),
+        "libvirt.type" => (0..=6).find(|&t| libvirt::MsgType::from_i32(t).name() == upper).map(f64::from),
+        "libvirt.status" => (0..=2).find(|&s| libvirt::Status::from_i32(s).name() == upper).map(f64::from),
+        "libvirt.prog" => [
+            libvirt::PROGRAM_REMOTE,
+            libvirt::PROGRAM_QEMU,
+            libvirt::PROGRAM_LXC,
+            libvirt::PROGRAM_KEEPALIVE,
+            libvirt::PROGRAM_ADMIN,
+        ]
+        .into_iter()
+        .find(|&p| libvirt::program_name(p) == Some(upper.as_str()))
+        .map(f64::from),
+        "libvirt.proc" => {
+            let name = upper.trim_start_matches("REMOTE_PROC_");
+            (1..1000).find(|&p| libvirt::procedure_name(libvirt::PROGRAM_REMOTE, p) == Some(name)).map(f64::from)
+        }
+        _ => None,
+    }
 }
 
 fn msg_type_value(word: &str) -> Option<u32> {
@@ -330,12 +381,17 @@ fn literal(field: &str, kind: Kind, op: &'static str, value: &Spanned) -> Result
     let ordering = matches!(op, "<" | ">" | "<=" | ">=");
     Ok(match kind {
         Kind::Number => {
-            if field == "ldm.msg_type" {
-                if let Some(t) = msg_type_value(text) {
-                    return Ok(Literal::Number(f64::from(t)));
-                }
+            if let Some(value) = symbolic_value(field, text) {
+                return Ok(Literal::Number(value));
             }
-            let example = if field == "ldm.msg_type" { "SEND_MSG (or 0-3)" } else { "1" };
+            let example = match field {
+                "ldm.msg_type" => "SEND_MSG (or 0-3)",
+                "libvirt.type" => "CALL (or 0-6)",
+                "libvirt.status" => "ERROR (or 0-2)",
+                "libvirt.prog" => "REMOTE (or 0x20008086)",
+                "libvirt.proc" => "DOMAIN_GET_INFO (a REMOTE procedure) or its number",
+                _ => "1",
+            };
             Literal::Number(parse_number(text).ok_or_else(|| bad("a number", example))?)
         }
         Kind::Addr => {

@@ -17,6 +17,8 @@ pub struct Summary {
     pub disc_resp: u64,
     /// Unknown type, bad magic, or too short for a type.
     pub other: u64,
+    /// libvirt messages (and libvirt segments with stream findings).
+    pub libvirt: u64,
     pub errors: u64,
     pub warnings: u64,
     pub notes: u64,
@@ -27,19 +29,16 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Counts an ldm packet and its findings (per packet and over time).
-    pub fn ldm_packet(&mut self, d: &Dissection<'_>, over_time: &[Finding]) {
-        let Some(msg) = &d.ldm else { return };
-        self.ldm += 1;
-        let counter = match msg.msg_type {
-            _ if msg.magic_no.is_some() && !msg.magic_ok() => &mut self.other,
-            Some(MsgType::SendMsg) => &mut self.send_msg,
-            Some(MsgType::ResponseMsg) => &mut self.response_msg,
-            Some(MsgType::DiscSend) => &mut self.disc_send,
-            Some(MsgType::DiscResp) => &mut self.disc_resp,
-            Some(MsgType::Unknown(_)) | None => &mut self.other,
-        };
-        *counter += 1;
+    /// Counts an ldm packet or libvirt message and its findings (per packet
+    /// and over time).
+    pub fn packet(&mut self, d: &Dissection<'_>, over_time: &[Finding]) {
+        if d.is_libvirt() {
+            self.libvirt += 1;
+        } else if let Some(msg) = &d.ldm {
+            self.ldm_type(msg);
+        } else {
+            return;
+        }
         for finding in d.findings.iter().chain(over_time) {
             let severity = finding.severity();
             match severity {
@@ -51,13 +50,31 @@ impl Summary {
             self.worst = self.worst.max(Some(severity));
         }
     }
+
+    /// Packets shown: ldm, and libvirt messages.
+    pub fn shown(&self) -> u64 {
+        self.ldm + self.libvirt
+    }
+
+    fn ldm_type(&mut self, msg: &crate::wire::ldm::Message<'_>) {
+        self.ldm += 1;
+        let counter = match msg.msg_type {
+            _ if msg.magic_no.is_some() && !msg.magic_ok() => &mut self.other,
+            Some(MsgType::SendMsg) => &mut self.send_msg,
+            Some(MsgType::ResponseMsg) => &mut self.response_msg,
+            Some(MsgType::DiscSend) => &mut self.disc_send,
+            Some(MsgType::DiscResp) => &mut self.disc_resp,
+            Some(MsgType::Unknown(_)) | None => &mut self.other,
+        };
+        *counter += 1;
+    }
 }
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} frame{} read, {} ldm (SEND_MSG {}, RESPONSE_MSG {}, LDMD_DISC_SEND {}, LDMD_DISC_RESP {}, other {}); findings: {} error, {} warn, {} note",
+            "{} frame{} read, {} ldm (SEND_MSG {}, RESPONSE_MSG {}, LDMD_DISC_SEND {}, LDMD_DISC_RESP {}, other {})",
             self.frames,
             if self.frames == 1 { "" } else { "s" },
             self.ldm,
@@ -66,10 +83,11 @@ impl fmt::Display for Summary {
             self.disc_send,
             self.disc_resp,
             self.other,
-            self.errors,
-            self.warnings,
-            self.notes
         )?;
+        if self.libvirt > 0 {
+            write!(f, ", {} libvirt", self.libvirt)?;
+        }
+        write!(f, "; findings: {} error, {} warn, {} note", self.errors, self.warnings, self.notes)?;
         if self.evicted > 0 {
             write!(f, "; {} analysis entries evicted by the table caps", self.evicted)?;
         }

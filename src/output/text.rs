@@ -6,7 +6,8 @@ use std::io::{self, Write};
 use crate::dissect::fields::escape_text;
 use crate::dissect::Dissection;
 use crate::expert::{MacAddr, Severity};
-use crate::wire::ldm::{CharField, Message, MsgType, Payload};
+use crate::wire::ldm::{CharField, Message, MsgType as LdmType, Payload};
+use crate::wire::libvirt::{self, MsgType, Status};
 
 use super::Packet;
 
@@ -41,6 +42,12 @@ impl Style {
 /// `SRC → DST`: IP addresses, else MAC addresses. Written straight to the
 /// output, as every line starts with them.
 fn write_endpoints(out: &mut impl Write, d: &Dissection<'_>) -> io::Result<()> {
+    // A TCP connection is told apart by its ports.
+    if let (Some(ip), Some(tcp)) = (&d.ip, &d.tcp) {
+        let src = std::net::SocketAddr::new(ip.src, tcp.src_port);
+        let dst = std::net::SocketAddr::new(ip.dst, tcp.dst_port);
+        return write!(out, "{src} → {dst}");
+    }
     if let Some(ip) = &d.ip {
         return write!(out, "{} → {}", ip.src, ip.dst);
     }
@@ -105,7 +112,7 @@ pub fn summary_fields(msg: &Message<'_>, out: &mut String) {
             text_field(out, "version", disc.ldmd_version);
         }
         Payload::Opaque(_) => {
-            if let Some(MsgType::Unknown(t)) = msg.msg_type {
+            if let Some(LdmType::Unknown(t)) = msg.msg_type {
                 let _ = write!(out, " msg_type={t}");
             }
         }
@@ -116,7 +123,7 @@ fn type_name(msg: &Message<'_>) -> &'static str {
     if msg.magic_no.is_some() && !msg.magic_ok() {
         return "BAD_MAGIC";
     }
-    msg.msg_type.map_or("TRUNCATED", MsgType::name)
+    msg.msg_type.map_or("TRUNCATED", LdmType::name)
 }
 
 /// Writes the one-line form of an ldm packet, or (with `--all`) a brief line
@@ -126,15 +133,18 @@ pub fn write_line(out: &mut impl Write, p: &Packet<'_, '_>, time_relative: f64, 
     write!(out, "{:>5} {:>11.6} ", d.frame.number, time_relative)?;
     write_endpoints(out, d)?;
     out.write_all(b" ")?;
-    let Some(msg) = &d.ldm else {
+    if let Some(msg) = &d.ldm {
+        style.bold(type_name(msg), out)?;
+        let mut fields = String::with_capacity(128);
+        summary_fields(msg, &mut fields);
+        out.write_all(fields.as_bytes())?;
+    } else if let Some(msg) = &d.libvirt {
+        write_libvirt(out, msg, style)?;
+    } else {
         let what = d.stop.map(|s| s.to_string()).unwrap_or_default();
         let ports = d.udp.map(|u| format!(" {} → {}", u.src_port, u.dst_port)).unwrap_or_default();
-        return writeln!(out, "{what}{ports} len={}", d.frame.len);
-    };
-    style.bold(type_name(msg), out)?;
-    let mut fields = String::with_capacity(128);
-    summary_fields(msg, &mut fields);
-    out.write_all(fields.as_bytes())?;
+        write!(out, "{what}{ports} len={}", d.frame.len)?;
+    }
     if let Some(rtt) = p.note.rtt {
         write!(out, " rtt={rtt:.6}")?;
     }
@@ -149,4 +159,39 @@ pub fn write_line(out: &mut impl Write, p: &Packet<'_, '_>, time_relative: f64, 
         out.write_all(b"]")?;
     }
     out.write_all(b"\n")
+}
+
+/// `CALL REMOTE.DOMAIN_GET_INFO serial=8`, with the status of a reply and
+/// the error of an error reply.
+fn write_libvirt(out: &mut impl Write, msg: &libvirt::Message<'_>, style: Style) -> io::Result<()> {
+    let h = &msg.header;
+    style.bold(h.msg_type.name(), out)?;
+    match (h.program_name(), h.procedure_name()) {
+        (Some(prog), Some(proc_)) => write!(out, " {prog}.{proc_}")?,
+        (Some(prog), None) => write!(out, " {prog}.{}", h.proc_)?,
+        (None, _) => write!(out, " prog={:#x} proc={}", h.prog, h.proc_)?,
+    }
+    if let MsgType::Unknown(t) = h.msg_type {
+        write!(out, " type={t}")?;
+    }
+    write!(out, " serial={}", h.serial)?;
+    if h.msg_type != MsgType::Call || h.status != Status::Ok {
+        write!(out, " status={}", h.status.name())?;
+    }
+    if matches!(h.msg_type, MsgType::Stream | MsgType::StreamHole) {
+        write!(out, " bytes={}", msg.payload_len())?;
+    }
+    if let Some(error) = msg.error() {
+        write!(out, " code={} domain={}", error.code, error.domain)?;
+        if let Some(text) = error.message {
+            let mut value = String::with_capacity(text.len().min(MAX_LINE_TEXT + 8));
+            escape_text(text, &mut value);
+            if value.len() > MAX_LINE_TEXT {
+                value.truncate(MAX_LINE_TEXT - 3);
+                value.push_str("...");
+            }
+            write!(out, " \"{}\"", value.replace('"', "\\\""))?;
+        }
+    }
+    Ok(())
 }

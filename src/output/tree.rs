@@ -6,9 +6,10 @@ use std::ops::Range;
 
 use crate::capture::linktype_name;
 use crate::dissect::fields::{escaped, rfc3339};
-use crate::dissect::{ChecksumStatus, Dissection, IpInfo, Link, LinkKind, UdpInfo};
+use crate::dissect::{ChecksumStatus, Dissection, IpInfo, Link, LinkKind, TcpInfo, UdpInfo};
 use crate::expert::format_mac;
 use crate::wire::ldm::{self, field, CharField, Message, MsgType, Payload};
+use crate::wire::libvirt;
 
 use super::text::Style;
 use super::Packet;
@@ -36,11 +37,18 @@ pub fn write_tree(out: &mut impl Write, p: &Packet<'_, '_>, time_relative: f64, 
     if let Some(udp) = &d.udp {
         write_udp(out, udp)?;
     }
+    if let Some(tcp) = &d.tcp {
+        write_tcp(out, tcp)?;
+    }
     if let Some(stop) = d.stop {
         writeln!(out, "[Not decoded further: {stop}]")?;
     }
     if let Some(msg) = &d.ldm {
         write_ldm(out, msg)?;
+        write_links(out, p)?;
+    }
+    if let Some(msg) = &d.libvirt {
+        write_libvirt(out, msg, d.continuation)?;
         write_links(out, p)?;
     }
     if p.has_findings() {
@@ -151,6 +159,44 @@ fn write_udp(out: &mut impl Write, udp: &UdpInfo) -> io::Result<()> {
     writeln!(out, "User Datagram Protocol, Src Port: {}, Dst Port: {}", udp.src_port, udp.dst_port)?;
     writeln!(out, "    Length: {}", udp.length)?;
     writeln!(out, "    Checksum: {}", checksum_text(udp.checksum, udp.checksum_status))
+}
+
+fn write_tcp(out: &mut impl Write, tcp: &TcpInfo) -> io::Result<()> {
+    writeln!(out, "Transmission Control Protocol, Src Port: {}, Dst Port: {}", tcp.src_port, tcp.dst_port)?;
+    writeln!(out, "    Sequence number: {}  Acknowledgment number: {}", tcp.seq, tcp.ack)?;
+    writeln!(out, "    Flags: {:#04x} [{}]  Window: {}", tcp.flags, tcp.flag_letters(), tcp.window)?;
+    writeln!(out, "    Payload: {} bytes", tcp.payload_len)
+}
+
+/// The libvirt header field by field, with names, and an error reply's error.
+fn write_libvirt(out: &mut impl Write, msg: &libvirt::Message<'_>, continuation: bool) -> io::Result<()> {
+    let h = &msg.header;
+    let named = |name: Option<&str>| name.map(|n| format!(" ({n})")).unwrap_or_default();
+    let more = if continuation { ", another message completed by this frame" } else { "" };
+    writeln!(out, "libvirt RPC{more}")?;
+    writeln!(out, "    Length: {}", h.len)?;
+    writeln!(out, "    Program: {:#010x}{}", h.prog, named(h.program_name()))?;
+    writeln!(out, "    Version: {}", h.vers)?;
+    writeln!(out, "    Procedure: {}{}", h.proc_, named(h.procedure_name()))?;
+    writeln!(out, "    Type: {} ({})", h.msg_type.to_i32(), h.msg_type.name())?;
+    writeln!(out, "    Serial: {}", h.serial)?;
+    writeln!(out, "    Status: {} ({})", h.status.to_i32(), h.status.name())?;
+    let kept = if msg.payload.len() < msg.payload_len() {
+        format!(" (first {} kept)", msg.payload.len())
+    } else {
+        String::new()
+    };
+    writeln!(out, "    Payload: {} bytes of XDR{kept}", msg.payload_len())?;
+    if let Some(error) = msg.error() {
+        writeln!(out, "    Error code: {}  domain: {}", error.code, error.domain)?;
+        if let Some(text) = error.message {
+            writeln!(out, "    Error message: {}", escaped(text))?;
+        }
+        if let Some(level) = error.level {
+            writeln!(out, "    Error level: {level}")?;
+        }
+    }
+    Ok(())
 }
 
 fn raw_hex(bytes: &[u8]) -> String {

@@ -289,6 +289,15 @@ impl<'a> Message<'a> {
         (self.header.len as usize).saturating_sub(HEADER_LEN)
     }
 
+    /// The header and the kept payload, as bytes again.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let h = &self.header;
+        let mut out = build(h.prog, h.proc_, h.msg_type, h.serial, h.status, self.payload);
+        out[..4].copy_from_slice(&h.len.to_be_bytes());
+        out[8..12].copy_from_slice(&h.vers.to_be_bytes());
+        out
+    }
+
     /// The error an ERROR reply carries.
     pub fn error(&self) -> Option<RemoteError<'a>> {
         if self.header.status != Status::Error || !self.header.msg_type.is_reply() {
