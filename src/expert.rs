@@ -189,7 +189,7 @@ catalogue! {
     // libvirt RPC (TCP 16509): the stream, each message, and over time.
     LibvirtStreamGap = "libvirt.stream_gap", Error,
         "bytes of this TCP stream were never captured; decoding resumed at the next plausible message header",
-        "capture with a larger buffer (-B) or on a quieter interface; messages in the gap are lost";
+        "messages in the gap are lost: check the capture's drop counts, and capture on the client or daemon host itself";
     LibvirtBadHeader = "libvirt.bad_header", Error,
         "where a message header was due, the bytes are not one (bad length, program, version, type or status)",
         "the peer is not speaking libvirt RPC on this port, or the stream is encrypted (SASL): check the daemon's auth";

@@ -97,6 +97,15 @@ impl Recorder {
         number
     }
 
+    /// A libvirt frame: the messages it completes (or 1 for a segment that
+    /// completes none but raises stream findings) and all their findings.
+    fn libvirt(&mut self, at_us: i64, data: Vec<u8>, records: u64, keys: &[Key]) -> u64 {
+        let number = self.frame(at_us, data);
+        self.expect_keys(number, keys);
+        self.ldm_packets += records - 1;
+        number
+    }
+
     fn expect_keys(&mut self, number: u64, keys: &[Key]) {
         self.ldm_packets += 1;
         if !keys.is_empty() {
@@ -172,6 +181,7 @@ pub fn all() -> Vec<Generated> {
         unsolicited(),
         discovery_inconsistent(),
         time_backwards(),
+        libvirt_anomalies(),
     ]
 }
 
@@ -749,6 +759,136 @@ fn time_backwards() -> Generated {
     r.pcapng(
         "time-backwards.pcapng",
         "A merged capture whose third frame is stamped half a second before the second: flagged, and the analysis keeps the latest time seen.",
+        ETHERNET_US,
+    )
+}
+
+/// One side of a TCP connection to libvirtd, for building its segments.
+struct TcpSide {
+    host: &'static Host,
+    port: u16,
+    /// The next sequence number this side sends.
+    seq: u32,
+}
+
+/// A TCP segment from `from` to `to` (acknowledging everything `to` sent).
+fn tcp_segment(from: &mut TcpSide, to: &TcpSide, flags: u8, payload: &[u8]) -> Vec<u8> {
+    use crate::dissect::tcp::{ACK, FIN, SYN};
+    let mut builder = etherparse::PacketBuilder::ethernet2(from.host.mac, to.host.mac)
+        .ipv4(from.host.ip.octets(), to.host.ip.octets(), 64)
+        .tcp(from.port, to.port, from.seq, 64_240);
+    if flags & SYN != 0 {
+        builder = builder.syn();
+    }
+    if flags & FIN != 0 {
+        builder = builder.fin();
+    }
+    if flags & ACK != 0 {
+        builder = builder.ack(to.seq);
+    }
+    let mut out = Vec::new();
+    builder.write(&mut out, payload).expect("writing to a Vec");
+    let consumed = payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
+    from.seq = from.seq.wrapping_add(consumed);
+    out
+}
+
+fn lv_call(proc_: i32, serial: u32) -> Vec<u8> {
+    use crate::wire::libvirt::{build, MsgType, Status, PROGRAM_REMOTE};
+    build(PROGRAM_REMOTE, proc_, MsgType::Call, serial, Status::Ok, &[0, 0, 0, 0])
+}
+
+fn lv_reply(proc_: i32, serial: u32) -> Vec<u8> {
+    use crate::wire::libvirt::{build, MsgType, Status, PROGRAM_REMOTE};
+    build(PROGRAM_REMOTE, proc_, MsgType::Reply, serial, Status::Ok, &[0, 0, 0, 1])
+}
+
+fn lv_keepalive(proc_: i32) -> Vec<u8> {
+    use crate::wire::libvirt::{build, MsgType, Status, PROGRAM_KEEPALIVE};
+    build(PROGRAM_KEEPALIVE, proc_, MsgType::Message, 0, Status::Ok, &[])
+}
+
+fn libvirt_anomalies() -> Generated {
+    use crate::dissect::tcp::{ACK, FIN, SYN};
+    use crate::wire::libvirt::{build, build_error_payload, MsgType, Status, PORT, PROGRAM_REMOTE};
+    const AUTH_LIST: i32 = 66;
+    const CONNECT_OPEN: i32 = 1;
+    const CONNECT_CLOSE: i32 = 2;
+    const LOOKUP_BY_NAME: i32 = 23;
+    const GET_INFO: i32 = 16;
+    const LIST_ALL_DOMAINS: i32 = 273;
+    let mut r = Recorder::default();
+    let mut client = TcpSide { host: &CLIENT, port: 40_001, seq: 1_000 };
+    let mut daemon = TcpSide { host: &LDOM_A, port: PORT, seq: 50_000 };
+    let mut t = 0;
+    let mut at = || {
+        t += 200;
+        t
+    };
+    // Connection 1, captured from its SYN.
+    r.frame(at(), tcp_segment(&mut client, &daemon, SYN, &[]));
+    r.frame(at(), tcp_segment(&mut daemon, &client, SYN | ACK, &[]));
+    r.frame(at(), tcp_segment(&mut client, &daemon, ACK, &[]));
+    r.libvirt(at(), tcp_segment(&mut client, &daemon, ACK, &lv_call(AUTH_LIST, 0)), 1, &[]);
+    r.libvirt(at(), tcp_segment(&mut daemon, &client, ACK, &lv_reply(AUTH_LIST, 0)), 1, &[]);
+    // Two calls in one segment: two records.
+    let two = [lv_call(CONNECT_OPEN, 1), lv_call(LOOKUP_BY_NAME, 2)].concat();
+    r.libvirt(at(), tcp_segment(&mut client, &daemon, ACK, &two), 2, &[]);
+    // One reply across two segments: decoded in the second.
+    let open_reply = lv_reply(CONNECT_OPEN, 1);
+    r.frame(at(), tcp_segment(&mut daemon, &client, ACK, &open_reply[..10]));
+    r.libvirt(at(), tcp_segment(&mut daemon, &client, ACK, &open_reply[10..]), 1, &[]);
+    // An error reply, then the same segment again (a retransmission).
+    let error = build_error_payload(42, 10, "Domain not found: no domain with matching name 'ldom-x'");
+    let error_reply = build(PROGRAM_REMOTE, LOOKUP_BY_NAME, MsgType::Reply, 2, Status::Error, &error);
+    let seq_before = daemon.seq;
+    r.libvirt(at(), tcp_segment(&mut daemon, &client, ACK, &error_reply), 1, &[Key::LibvirtErrorReply]);
+    let mut again = TcpSide { seq: seq_before, ..daemon };
+    r.libvirt(at(), tcp_segment(&mut again, &client, ACK, &error_reply), 1, &[Key::LibvirtRetransmission]);
+    // A procedure libvirt does not define.
+    r.libvirt(at(), tcp_segment(&mut client, &daemon, ACK, &lv_call(9_999, 3)), 1, &[Key::LibvirtUnknownProcedure]);
+    // A serial reused while its call is unanswered.
+    r.libvirt(at(), tcp_segment(&mut client, &daemon, ACK, &lv_call(GET_INFO, 4)), 1, &[]);
+    r.libvirt(at(), tcp_segment(&mut client, &daemon, ACK, &lv_call(GET_INFO, 4)), 1, &[Key::LibvirtDuplicateSerial]);
+    r.libvirt(at(), tcp_segment(&mut daemon, &client, ACK, &lv_reply(GET_INFO, 4)), 1, &[]);
+    // A reply to a serial never called, on a connection seen from its start.
+    r.libvirt(at(), tcp_segment(&mut daemon, &client, ACK, &lv_reply(GET_INFO, 99)), 1, &[Key::LibvirtReplyWithoutCall]);
+    // A keepalive PING sent while the previous one is unanswered.
+    use crate::wire::libvirt::{KEEPALIVE_PING, KEEPALIVE_PONG};
+    r.libvirt(at(), tcp_segment(&mut client, &daemon, ACK, &lv_keepalive(KEEPALIVE_PING)), 1, &[]);
+    r.libvirt(
+        at(),
+        tcp_segment(&mut client, &daemon, ACK, &lv_keepalive(KEEPALIVE_PING)),
+        1,
+        &[Key::LibvirtKeepaliveUnanswered],
+    );
+    r.libvirt(at(), tcp_segment(&mut daemon, &client, ACK, &lv_keepalive(KEEPALIVE_PONG)), 1, &[]);
+    // Bytes where a header is due: flagged, skipped, and the next call decodes.
+    let garbage = [vec![0xff; 40], lv_call(CONNECT_CLOSE, 5)].concat();
+    r.libvirt(
+        at(),
+        tcp_segment(&mut client, &daemon, ACK, &garbage),
+        1,
+        &[Key::LibvirtBadHeader, Key::LibvirtSkippedBytes],
+    );
+    // 100 bytes never captured, then a call and the FIN: the gap is given up on.
+    client.seq = client.seq.wrapping_add(100);
+    r.libvirt(at(), tcp_segment(&mut client, &daemon, ACK | FIN, &lv_call(CONNECT_CLOSE, 6)), 1, &[Key::LibvirtStreamGap]);
+    // Connection 2, joined mid-way: a reply to an uncaptured call, and the
+    // tail of a message before the next header.
+    let mut client2 = TcpSide { host: &CLIENT, port: 40_002, seq: 7_000 };
+    let mut daemon2 = TcpSide { host: &LDOM_A, port: PORT, seq: 90_000 };
+    r.libvirt(
+        at(),
+        tcp_segment(&mut daemon2, &client2, ACK, &lv_reply(LIST_ALL_DOMAINS, 7)),
+        1,
+        &[Key::LibvirtCallNotCaptured],
+    );
+    let tail = [vec![0xee; 20], lv_call(CONNECT_CLOSE, 8)].concat();
+    r.libvirt(at(), tcp_segment(&mut client2, &daemon2, ACK, &tail), 1, &[Key::LibvirtSkippedBytes]);
+    r.pcapng(
+        "libvirt-anomalies.pcapng",
+        "libvirt RPC (TCP 16509): a connection from its SYN with two calls in one segment, a reply split over two, an error reply and its retransmission, an unknown procedure, a reused serial, a reply without a call, an unanswered keepalive, garbage where a header is due and a gap before the FIN; then a connection joined mid-way.",
         ETHERNET_US,
     )
 }
