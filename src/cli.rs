@@ -410,6 +410,22 @@ pub struct ConformArgs {
     /// Colour the diff: auto (on a terminal), always, never.
     #[arg(long, value_enum, default_value_t = Color::Auto, value_name = "WHEN")]
     pub color: Color,
+
+    /// What to replay: ldm requests, libvirt connections, or auto (ldm if the
+    /// capture has ldm requests, else libvirt).
+    #[arg(long, value_enum, default_value_t = ConformProtocol::Auto)]
+    pub protocol: ConformProtocol,
+
+    /// libvirt: TCP port of libvirtd in the capture.
+    #[arg(long, default_value_t = crate::wire::libvirt::PORT, value_name = "PORT")]
+    pub libvirt_port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConformProtocol {
+    Auto,
+    Ldm,
+    Libvirt,
 }
 
 fn parse_mac_arg(text: &str) -> Result<[u8; 6], String> {

@@ -178,7 +178,8 @@ fn our_messages(path: &Path) -> (Vec<Row>, Vec<serde_json::Value>) {
 /// The same rows from tshark with libvirt's plugin (one per message: a frame
 /// with several messages lists each field once per message).
 fn their_messages(path: &Path) -> Vec<Row> {
-    let fields = ["frame.number", "libvirt.program", "libvirt.procedure", "libvirt.type", "libvirt.serial", "libvirt.status"];
+    let fields =
+        ["frame.number", "libvirt.program", "libvirt.procedure", "libvirt.type", "libvirt.serial", "libvirt.status"];
     let mut cmd = Command::new("tshark");
     cmd.arg("-r").arg(path).args(["-Y", "libvirt", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"]);
     for field in fields {

@@ -192,7 +192,8 @@ impl Tracker {
                 *self.pings.entry(flow, || frame) = frame;
             }
             KEEPALIVE_PONG => {
-                let reverse = FlowKey { src: flow.dst, src_port: flow.dst_port, dst: flow.src, dst_port: flow.src_port };
+                let reverse =
+                    FlowKey { src: flow.dst, src_port: flow.dst_port, dst: flow.src, dst_port: flow.src_port };
                 self.pings.remove(&reverse);
             }
             _ => {}

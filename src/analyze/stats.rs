@@ -268,16 +268,27 @@ impl Stats {
     /// Calls, errors and latency per procedure, busiest first.
     fn libvirt_proc_rows(&self) -> Vec<Vec<String>> {
         let header = [
-            "program", "procedure", "calls", "replies", "errors", "events", "streams", "stream_bytes", "rtt_avg_ms",
+            "program",
+            "procedure",
+            "calls",
+            "replies",
+            "errors",
+            "events",
+            "streams",
+            "stream_bytes",
+            "rtt_avg_ms",
             "rtt_max_ms",
         ];
         let mut rows = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
         let mut procs: Vec<_> = self.libvirt.procs.iter().collect();
-        procs.sort_by_key(|((prog, proc_), p)| (std::cmp::Reverse(p.calls + p.events + p.stream_messages), *prog, *proc_));
+        procs.sort_by_key(|((prog, proc_), p)| {
+            (std::cmp::Reverse(p.calls + p.events + p.stream_messages), *prog, *proc_)
+        });
         for ((prog, proc_), p) in procs {
-            let program = crate::wire::libvirt::program_name(*prog).map_or_else(|| format!("{prog:#x}"), str::to_string);
-            let procedure = crate::wire::libvirt::procedure_name(*prog, *proc_)
-                .map_or_else(|| proc_.to_string(), str::to_string);
+            let program =
+                crate::wire::libvirt::program_name(*prog).map_or_else(|| format!("{prog:#x}"), str::to_string);
+            let procedure =
+                crate::wire::libvirt::procedure_name(*prog, *proc_).map_or_else(|| proc_.to_string(), str::to_string);
             let avg = if p.replies > 0 { format!("{:.3}", p.rtt_sum / p.replies as f64 * 1e3) } else { String::new() };
             let max = if p.replies > 0 { format!("{:.3}", p.rtt_max * 1e3) } else { String::new() };
             rows.push(vec![

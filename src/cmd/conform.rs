@@ -3,14 +3,73 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use ldm_sniff::cli::{ConformArgs, ConformFormat, Pace};
-use ldm_sniff::conform::{self, report, transcript, Normalise, Target};
+use ldm_sniff::cli::{ConformArgs, ConformFormat, ConformProtocol, Pace};
+use ldm_sniff::conform::{self, libvirt, report, transcript, Exchange, Normalise, Target};
+use ldm_sniff::dissect;
 use ldm_sniff::probe;
 
 use super::{error, interface};
 use crate::EXIT_FINDINGS;
 
 pub fn run(args: &ConformArgs) -> ExitCode {
+    match args.protocol {
+        ConformProtocol::Ldm => run_ldm(args),
+        ConformProtocol::Libvirt => run_libvirt(args),
+        // ldm if the capture has ldm requests, else libvirt if it has calls.
+        ConformProtocol::Auto => match conform::load(&args.capture, args.window) {
+            Err(_) if libvirt_calls(args) => run_libvirt(args),
+            _ => run_ldm(args),
+        },
+    }
+}
+
+fn libvirt_options(args: &ConformArgs) -> dissect::Options {
+    dissect::Options { libvirt_port: args.libvirt_port, ..dissect::Options::default() }
+}
+
+fn libvirt_calls(args: &ConformArgs) -> bool {
+    libvirt::load(&args.capture, libvirt_options(args)).is_ok_and(|loaded| libvirt::has_calls(&loaded))
+}
+
+/// Replays the client side of each libvirt connection.
+fn run_libvirt(args: &ConformArgs) -> ExitCode {
+    let started = Instant::now();
+    if args.raw {
+        return error("--raw re-injects ldm frames; libvirt connections are replayed over TCP");
+    }
+    let target = match args.target.as_deref().map(libvirt::parse_target).transpose() {
+        Ok(target) => target,
+        Err(message) => return error(&message),
+    };
+    let loaded = match libvirt::load(&args.capture, libvirt_options(args)) {
+        Ok(loaded) => loaded,
+        Err(message) => return error(&message),
+    };
+    for note in &loaded.skipped {
+        eprintln!("ldm-sniff: {note}");
+    }
+    for connection in &loaded.connections {
+        let addr = target.unwrap_or(connection.server);
+        if !conform::is_local_addr(addr.ip()) && !args.allow_remote {
+            return error(&format!(
+                "libvirtd at {addr} is neither loopback nor on a directly connected network; replaying at a remote host needs --allow-remote"
+            ));
+        }
+    }
+    let replies = match libvirt::replay(&loaded.connections, target, args.window) {
+        Ok(replies) => replies,
+        Err(e) => {
+            let addr = target.map_or_else(|| "the recorded libvirtd".to_string(), |t| t.to_string());
+            return error(&format!("cannot replay to {addr}: {e}; check that libvirtd listens there (listen_tcp)"));
+        }
+    };
+    let actual = libvirt::transcript(&loaded.connections, &replies);
+    let recorded = libvirt::transcript(&loaded.connections, &libvirt::recorded(&loaded.connections));
+    let target_name = target.map_or_else(|| "the recorded libvirtd".to_string(), |t| t.to_string());
+    finish(args, actual, recorded, &target_name, started)
+}
+
+fn run_ldm(args: &ConformArgs) -> ExitCode {
     let started = Instant::now();
     let norm = match Normalise::new(&args.redact, &args.keep) {
         Ok(norm) => norm,
@@ -71,6 +130,18 @@ pub fn run(args: &ConformArgs) -> ExitCode {
         }
     };
     let actual = conform::transcript(&requests, &replies, args.window, &norm);
+    let recorded = conform::transcript(&requests, &conform::recorded(&requests), args.window, &norm);
+    finish(args, actual, recorded, &target.addr.to_string(), started)
+}
+
+/// Writes or compares the transcript, and reports: the same for ldm and libvirt.
+fn finish(
+    args: &ConformArgs,
+    actual: Vec<Exchange>,
+    recorded: Vec<Exchange>,
+    target: &str,
+    started: Instant,
+) -> ExitCode {
     let actual_text = transcript::render(&actual);
     if args.update {
         let path = args.snapshot.as_deref().unwrap_or_default();
@@ -80,7 +151,7 @@ pub fn run(args: &ConformArgs) -> ExitCode {
         eprintln!("ldm-sniff: wrote {} request(s) to {path}", actual.len());
         return ExitCode::SUCCESS;
     }
-    let (expected, expected_text, expected_name) = match expected(args, &requests, &norm) {
+    let (expected, expected_text, expected_name) = match expected(args, recorded) {
         Ok(found) => found,
         Err(message) => return error(&message),
     };
@@ -91,13 +162,12 @@ pub fn run(args: &ConformArgs) -> ExitCode {
         }
     }
     let color = crate::use_color(args.color);
-    let actual_name = format!("target {}", target.addr);
-    let shown = report::diff(&expected_text, &actual_text, &expected_name, &actual_name, color);
+    let shown = report::diff(&expected_text, &actual_text, &expected_name, &format!("target {target}"), color);
     match args.format {
         ConformFormat::Json => {
             let record = serde_json::json!({
                 "capture": args.capture,
-                "target": target.addr.to_string(),
+                "target": target,
                 "match": shown.is_none(),
                 "expected": expected,
                 "actual": actual,
@@ -117,17 +187,12 @@ pub fn run(args: &ConformArgs) -> ExitCode {
 }
 
 /// The reference: the stored snapshot, or the capture's recorded replies.
-fn expected(
-    args: &ConformArgs,
-    requests: &[conform::Request],
-    norm: &Normalise,
-) -> Result<(Vec<conform::Exchange>, String, String), String> {
+fn expected(args: &ConformArgs, recorded: Vec<Exchange>) -> Result<(Vec<Exchange>, String, String), String> {
     if let Some(path) = &args.snapshot {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("{path}: cannot read the snapshot: {e}; write it with --update"))?;
         return Ok((transcript::parse(&text), text, format!("snapshot {path}")));
     }
-    let exchanges = conform::transcript(requests, &conform::recorded(requests), args.window, norm);
-    let text = transcript::render(&exchanges);
-    Ok((exchanges, text, format!("recorded {}", args.capture)))
+    let text = transcript::render(&recorded);
+    Ok((recorded, text, format!("recorded {}", args.capture)))
 }

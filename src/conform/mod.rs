@@ -6,6 +6,7 @@
 //! replay (live replies) -> transcripts -> diff and reports.
 
 pub mod inject;
+pub mod libvirt;
 pub mod report;
 pub mod transcript;
 
@@ -168,6 +169,15 @@ impl Target {
     pub fn is_local(&self) -> bool {
         let ip = *self.addr.ip();
         ip.is_multicast() || ip.is_loopback() || on_link(ip)
+    }
+}
+
+/// Loopback or on a directly connected network: where a libvirt replay may
+/// connect without --allow-remote.
+pub fn is_local_addr(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || on_link(v4),
+        IpAddr::V6(v6) => v6.is_loopback(),
     }
 }
 

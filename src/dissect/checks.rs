@@ -194,6 +194,9 @@ pub fn libvirt(msg: Option<&libvirt::Message<'_>>, out: &mut Findings) {
     let Some(msg) = msg else { return };
     let h = &msg.header;
     if h.program_name().is_some() && h.procedure_name().is_none() {
-        out.push(Finding::new(Key::LibvirtUnknownProcedure, Detail::Value { field: "proc", got: h.proc_ as u32 as u64 }));
+        out.push(Finding::new(
+            Key::LibvirtUnknownProcedure,
+            Detail::Value { field: "proc", got: h.proc_ as u32 as u64 },
+        ));
     }
 }

@@ -406,7 +406,8 @@ impl Dissector {
                 d.ip = Some(ip_info);
             }
             if let ChecksumStatus::Bad { computed } = ip_info.checksum_status {
-                let detail = Detail::Expected { field: "checksum", got: ip_info.checksum.into(), want: computed.into() };
+                let detail =
+                    Detail::Expected { field: "checksum", got: ip_info.checksum.into(), want: computed.into() };
                 d.findings.insert(0, Finding::new(Key::IpBadChecksum, detail));
             }
             if d.libvirt.is_some() {

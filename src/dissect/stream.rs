@@ -328,12 +328,8 @@ mod tests {
     fn messages_split_and_joined_across_segments() {
         let stream: Vec<u8> = [call(1, 10), call(2, 100), call(3, 0)].concat();
         // SYN at 999: data starts at 1000. Cut at 5, 60 and the rest.
-        let (serials, d) = run(&[
-            (999, &[], SYN),
-            (1000, &stream[..5], 0),
-            (1005, &stream[5..60], 0),
-            (1060, &stream[60..], 0),
-        ]);
+        let (serials, d) =
+            run(&[(999, &[], SYN), (1000, &stream[..5], 0), (1005, &stream[5..60], 0), (1060, &stream[60..], 0)]);
         assert_eq!(serials, vec![vec![], vec![], vec![1], vec![2, 3]]);
         assert!(d.iter().all(|d| d.from_start && d.gap.is_none() && d.skipped == 0));
     }
@@ -344,7 +340,7 @@ mod tests {
         let (serials, d) = run(&[
             (0, &[], SYN),
             (1, &stream[..30], 0),
-            (1, &stream[..30], 0),   // retransmitted
+            (1, &stream[..30], 0),    // retransmitted
             (21, &stream[20..50], 0), // overlaps 10 bytes
             (51, &stream[50..], 0),
         ]);

@@ -49,7 +49,8 @@ pub fn tcp(ip_payload: &[u8]) -> Result<(TcpInfo, &[u8]), IpError> {
     let header = TcpHeaderSlice::from_slice(ip_payload).map_err(|_| IpError::TruncatedTcpHeader)?;
     let header_len = usize::from(header.data_offset()) * 4;
     let payload = &ip_payload[header_len..];
-    let flag_bits = [(header.fin(), FIN), (header.syn(), SYN), (header.rst(), RST), (header.psh(), PSH), (header.ack(), ACK)];
+    let flag_bits =
+        [(header.fin(), FIN), (header.syn(), SYN), (header.rst(), RST), (header.psh(), PSH), (header.ack(), ACK)];
     let flags = flag_bits.iter().filter(|(set, _)| *set).fold(0, |acc, (_, bit)| acc | bit);
     let info = TcpInfo {
         src_port: header.source_port(),

@@ -852,7 +852,12 @@ fn libvirt_anomalies() -> Generated {
     r.libvirt(at(), tcp_segment(&mut client, &daemon, ACK, &lv_call(GET_INFO, 4)), 1, &[Key::LibvirtDuplicateSerial]);
     r.libvirt(at(), tcp_segment(&mut daemon, &client, ACK, &lv_reply(GET_INFO, 4)), 1, &[]);
     // A reply to a serial never called, on a connection seen from its start.
-    r.libvirt(at(), tcp_segment(&mut daemon, &client, ACK, &lv_reply(GET_INFO, 99)), 1, &[Key::LibvirtReplyWithoutCall]);
+    r.libvirt(
+        at(),
+        tcp_segment(&mut daemon, &client, ACK, &lv_reply(GET_INFO, 99)),
+        1,
+        &[Key::LibvirtReplyWithoutCall],
+    );
     // A keepalive PING sent while the previous one is unanswered.
     use crate::wire::libvirt::{KEEPALIVE_PING, KEEPALIVE_PONG};
     r.libvirt(at(), tcp_segment(&mut client, &daemon, ACK, &lv_keepalive(KEEPALIVE_PING)), 1, &[]);
@@ -873,7 +878,12 @@ fn libvirt_anomalies() -> Generated {
     );
     // 100 bytes never captured, then a call and the FIN: the gap is given up on.
     client.seq = client.seq.wrapping_add(100);
-    r.libvirt(at(), tcp_segment(&mut client, &daemon, ACK | FIN, &lv_call(CONNECT_CLOSE, 6)), 1, &[Key::LibvirtStreamGap]);
+    r.libvirt(
+        at(),
+        tcp_segment(&mut client, &daemon, ACK | FIN, &lv_call(CONNECT_CLOSE, 6)),
+        1,
+        &[Key::LibvirtStreamGap],
+    );
     // Connection 2, joined mid-way: a reply to an uncaptured call, and the
     // tail of a message before the next header.
     let mut client2 = TcpSide { host: &CLIENT, port: 40_002, seq: 7_000 };

@@ -1,0 +1,337 @@
+//! `ldm-sniff conform` for libvirt: replay the client side of each recorded
+//! libvirt connection against a target libvirtd, one TCP connection per
+//! recorded one, and compare the replies with the recorded ones.
+//!
+//! Each client CALL is sent as recorded and the replay waits for the reply
+//! with its serial; anything else the daemon sends meanwhile (events) is
+//! listed under that call. Client keepalive messages are not replayed (the
+//! daemon's PONGs depend on timing, not on the calls). A reply's payload is
+//! compared by length and hash, except for the procedures in `VOLATILE`,
+//! whose answers change from run to run (times, counters, host details).
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::capture::CaptureReader;
+use crate::dissect::{self, stream::FlowKey};
+use crate::pipeline;
+use crate::wire::libvirt::{Message, MsgType, Status, HEADER_LEN, MAX_LEN, PROGRAM_KEEPALIVE, PROGRAM_REMOTE};
+
+use super::transcript::Exchange;
+
+/// REMOTE procedures whose reply payload differs between runs of the same
+/// calls: times and CPU counters, host names and host hardware, statistics.
+pub const VOLATILE: [&str; 16] = [
+    "CONNECT_GET_HOSTNAME",
+    "CONNECT_GET_SYSINFO",
+    "CONNECT_GET_CAPABILITIES",
+    "CONNECT_GET_DOMAIN_CAPABILITIES",
+    "CONNECT_GET_ALL_DOMAIN_STATS",
+    "NODE_GET_INFO",
+    "NODE_GET_CPU_STATS",
+    "NODE_GET_MEMORY_STATS",
+    "NODE_GET_FREE_MEMORY",
+    "NODE_GET_CELLS_FREE_MEMORY",
+    "DOMAIN_GET_INFO",
+    "DOMAIN_GET_CPU_STATS",
+    "DOMAIN_GET_JOB_INFO",
+    "DOMAIN_GET_JOB_STATS",
+    "DOMAIN_GET_TIME",
+    "DOMAIN_GET_STATE",
+];
+
+/// One recorded connection: the client's messages in order, each with the
+/// daemon's messages recorded after it (until the client's next message).
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub server: SocketAddr,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub frame: u64,
+    /// The client's message, whole, as sent.
+    pub bytes: Vec<u8>,
+    /// The daemon's messages recorded after it, whole.
+    pub recorded: Vec<Vec<u8>>,
+}
+
+/// What loading found besides the connections: skipped ones, with why.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub connections: Vec<Connection>,
+    pub skipped: Vec<String>,
+}
+
+/// Reads the libvirt connections of a capture. A connection joined mid-way
+/// (no SYN seen) cannot be replayed (its opening calls are missing) and is
+/// skipped, as is one with a message cut to bound memory.
+pub fn load(path: &str, options: dissect::Options) -> Result<Loaded, String> {
+    let reader = CaptureReader::open(path).map_err(|e| e.to_string())?;
+    let mut by_key: BTreeMap<usize, (FlowKey, Connection, bool)> = BTreeMap::new();
+    let mut order: Vec<FlowKey> = Vec::new();
+    let mut skipped = Vec::new();
+    let damage = pipeline::walk(reader, options, |d| {
+        let (Some(msg), Some(ip), Some(tcp)) = (&d.libvirt, d.ip, d.tcp) else { return Ok(true) };
+        let flow = FlowKey { src: ip.src, src_port: tcp.src_port, dst: ip.dst, dst_port: tcp.dst_port };
+        let key = flow.connection();
+        let index = match order.iter().position(|k| *k == key) {
+            Some(i) => i,
+            None => {
+                order.push(key);
+                order.len() - 1
+            }
+        };
+        let from_client = tcp.dst_port == options.libvirt_port;
+        let server =
+            if from_client { SocketAddr::new(ip.dst, tcp.dst_port) } else { SocketAddr::new(ip.src, tcp.src_port) };
+        let entry = by_key
+            .entry(index)
+            .or_insert_with(|| (key, Connection { server, steps: Vec::new() }, d.libvirt_from_start));
+        entry.2 &= d.libvirt_from_start;
+        let whole = msg.payload.len() == msg.payload_len();
+        if !whole {
+            entry.2 = false;
+            skipped.push(format!("frame {}: a message longer than the kept 256 KiB", d.frame.number));
+        }
+        let bytes = msg.to_bytes();
+        if from_client {
+            if msg.header.prog != PROGRAM_KEEPALIVE {
+                entry.1.steps.push(Step { frame: d.frame.number, bytes, recorded: Vec::new() });
+            }
+        } else if msg.header.prog != PROGRAM_KEEPALIVE {
+            // A reply goes with its call (calls may be pipelined); anything
+            // else with the latest client message.
+            let steps = &mut entry.1.steps;
+            let call = steps.iter().rposition(|s| {
+                Message::parse(&s.bytes).is_some_and(|c| {
+                    msg.header.msg_type.is_reply()
+                        && c.header.prog == msg.header.prog
+                        && c.header.serial == msg.header.serial
+                })
+            });
+            if let Some(step) = call.or(steps.len().checked_sub(1)).and_then(|i| steps.get_mut(i)) {
+                step.recorded.push(bytes);
+            }
+        }
+        Ok(true)
+    })
+    .map_err(|e| format!("{path}: {e}"))?;
+    if let Some(e) = damage {
+        return Err(format!("{e} (conform needs the whole capture)"));
+    }
+    let mut loaded = Loaded { skipped, ..Loaded::default() };
+    for (key, connection, from_start) in by_key.into_values() {
+        if !from_start {
+            loaded.skipped.push(format!(
+                "connection {}:{} - {}:{}: not captured from its start (or holds a cut message); not replayed",
+                key.src, key.src_port, key.dst, key.dst_port
+            ));
+            continue;
+        }
+        if !connection.steps.is_empty() {
+            loaded.connections.push(connection);
+        }
+    }
+    if loaded.connections.is_empty() {
+        return Err(format!(
+            "{path}: no libvirt connection captured from its start to replay; record one with tcpdump -i IFACE -w ref.pcap 'tcp port 16509' before the client connects"
+        ));
+    }
+    Ok(loaded)
+}
+
+/// A reply as one canonical line.
+pub fn describe(bytes: &[u8], late: bool) -> String {
+    let Some(msg) = Message::parse(bytes) else { return "unparsable message".to_string() };
+    let h = msg.header;
+    let mut line = format!("{} {} serial={} status={}", h.msg_type.name(), procedure(&msg), h.serial, h.status.name());
+    if let Some(error) = msg.error() {
+        let text = error.message.map(crate::dissect::fields::escaped).unwrap_or_default();
+        line.push_str(&format!(" code={} domain={} message=\"{text}\"", error.code, error.domain));
+    } else if h.prog == PROGRAM_REMOTE && h.procedure_name().is_some_and(|p| VOLATILE.contains(&p)) {
+        line.push_str(&format!(" payload=<volatile, {} bytes>", msg.payload_len()));
+    } else {
+        line.push_str(&format!(" payload={} bytes fnv={:016x}", msg.payload_len(), fnv1a(msg.payload)));
+    }
+    if late {
+        line.push_str(" LATE");
+    }
+    line
+}
+
+fn procedure(msg: &Message<'_>) -> String {
+    let h = msg.header;
+    match (h.program_name(), h.procedure_name()) {
+        (Some(prog), Some(proc_)) => format!("{prog}.{proc_}"),
+        (Some(prog), None) => format!("{prog}.{}", h.proc_),
+        (None, _) => format!("prog={:#x}.{}", h.prog, h.proc_),
+    }
+}
+
+/// FNV-1a, 64 bits: a short, stable fingerprint of a payload for the transcript.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// The transcript: one exchange per client message, numbered across connections.
+pub fn transcript(connections: &[Connection], replies: &[Vec<Vec<(Vec<u8>, bool)>>]) -> Vec<Exchange> {
+    let mut out = Vec::new();
+    for (c, (connection, replies)) in connections.iter().zip(replies).enumerate() {
+        for (step, step_replies) in connection.steps.iter().zip(replies) {
+            let request = match Message::parse(&step.bytes) {
+                Some(msg) => format!(
+                    "connection {} {} {} serial={}",
+                    c + 1,
+                    msg.header.msg_type.name(),
+                    procedure(&msg),
+                    msg.header.serial
+                ),
+                None => format!("connection {} unparsable message", c + 1),
+            };
+            out.push(Exchange {
+                index: out.len() + 1,
+                frame: step.frame,
+                request,
+                // In arrival order: one connection's replies are ordered.
+                replies: step_replies.iter().map(|(bytes, late)| describe(bytes, *late)).collect(),
+            });
+        }
+    }
+    out
+}
+
+/// The recorded replies, in the shape `replay` returns.
+pub fn recorded(connections: &[Connection]) -> Vec<Vec<Vec<(Vec<u8>, bool)>>> {
+    connections
+        .iter()
+        .map(|c| c.steps.iter().map(|s| s.recorded.iter().map(|b| (b.clone(), false)).collect()).collect())
+        .collect()
+}
+
+/// Replays every connection against `target` (or the recorded server when
+/// None), in order. A reply later than `window` is marked late; the replay
+/// waits twice the window for it.
+pub fn replay(
+    connections: &[Connection],
+    target: Option<SocketAddr>,
+    window: f64,
+) -> io::Result<Vec<Vec<Vec<(Vec<u8>, bool)>>>> {
+    connections.iter().map(|c| replay_connection(c, target.unwrap_or(c.server), window)).collect()
+}
+
+fn replay_connection(
+    connection: &Connection,
+    target: SocketAddr,
+    window: f64,
+) -> io::Result<Vec<Vec<(Vec<u8>, bool)>>> {
+    let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(5))?;
+    stream.set_nodelay(true)?;
+    let mut reader = MessageReader::default();
+    let mut all = Vec::new();
+    for step in &connection.steps {
+        stream.write_all(&step.bytes)?;
+        let Some(msg) = Message::parse(&step.bytes) else {
+            all.push(Vec::new());
+            continue;
+        };
+        if !msg.header.msg_type.is_call() {
+            all.push(Vec::new());
+            continue;
+        }
+        all.push(await_reply(&mut stream, &mut reader, msg.header.prog, msg.header.serial, window)?);
+    }
+    Ok(all)
+}
+
+/// Reads messages until the reply to (`prog`, `serial`), or twice the window.
+fn await_reply(
+    stream: &mut TcpStream,
+    reader: &mut MessageReader,
+    prog: u32,
+    serial: u32,
+    window: f64,
+) -> io::Result<Vec<(Vec<u8>, bool)>> {
+    let start = Instant::now();
+    let deadline = Duration::from_secs_f64(2.0 * window);
+    let mut got = Vec::new();
+    while start.elapsed() < deadline {
+        let Some(bytes) = reader.next(stream, deadline - start.elapsed())? else { break };
+        let late = start.elapsed().as_secs_f64() > window;
+        let Some(msg) = Message::parse(&bytes) else { continue };
+        if msg.header.prog == PROGRAM_KEEPALIVE {
+            continue;
+        }
+        let answers = msg.header.msg_type.is_reply() && msg.header.prog == prog && msg.header.serial == serial;
+        let done = answers && msg.header.status != Status::Continue;
+        got.push((bytes, late));
+        if done {
+            break;
+        }
+    }
+    Ok(got)
+}
+
+/// Whole messages from a TCP stream.
+#[derive(Default)]
+struct MessageReader {
+    buffer: Vec<u8>,
+}
+
+impl MessageReader {
+    /// The next message, or None if none arrived in `wait`.
+    fn next(&mut self, stream: &mut TcpStream, wait: Duration) -> io::Result<Option<Vec<u8>>> {
+        let start = Instant::now();
+        loop {
+            if let Some(message) = self.take() {
+                return Ok(Some(message));
+            }
+            let left = wait.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            stream.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+            let mut chunk = [0u8; 64 * 1024];
+            match stream.read(&mut chunk) {
+                Ok(0) => return Ok(None),
+                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn take(&mut self) -> Option<Vec<u8>> {
+        let len = u32::from_be_bytes(self.buffer.get(..4)?.try_into().ok()?) as usize;
+        if !(HEADER_LEN..=MAX_LEN).contains(&len) {
+            // Not libvirt framing: hand the rest over as one unparsable message.
+            return (!self.buffer.is_empty()).then(|| std::mem::take(&mut self.buffer));
+        }
+        if self.buffer.len() < len {
+            return None;
+        }
+        Some(self.buffer.drain(..len).collect())
+    }
+}
+
+/// The libvirt port's default target: `ADDR[:PORT]`, port 16509.
+pub fn parse_target(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    match text.parse::<IpAddr>() {
+        Ok(ip) => Ok(SocketAddr::new(ip, crate::wire::libvirt::PORT)),
+        Err(_) => Err(format!("--target '{text}' is not an IP address with an optional :PORT")),
+    }
+}
+
+/// Whether the capture holds libvirt calls (and so is replayed as libvirt).
+pub fn has_calls(loaded: &Loaded) -> bool {
+    loaded
+        .connections
+        .iter()
+        .any(|c| c.steps.iter().any(|s| Message::parse(&s.bytes).is_some_and(|m| m.header.msg_type == MsgType::Call)))
+}
