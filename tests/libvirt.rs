@@ -295,3 +295,80 @@ fn committed_session_agrees_with_libvirts_own_dissector() {
         }
     }
 }
+
+fn session_capture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/libvirt/virsh-session.pcap")
+}
+
+/// The session with the daemon's CONNECT_GET_VERSION reply changed in its
+/// last payload byte (hv_ver): what a different daemon would answer.
+fn patched_session(dir: &Path) -> PathBuf {
+    let mut bytes = std::fs::read(session_capture()).expect("capture");
+    // prog REMOTE, vers 1, proc 4 (CONNECT_GET_VERSION), type 1 (REPLY).
+    let header = [0x20, 0x00, 0x80, 0x86, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 1];
+    let at = bytes.windows(header.len()).position(|w| w == header).expect("a CONNECT_GET_VERSION reply");
+    let len = u32::from_be_bytes(bytes[at - 4..at].try_into().expect("length word")) as usize;
+    bytes[at - 4 + len - 1] ^= 0x01;
+    let path = dir.join("patched.pcap");
+    std::fs::write(&path, bytes).expect("patched capture written");
+    path
+}
+
+fn conform(daemon: &Daemon, args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", &daemon.ns, BIN, "conform", "--color", "never"])
+        .args(args)
+        .output()
+        .expect("ldm-sniff conform runs")
+}
+
+#[test]
+fn conform_replays_the_session_against_a_fresh_libvirtd() {
+    if !available("conform_replays_the_session_against_a_fresh_libvirtd") {
+        return;
+    }
+    let daemon = Daemon::start();
+    let capture = session_capture();
+    let capture = capture.to_str().expect("UTF-8 path");
+    let out = conform(&daemon, &[capture]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("match: 53 request(s)"), "{stdout}");
+
+    // The transcript, stored and reviewed.
+    let snapshot = daemon.dir.join("transcript.txt");
+    let snapshot = snapshot.to_str().expect("UTF-8 path");
+    let out = conform(&daemon, &[capture, "--snapshot", snapshot, "--update"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let transcript = std::fs::read_to_string(snapshot).expect("transcript written");
+    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("libvirt_conform_transcript", transcript);
+    });
+    let out = conform(&daemon, &[capture, "--snapshot", snapshot]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // A recorded reply that differs: exit 1, the diff names it, JUnit counts it.
+    let patched = patched_session(&daemon.dir);
+    let junit = daemon.dir.join("junit.xml");
+    let out = conform(&daemon, &[patched.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let changed: Vec<&str> =
+        stdout.lines().filter(|l| l.starts_with("-  reply:") || l.starts_with("+  reply:")).collect();
+    assert_eq!(changed.len(), 2, "one reply differs: {stdout}");
+    assert!(changed.iter().all(|l| l.contains("REPLY REMOTE.CONNECT_GET_VERSION")), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).expect("JUnit written");
+    assert!(xml.contains("tests=\"53\"") && xml.contains("failures=\"1\""), "{xml}");
+
+    // No daemon: a clear error, exit 2.
+    drop(daemon);
+    let daemon = Daemon::start();
+    let out = conform(&daemon, &[capture, "--target", "127.0.0.1:16599"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot replay to 127.0.0.1:16599") && stderr.contains("listen_tcp"), "{stderr}");
+    // Not on a connected network (inside the namespace nothing is): refused before connecting.
+    let out = conform(&daemon, &[capture, "--target", "10.200.0.1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
+}

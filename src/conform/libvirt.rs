@@ -23,7 +23,7 @@ use super::transcript::Exchange;
 
 /// REMOTE procedures whose reply payload differs between runs of the same
 /// calls: times and CPU counters, host names and host hardware, statistics.
-pub const VOLATILE: [&str; 16] = [
+pub const VOLATILE: [&str; 15] = [
     "CONNECT_GET_HOSTNAME",
     "CONNECT_GET_SYSINFO",
     "CONNECT_GET_CAPABILITIES",
@@ -39,7 +39,6 @@ pub const VOLATILE: [&str; 16] = [
     "DOMAIN_GET_JOB_INFO",
     "DOMAIN_GET_JOB_STATS",
     "DOMAIN_GET_TIME",
-    "DOMAIN_GET_STATE",
 ];
 
 /// One recorded connection: the client's messages in order, each with the
@@ -154,6 +153,8 @@ pub fn describe(bytes: &[u8], late: bool) -> String {
         line.push_str(&format!(" code={} domain={} message=\"{text}\"", error.code, error.domain));
     } else if h.prog == PROGRAM_REMOTE && h.procedure_name().is_some_and(|p| VOLATILE.contains(&p)) {
         line.push_str(&format!(" payload=<volatile, {} bytes>", msg.payload_len()));
+    } else if msg.payload_len() == 0 {
+        line.push_str(" payload=0 bytes");
     } else {
         line.push_str(&format!(" payload={} bytes fnv={:016x}", msg.payload_len(), fnv1a(msg.payload)));
     }
