@@ -154,6 +154,10 @@ pub struct Args {
     #[arg(long, default_value_t = crate::wire::libvirt::PORT, value_name = "PORT")]
     pub libvirt_port: u16,
 
+    /// TCP port that carries libvirt RPC over TLS (shown as TLS records).
+    #[arg(long, default_value_t = crate::wire::libvirt::TLS_PORT, value_name = "PORT")]
+    pub libvirt_tls_port: u16,
+
     /// Exit 1 when a finding of this severity or worse was seen.
     #[arg(long, value_enum, default_value_t = FailOn::Error, value_name = "SEVERITY")]
     pub fail_on: FailOn,

@@ -83,6 +83,7 @@ fn config(args: &Args, live: bool) -> Result<Config, String> {
             heuristic: args.heuristic,
             checksum_all: args.all,
             libvirt_port: args.libvirt_port,
+            libvirt_tls_port: args.libvirt_tls_port,
         },
         output: output::Options {
             format: args.format,

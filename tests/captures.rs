@@ -33,7 +33,9 @@ fn ldm_findings_counted(name: &str, bytes: Vec<u8>) -> (Vec<(u64, Vec<Key>)>, u6
                     Some((_, all)) => all.extend(keys),
                     None => seen.push((d.frame.number, keys.collect())),
                 }
-                seen.last_mut().map(|(_, all)| all.sort());
+                if let Some((_, all)) = seen.last_mut() {
+                    all.sort();
+                }
             }
             Ok(true)
         })

@@ -372,3 +372,41 @@ fn conform_replays_the_session_against_a_fresh_libvirtd() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
 }
+
+#[test]
+fn tls_records_agree_with_tshark() {
+    if Command::new("tshark").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have tshark");
+        eprintln!("skipped: tshark not installed");
+        return;
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/libvirt-tls-sasl.pcapng");
+    let (_, records) = our_messages(&path);
+    // Per frame: the record lengths in order, and the server name.
+    let mut ours: BTreeMap<u64, (Vec<String>, String)> = BTreeMap::new();
+    for r in records.iter().filter(|r| r["tls"].is_object()) {
+        let entry = ours.entry(r["frame"]["number"].as_u64().expect("frame")).or_default();
+        entry.0.push(r["tls"]["length"].to_string());
+        if let Some(name) = r["tls"]["server_name"].as_str() {
+            entry.1 = name.to_string();
+        }
+    }
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&path)
+        .args(["-d", "tcp.port==16514,tls", "-Y", "tls", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"])
+        .args(["-e", "frame.number", "-e", "tls.record.length", "-e", "tls.handshake.extensions_server_name"])
+        .output()
+        .expect("tshark runs");
+    let mut theirs: BTreeMap<u64, (Vec<String>, String)> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() < 3 || cols[1].is_empty() {
+            continue;
+        }
+        let lengths = cols[1].split(',').map(str::to_string).collect();
+        theirs.insert(cols[0].parse().expect("frame"), (lengths, cols[2].to_string()));
+    }
+    assert!(!theirs.is_empty(), "tshark decodes TLS in the capture");
+    assert_eq!(ours, theirs, "TLS records (lengths, server name) per frame, ours vs tshark");
+}

@@ -58,6 +58,16 @@ pub struct Step {
     pub recorded: Vec<Vec<u8>>,
 }
 
+/// A message from the daemon, and whether it came after the window.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub bytes: Vec<u8>,
+    pub late: bool,
+}
+
+/// Per connection, per client message: what the daemon sent back.
+pub type Replies = Vec<Vec<Vec<Received>>>;
+
 /// What loading found besides the connections: skipped ones, with why.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -179,7 +189,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The transcript: one exchange per client message, numbered across connections.
-pub fn transcript(connections: &[Connection], replies: &[Vec<Vec<(Vec<u8>, bool)>>]) -> Vec<Exchange> {
+pub fn transcript(connections: &[Connection], replies: &Replies) -> Vec<Exchange> {
     let mut out = Vec::new();
     for (c, (connection, replies)) in connections.iter().zip(replies).enumerate() {
         for (step, step_replies) in connection.steps.iter().zip(replies) {
@@ -198,7 +208,7 @@ pub fn transcript(connections: &[Connection], replies: &[Vec<Vec<(Vec<u8>, bool)
                 frame: step.frame,
                 request,
                 // In arrival order: one connection's replies are ordered.
-                replies: step_replies.iter().map(|(bytes, late)| describe(bytes, *late)).collect(),
+                replies: step_replies.iter().map(|r| describe(&r.bytes, r.late)).collect(),
             });
         }
     }
@@ -206,29 +216,19 @@ pub fn transcript(connections: &[Connection], replies: &[Vec<Vec<(Vec<u8>, bool)
 }
 
 /// The recorded replies, in the shape `replay` returns.
-pub fn recorded(connections: &[Connection]) -> Vec<Vec<Vec<(Vec<u8>, bool)>>> {
-    connections
-        .iter()
-        .map(|c| c.steps.iter().map(|s| s.recorded.iter().map(|b| (b.clone(), false)).collect()).collect())
-        .collect()
+pub fn recorded(connections: &[Connection]) -> Replies {
+    let received = |bytes: &Vec<u8>| Received { bytes: bytes.clone(), late: false };
+    connections.iter().map(|c| c.steps.iter().map(|s| s.recorded.iter().map(received).collect()).collect()).collect()
 }
 
 /// Replays every connection against `target` (or the recorded server when
 /// None), in order. A reply later than `window` is marked late; the replay
 /// waits twice the window for it.
-pub fn replay(
-    connections: &[Connection],
-    target: Option<SocketAddr>,
-    window: f64,
-) -> io::Result<Vec<Vec<Vec<(Vec<u8>, bool)>>>> {
+pub fn replay(connections: &[Connection], target: Option<SocketAddr>, window: f64) -> io::Result<Replies> {
     connections.iter().map(|c| replay_connection(c, target.unwrap_or(c.server), window)).collect()
 }
 
-fn replay_connection(
-    connection: &Connection,
-    target: SocketAddr,
-    window: f64,
-) -> io::Result<Vec<Vec<(Vec<u8>, bool)>>> {
+fn replay_connection(connection: &Connection, target: SocketAddr, window: f64) -> io::Result<Vec<Vec<Received>>> {
     let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(5))?;
     stream.set_nodelay(true)?;
     let mut reader = MessageReader::default();
@@ -255,7 +255,7 @@ fn await_reply(
     prog: u32,
     serial: u32,
     window: f64,
-) -> io::Result<Vec<(Vec<u8>, bool)>> {
+) -> io::Result<Vec<Received>> {
     let start = Instant::now();
     let deadline = Duration::from_secs_f64(2.0 * window);
     let mut got = Vec::new();
@@ -268,7 +268,7 @@ fn await_reply(
         }
         let answers = msg.header.msg_type.is_reply() && msg.header.prog == prog && msg.header.serial == serial;
         let done = answers && msg.header.status != Status::Continue;
-        got.push((bytes, late));
+        got.push(Received { bytes, late });
         if done {
             break;
         }

@@ -107,6 +107,7 @@ pub fn walk(d: &Dissection<'_>, time_relative: f64, sink: &mut dyn FieldSink, ld
     tcp(d, sink);
     ldm(d, sink, ldm_extra);
     libvirt(d, sink, ldm_extra);
+    tls(d, sink);
 }
 
 fn frame(d: &Dissection<'_>, time_relative: f64, sink: &mut dyn FieldSink) {
@@ -237,6 +238,28 @@ fn libvirt(d: &Dissection<'_>, sink: &mut dyn FieldSink, extra: &dyn Fn(&mut dyn
         }
     }
     extra(sink);
+    sink.end_layer();
+}
+
+/// A TLS record of libvirt over TLS: the record header and, in a hello, the
+/// version and server name.
+fn tls(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
+    let Some(record) = &d.tls else { return };
+    sink.layer("tls");
+    sink.field("content_type", Value::U64(record.content_type.into()));
+    sink.field("record", Value::Str(record.type_name()));
+    sink.field("record_version", Value::U64(record.version.into()));
+    sink.field("length", Value::U64(record.length.into()));
+    match record.hello() {
+        Some(crate::wire::tls::Hello::Client { version, server_name }) => {
+            sink.field("version", Value::U64(version.into()));
+            if let Some(name) = server_name {
+                sink.field("server_name", Value::Text(name));
+            }
+        }
+        Some(crate::wire::tls::Hello::Server { version }) => sink.field("version", Value::U64(version.into())),
+        None => {}
+    }
     sink.end_layer();
 }
 

@@ -15,11 +15,12 @@ use crate::capture::Frame;
 use crate::expert::{Detail, Finding, Key};
 use crate::wire::ldm::{self, Message};
 use crate::wire::libvirt;
+use crate::wire::tls;
 
 pub use ip::{ChecksumStatus, IpInfo, UdpInfo};
 pub use link::{Link, LinkKind, NetProto};
 use reassembly::{Fragment, KeptFrame, Reassembler};
-use stream::{FlowKey, Streams};
+use stream::{FlowKey, Framing, Streams};
 pub use tcp::TcpInfo;
 
 /// A packet's findings. A clean packet has none, and an empty Vec allocates
@@ -39,11 +40,19 @@ pub struct Options {
     pub checksum_all: bool,
     /// TCP port carrying libvirt RPC (either end).
     pub libvirt_port: u16,
+    /// TCP port carrying libvirt RPC over TLS (either end).
+    pub libvirt_tls_port: u16,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { port: ldm::PORT, heuristic: false, checksum_all: false, libvirt_port: libvirt::PORT }
+        Options {
+            port: ldm::PORT,
+            heuristic: false,
+            checksum_all: false,
+            libvirt_port: libvirt::PORT,
+            libvirt_tls_port: libvirt::TLS_PORT,
+        }
     }
 }
 
@@ -64,6 +73,8 @@ pub enum Stop {
     OtherTcp,
     /// A libvirt TCP segment that completed no message.
     LibvirtSegment,
+    /// libvirt data under a SASL security layer: encrypted, not decoded.
+    LibvirtEncrypted,
 }
 
 impl std::fmt::Display for Stop {
@@ -80,6 +91,7 @@ impl std::fmt::Display for Stop {
             Stop::OtherUdp => write!(f, "UDP"),
             Stop::OtherTcp => write!(f, "TCP"),
             Stop::LibvirtSegment => write!(f, "libvirt TCP segment"),
+            Stop::LibvirtEncrypted => write!(f, "libvirt SASL-encrypted data"),
         }
     }
 }
@@ -113,6 +125,9 @@ pub struct Dissection<'a> {
     /// A libvirt message completed by this frame (a frame that completes
     /// several is visited once per message; see `more_libvirt`).
     pub libvirt: Option<libvirt::Message<'a>>,
+    /// A TLS record of libvirt over TLS, completed by this frame (several are
+    /// visited like several libvirt messages).
+    pub tls: Option<tls::Record<'a>>,
     /// The libvirt connection direction was seen from its SYN.
     pub libvirt_from_start: bool,
     pub reassembled: Option<Reassembled>,
@@ -134,7 +149,10 @@ impl Dissection<'_> {
 
     /// A libvirt message, or a libvirt segment with stream findings (a gap).
     pub fn is_libvirt(&self) -> bool {
-        self.libvirt.is_some() || (self.stop == Some(Stop::LibvirtSegment) && !self.findings.is_empty())
+        self.libvirt.is_some()
+            || self.tls.is_some()
+            || self.stop == Some(Stop::LibvirtEncrypted)
+            || (self.stop == Some(Stop::LibvirtSegment) && !self.findings.is_empty())
     }
 
     /// What a default run shows: ldm and libvirt.
@@ -152,6 +170,7 @@ pub struct OwnedDissection {
     payload: Vec<u8>,
     is_ldm: bool,
     is_libvirt: bool,
+    is_tls: bool,
     libvirt_from_start: bool,
     link: Option<Link>,
     ip: Option<IpInfo>,
@@ -177,13 +196,15 @@ impl Dissection<'_> {
                 file_offset: f.file_offset,
                 data: f.data.to_vec(),
             },
-            payload: match (self.ldm, self.libvirt) {
-                (Some(m), _) => m.bytes.to_vec(),
-                (None, Some(m)) => m.to_bytes(),
-                (None, None) => Vec::new(),
+            payload: match (self.ldm, self.libvirt, self.tls) {
+                (Some(m), _, _) => m.bytes.to_vec(),
+                (None, Some(m), _) => m.to_bytes(),
+                (None, None, Some(r)) => tls::build_record(r.content_type, r.fragment),
+                (None, None, None) => Vec::new(),
             },
             is_ldm: self.ldm.is_some(),
             is_libvirt: self.libvirt.is_some(),
+            is_tls: self.tls.is_some(),
             libvirt_from_start: self.libvirt_from_start,
             link: self.link.clone(),
             ip: self.ip,
@@ -219,6 +240,7 @@ impl OwnedDissection {
             ldm: self.is_ldm.then(|| Message::parse(&self.payload)),
             tcp: self.tcp,
             libvirt: if self.is_libvirt { libvirt::Message::parse(&self.payload) } else { None },
+            tls: if self.is_tls { tls::Record::parse(&self.payload) } else { None },
             libvirt_from_start: self.libvirt_from_start,
             reassembled: self.reassembled,
             stop: self.stop,
@@ -251,6 +273,8 @@ pub struct Dissector {
     /// The libvirt messages the current frame completed, and where each is.
     libvirt_bytes: Vec<u8>,
     libvirt_messages: Vec<std::ops::Range<usize>>,
+    /// How the current frame's stream was framed (libvirt or TLS).
+    framing: Framing,
 }
 
 /// Where the UDP payload of a frame comes from.
@@ -268,6 +292,7 @@ impl Dissector {
             streams: Streams::default(),
             libvirt_bytes: Vec::new(),
             libvirt_messages: Vec::new(),
+            framing: Framing::Libvirt,
         }
     }
 
@@ -288,14 +313,14 @@ impl Dissector {
         if !visit(&d)? {
             return Ok(false);
         }
-        if d.libvirt.is_none() {
+        if d.libvirt.is_none() && d.tls.is_none() {
             return Ok(true);
         }
         // The layers below libvirt are the frame's; they outlive `d`, whose
         // borrow of the dissector must end before the messages are read.
         let (link, ip, tcp, from_start) = (d.link.clone(), d.ip, d.tcp, d.libvirt_from_start);
         for range in self.libvirt_messages.iter().skip(1) {
-            let msg = libvirt::Message::parse(&self.libvirt_bytes[range.clone()]);
+            let (msg, record) = stream_message(&self.libvirt_bytes[range.clone()], self.framing);
             let mut findings = Findings::new();
             checks::libvirt(msg.as_ref(), &mut findings);
             let more = Dissection {
@@ -306,6 +331,7 @@ impl Dissector {
                 ldm: None,
                 tcp,
                 libvirt: msg,
+                tls: record,
                 libvirt_from_start: from_start,
                 reassembled: None,
                 stop: None,
@@ -361,6 +387,7 @@ impl Dissector {
             ldm: None,
             tcp: None,
             libvirt: None,
+            tls: None,
             libvirt_from_start: false,
             reassembled: None,
             stop: None,
@@ -410,9 +437,9 @@ impl Dissector {
                     Detail::Expected { field: "checksum", got: ip_info.checksum.into(), want: computed.into() };
                 d.findings.insert(0, Finding::new(Key::IpBadChecksum, detail));
             }
-            if d.libvirt.is_some() {
+            if let Some(first) = self.libvirt_messages.first() {
                 // Borrow the messages' bytes only once the streams are done with them.
-                d.libvirt = libvirt::Message::parse(&self.libvirt_bytes[self.libvirt_messages[0].clone()]);
+                (d.libvirt, d.tls) = stream_message(&self.libvirt_bytes[first.clone()], self.framing);
             }
             return d;
         }
@@ -495,27 +522,38 @@ impl Dissector {
             }
         };
         d.tcp = Some(tcp_info);
-        let port = self.options.libvirt_port;
-        if tcp_info.src_port != port && tcp_info.dst_port != port {
+        let on = |port: u16| tcp_info.src_port == port || tcp_info.dst_port == port;
+        self.framing = if on(self.options.libvirt_port) {
+            Framing::Libvirt
+        } else if on(self.options.libvirt_tls_port) {
+            Framing::Tls
+        } else {
             d.stop = Some(Stop::OtherTcp);
             return;
-        }
+        };
         if let Some(fragment) = ip.fragment {
             // TCP is not reassembled from IP fragments (senders use path MTU discovery).
             d.stop = Some(Stop::Fragment { offset: fragment.offset });
             return;
         }
         let key = FlowKey { src: ip.src, src_port: tcp_info.src_port, dst: ip.dst, dst_port: tcp_info.dst_port };
-        let delivered = self.streams.segment(key, &tcp_info, payload, &mut self.libvirt_bytes);
+        let delivered = self.streams.segment(key, self.framing, &tcp_info, payload, &mut self.libvirt_bytes);
         checks::stream(&delivered, &mut d.findings);
         d.libvirt_from_start = delivered.from_start;
+        let encrypted = delivered.encrypted;
         self.libvirt_messages = delivered.messages;
+        for range in &self.libvirt_messages {
+            let (msg, _) = stream_message(&self.libvirt_bytes[range.clone()], self.framing);
+            if msg.is_some_and(|m| libvirt::starts_sasl(&m.header)) {
+                self.streams.mark_sasl(key);
+            }
+        }
         match self.libvirt_messages.first() {
             Some(first) => {
-                let placeholder = libvirt::Message::parse(&self.libvirt_bytes[first.clone()]);
-                checks::libvirt(placeholder.as_ref(), &mut d.findings);
-                d.libvirt = placeholder.map(|m| libvirt::Message { header: m.header, payload: &[] });
+                let (msg, _) = stream_message(&self.libvirt_bytes[first.clone()], self.framing);
+                checks::libvirt(msg.as_ref(), &mut d.findings);
             }
+            None if encrypted => d.stop = Some(Stop::LibvirtEncrypted),
             None => d.stop = Some(Stop::LibvirtSegment),
         }
     }
@@ -555,6 +593,14 @@ impl Dissector {
         let whole = self.reassembler.add(piece, frame.ts, frame.number, keep)?;
         self.scratch = whole.payload;
         Some(Reassembled { fragments: whole.count, first_frame: whole.first_frame })
+    }
+}
+
+/// One message of a reassembled stream: a libvirt message, or a TLS record.
+fn stream_message(bytes: &[u8], framing: Framing) -> (Option<libvirt::Message<'_>>, Option<tls::Record<'_>>) {
+    match framing {
+        Framing::Libvirt => (libvirt::Message::parse(bytes), None),
+        Framing::Tls => (None, tls::Record::parse(bytes)),
     }
 }
 

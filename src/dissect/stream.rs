@@ -18,7 +18,8 @@ use std::ops::Range;
 use ahash::RandomState;
 use std::collections::HashMap;
 
-use crate::wire::libvirt::{Header, HEADER_LEN};
+use crate::wire::libvirt::{self, Header};
+use crate::wire::tls;
 
 use super::tcp::{TcpInfo, FIN, RST, SYN};
 
@@ -29,6 +30,40 @@ pub const MAX_KEEP: usize = 256 * 1024;
 /// Out-of-order segments (and their bytes) waiting for a hole to fill.
 pub const MAX_HELD_SEGMENTS: usize = 64;
 pub const MAX_HELD_BYTES: usize = 1 << 20;
+
+/// How a stream is cut into messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// libvirt RPC: a 4-byte length, then the rest of the message.
+    Libvirt,
+    /// TLS records: a 5-byte header whose last two bytes are the fragment length.
+    Tls,
+}
+
+impl Framing {
+    fn header_len(self) -> usize {
+        match self {
+            Framing::Libvirt => libvirt::HEADER_LEN,
+            Framing::Tls => tls::HEADER_LEN,
+        }
+    }
+
+    /// The whole message's length, if `bytes` start with a plausible header.
+    fn message_len(self, bytes: &[u8]) -> Option<usize> {
+        match self {
+            Framing::Libvirt => Header::parse(bytes).filter(Header::is_plausible).map(|h| h.len as usize),
+            Framing::Tls => tls::Record::parse(bytes)
+                .filter(tls::Record::is_plausible)
+                .map(|r| tls::HEADER_LEN + usize::from(r.length)),
+        }
+    }
+
+    /// The offset of the first plausible header in `bytes`.
+    fn find_header(self, bytes: &[u8]) -> Option<usize> {
+        let last = bytes.len().checked_sub(self.header_len())?;
+        (0..=last).find(|&at| self.message_len(&bytes[at..]).is_some())
+    }
+}
 
 /// One direction of a TCP connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,12 +99,18 @@ pub struct Delivered {
     pub retransmission: bool,
     /// Where a header was due, the bytes were not one.
     pub bad_header: bool,
+    /// The direction carries SASL-encrypted data (bytes not decoded).
+    pub encrypted: bool,
     /// The direction was seen from its SYN (so every message of it was seen).
     pub from_start: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Direction {
+    framing: Framing,
+    /// After SASL authentication with a security layer: every byte is
+    /// encrypted, and nothing more is decoded.
+    encrypted: bool,
     next_seq: Option<u32>,
     syn_seen: bool,
     /// In-order bytes not yet a whole message.
@@ -90,15 +131,25 @@ fn seq_diff(to: u32, from: u32) -> i64 {
     i64::from(to.wrapping_sub(from) as i32)
 }
 
-/// The offset of the first plausible header in `bytes`.
-fn find_header(bytes: &[u8]) -> Option<usize> {
-    let last = bytes.len().checked_sub(HEADER_LEN)?;
-    (0..=last).find(|&at| Header::parse(&bytes[at..]).is_some_and(|h| h.is_plausible()))
-}
-
 impl Direction {
+    fn new(framing: Framing) -> Direction {
+        Direction {
+            framing,
+            encrypted: false,
+            next_seq: None,
+            syn_seen: false,
+            pending: Vec::new(),
+            long: Vec::new(),
+            discard: 0,
+            resync: false,
+            held: Vec::new(),
+            held_bytes: 0,
+            last_used: 0,
+        }
+    }
+
     /// Bytes in sequence order, after any held before them.
-    fn push(&mut self, mut data: &[u8], out: &mut Vec<u8>, d: &mut Delivered) {
+    fn push(&mut self, mut data: &[u8], out: &mut Vec<u8>, d: &mut Delivered, sasl: bool) {
         if self.discard > 0 {
             let n = self.discard.min(data.len());
             self.discard -= n;
@@ -109,18 +160,24 @@ impl Direction {
             }
         }
         self.pending.extend_from_slice(data);
-        self.drain(out, d);
+        self.drain(out, d, sasl);
     }
 
     /// Hands out every whole message at the front of `pending`.
-    fn drain(&mut self, out: &mut Vec<u8>, d: &mut Delivered) {
+    fn drain(&mut self, out: &mut Vec<u8>, d: &mut Delivered, sasl: bool) {
+        let framing = self.framing;
         let mut start = 0;
         loop {
+            if self.encrypted {
+                start = self.pending.len();
+                d.encrypted = true;
+                break;
+            }
             if self.resync {
                 let avail = &self.pending[start..];
-                let Some(at) = find_header(avail) else {
+                let Some(at) = framing.find_header(avail) else {
                     // Keep a tail that may be the start of a header.
-                    let skip = avail.len().saturating_sub(HEADER_LEN - 1);
+                    let skip = avail.len().saturating_sub(framing.header_len() - 1);
                     d.skipped += skip;
                     start += skip;
                     break;
@@ -130,13 +187,20 @@ impl Direction {
                 self.resync = false;
             }
             let avail = &self.pending[start..];
-            let Some(header) = Header::parse(avail) else { break };
-            if !header.is_plausible() {
-                d.bad_header = true;
-                self.resync = true;
-                continue;
+            if avail.len() < framing.header_len() {
+                break;
             }
-            let len = header.len as usize;
+            let Some(len) = framing.message_len(avail) else {
+                // After SASL authentication, bytes that are not a header are
+                // the security layer's: encrypted from here on.
+                if sasl {
+                    self.encrypted = true;
+                } else {
+                    d.bad_header = true;
+                    self.resync = true;
+                }
+                continue;
+            };
             if len > MAX_KEEP {
                 if avail.len() < MAX_KEEP {
                     break;
@@ -165,7 +229,7 @@ impl Direction {
 
     /// Gives up on the hole before the earliest held segment: the bytes in
     /// between were not captured.
-    fn skip_hole(&mut self, out: &mut Vec<u8>, d: &mut Delivered) {
+    fn skip_hole(&mut self, out: &mut Vec<u8>, d: &mut Delivered, sasl: bool) {
         let Some(next) = self.next_seq else { return };
         let Some(earliest) = self.held.iter().map(|(seq, _)| *seq).min_by_key(|seq| seq_diff(*seq, next)) else {
             return;
@@ -176,11 +240,11 @@ impl Direction {
         self.discard = 0;
         self.resync = true;
         self.next_seq = Some(earliest);
-        self.release_held(out, d);
+        self.release_held(out, d, sasl);
     }
 
     /// Delivers held segments that now continue the stream.
-    fn release_held(&mut self, out: &mut Vec<u8>, d: &mut Delivered) {
+    fn release_held(&mut self, out: &mut Vec<u8>, d: &mut Delivered, sasl: bool) {
         while let Some(next) = self.next_seq {
             let Some(i) = self.held.iter().position(|(seq, _)| seq_diff(*seq, next) <= 0) else { return };
             let (seq, bytes) = self.held.swap_remove(i);
@@ -188,7 +252,7 @@ impl Direction {
             let already = (-seq_diff(seq, next)) as usize;
             if already < bytes.len() {
                 self.next_seq = Some(next.wrapping_add((bytes.len() - already) as u32));
-                self.push(&bytes[already..], out, d);
+                self.push(&bytes[already..], out, d, sasl);
             }
         }
     }
@@ -203,6 +267,8 @@ fn emit(out: &mut Vec<u8>, message: &[u8]) -> Range<usize> {
 /// Every tracked direction.
 pub struct Streams {
     flows: HashMap<FlowKey, Direction, RandomState>,
+    /// Connections that began SASL authentication (bounded like `flows`).
+    sasl: HashMap<FlowKey, u64, RandomState>,
     clock: u64,
     /// Directions dropped to stay under `MAX_FLOWS`.
     pub evicted: u64,
@@ -210,18 +276,45 @@ pub struct Streams {
 
 impl Default for Streams {
     fn default() -> Streams {
-        Streams { flows: HashMap::with_hasher(RandomState::new()), clock: 0, evicted: 0 }
+        Streams {
+            flows: HashMap::with_hasher(RandomState::new()),
+            sasl: HashMap::with_hasher(RandomState::new()),
+            clock: 0,
+            evicted: 0,
+        }
     }
 }
 
 impl Streams {
+    /// The connection of `key` began SASL authentication: bytes that are not
+    /// a header from now on are its security layer, not damage.
+    pub fn mark_sasl(&mut self, key: FlowKey) {
+        if self.sasl.len() >= MAX_FLOWS {
+            let oldest = self.sasl.iter().min_by_key(|(_, used)| **used).map(|(key, _)| *key);
+            if let Some(oldest) = oldest {
+                self.sasl.remove(&oldest);
+            }
+        }
+        self.sasl.insert(key.connection(), self.clock);
+    }
+
     /// Feeds one segment; messages it completes are appended to `out`.
-    pub fn segment(&mut self, key: FlowKey, tcp: &TcpInfo, payload: &[u8], out: &mut Vec<u8>) -> Delivered {
+    pub fn segment(
+        &mut self,
+        key: FlowKey,
+        framing: Framing,
+        tcp: &TcpInfo,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Delivered {
         self.clock += 1;
         let mut d = Delivered::default();
         if tcp.has(SYN) {
             // A new connection (or a repeated SYN): start over.
-            let fresh = Direction { next_seq: Some(tcp.seq.wrapping_add(1)), syn_seen: true, ..Direction::default() };
+            self.sasl.remove(&key.connection());
+            let mut fresh = Direction::new(framing);
+            fresh.next_seq = Some(tcp.seq.wrapping_add(1));
+            fresh.syn_seen = true;
             self.insert(key, fresh);
             d.from_start = true;
             return d;
@@ -232,21 +325,25 @@ impl Streams {
         }
         if !self.flows.contains_key(&key) {
             // Joined mid-stream: the first bytes may be inside a message.
-            let joined = Direction { next_seq: Some(tcp.seq), resync: true, ..Direction::default() };
+            let mut joined = Direction::new(framing);
+            joined.next_seq = Some(tcp.seq);
+            joined.resync = true;
             self.insert(key, joined);
         }
         let clock = self.clock;
+        let sasl = self.sasl.contains_key(&key.connection());
         let Some(dir) = self.flows.get_mut(&key) else { return d };
         dir.last_used = clock;
         d.from_start = dir.syn_seen;
-        feed(dir, tcp.seq, payload, out, &mut d);
+        feed(dir, tcp.seq, payload, out, &mut d, sasl);
         if tcp.has(FIN | RST) {
             // Nothing more comes: a hole still open will never fill.
             while !dir.held.is_empty() {
-                dir.skip_hole(out, &mut d);
+                dir.skip_hole(out, &mut d, sasl);
             }
             self.flows.remove(&key);
         }
+        d.encrypted |= self.flows.get(&key).is_some_and(|dir| dir.encrypted);
         d
     }
 
@@ -265,7 +362,7 @@ impl Streams {
 }
 
 /// One segment's bytes into its direction.
-fn feed(dir: &mut Direction, seq: u32, payload: &[u8], out: &mut Vec<u8>, d: &mut Delivered) {
+fn feed(dir: &mut Direction, seq: u32, payload: &[u8], out: &mut Vec<u8>, d: &mut Delivered, sasl: bool) {
     let Some(next) = dir.next_seq else { return };
     let offset = seq_diff(seq, next);
     if offset > 0 {
@@ -273,7 +370,7 @@ fn feed(dir: &mut Direction, seq: u32, payload: &[u8], out: &mut Vec<u8>, d: &mu
         dir.held_bytes += payload.len();
         dir.held.push((seq, payload.to_vec()));
         while dir.held.len() > MAX_HELD_SEGMENTS || dir.held_bytes > MAX_HELD_BYTES {
-            dir.skip_hole(out, d);
+            dir.skip_hole(out, d, sasl);
         }
         return;
     }
@@ -285,14 +382,14 @@ fn feed(dir: &mut Direction, seq: u32, payload: &[u8], out: &mut Vec<u8>, d: &mu
         return;
     }
     dir.next_seq = Some(next.wrapping_add((payload.len() - already) as u32));
-    dir.push(&payload[already..], out, d);
-    dir.release_held(out, d);
+    dir.push(&payload[already..], out, d, sasl);
+    dir.release_held(out, d, sasl);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::libvirt::{build, Message, MsgType, Status, PROGRAM_REMOTE};
+    use crate::wire::libvirt::{build, Message, MsgType, Status, HEADER_LEN, PROGRAM_REMOTE};
     use std::net::Ipv4Addr;
 
     const KEY: FlowKey = FlowKey {
@@ -317,7 +414,7 @@ mod tests {
         let mut all = Vec::new();
         for (seq, bytes, flags) in segments {
             let mut out = Vec::new();
-            let d = streams.segment(KEY, &tcp(*seq, *flags, bytes.len()), bytes, &mut out);
+            let d = streams.segment(KEY, Framing::Libvirt, &tcp(*seq, *flags, bytes.len()), bytes, &mut out);
             serials.push(d.messages.iter().map(|r| Message::parse(&out[r.clone()]).unwrap().header.serial).collect());
             all.push(d);
         }
@@ -392,10 +489,11 @@ mod tests {
         let big = call(9, MAX_KEEP + 5000);
         let mut streams = Streams::default();
         let mut out = Vec::new();
-        streams.segment(KEY, &tcp(0, SYN, 0), &[], &mut out);
+        streams.segment(KEY, Framing::Libvirt, &tcp(0, SYN, 0), &[], &mut out);
         let mut delivered = Vec::new();
         for (i, chunk) in big.chunks(1448).enumerate() {
-            let d = streams.segment(KEY, &tcp(1 + (i * 1448) as u32, 0, chunk.len()), chunk, &mut out);
+            let d =
+                streams.segment(KEY, Framing::Libvirt, &tcp(1 + (i * 1448) as u32, 0, chunk.len()), chunk, &mut out);
             delivered.extend(d.messages);
         }
         assert_eq!(delivered.len(), 1);
@@ -410,10 +508,47 @@ mod tests {
         let mut out = Vec::new();
         for port in 0..(MAX_FLOWS as u16 + 10) {
             let key = FlowKey { src_port: port, ..KEY };
-            streams.segment(key, &tcp(0, SYN, 0), &[], &mut out);
+            streams.segment(key, Framing::Libvirt, &tcp(0, SYN, 0), &[], &mut out);
         }
         assert_eq!(streams.flows.len(), MAX_FLOWS);
         assert_eq!(streams.evicted, 10);
+    }
+
+    #[test]
+    fn tls_records_are_framed_like_messages() {
+        use crate::wire::tls;
+        let records = [tls::build_client_hello("kvm1"), tls::build_record(tls::APPLICATION_DATA, &[7; 3000])].concat();
+        let mut streams = Streams::default();
+        let mut out = Vec::new();
+        streams.segment(KEY, Framing::Tls, &tcp(0, SYN, 0), &[], &mut out);
+        let first = streams.segment(KEY, Framing::Tls, &tcp(1, 0, 1448), &records[..1448], &mut out);
+        let rest = &records[1448..];
+        let second = streams.segment(KEY, Framing::Tls, &tcp(1449, 0, rest.len()), rest, &mut out);
+        assert_eq!(first.messages.len(), 1);
+        assert_eq!(second.messages.len(), 1);
+        let record = tls::Record::parse(&out[second.messages[0].clone()]).unwrap();
+        assert_eq!((record.content_type, record.fragment.len()), (tls::APPLICATION_DATA, 3000));
+    }
+
+    #[test]
+    fn after_sasl_authentication_undecodable_bytes_are_encrypted_not_damage() {
+        let mut encrypted = 60u32.to_be_bytes().to_vec();
+        encrypted.extend_from_slice(&[0x5a; 60]);
+        for sasl in [false, true] {
+            let mut streams = Streams::default();
+            let mut out = Vec::new();
+            streams.segment(KEY, Framing::Libvirt, &tcp(0, SYN, 0), &[], &mut out);
+            let call = call(1, 4);
+            streams.segment(KEY, Framing::Libvirt, &tcp(1, 0, call.len()), &call, &mut out);
+            if sasl {
+                streams.mark_sasl(KEY);
+            }
+            let seq = 1 + call.len() as u32;
+            let d = streams.segment(KEY, Framing::Libvirt, &tcp(seq, 0, encrypted.len()), &encrypted, &mut out);
+            assert_eq!(d.encrypted, sasl);
+            assert_eq!(d.bad_header, !sasl);
+            assert!(d.messages.is_empty());
+        }
     }
 
     proptest::proptest! {
@@ -425,7 +560,7 @@ mod tests {
             let mut streams = Streams::default();
             let mut out = Vec::new();
             for (seq, bytes, flags) in &segments {
-                let d = streams.segment(KEY, &tcp(seq % 300, *flags, bytes.len()), bytes, &mut out);
+                let d = streams.segment(KEY, Framing::Libvirt, &tcp(seq % 300, *flags, bytes.len()), bytes, &mut out);
                 for r in d.messages {
                     proptest::prop_assert!(r.end <= out.len());
                 }

@@ -115,12 +115,18 @@ pub const FIELDS: &[(&str, Kind)] = &[
     ("libvirt.error_message", Kind::Text),
     ("libvirt.request_in", Kind::Number),
     ("libvirt.rtt", Kind::Number),
+    ("tls.content_type", Kind::Number),
+    ("tls.record", Kind::Text),
+    ("tls.record_version", Kind::Number),
+    ("tls.length", Kind::Number),
+    ("tls.version", Kind::Number),
+    ("tls.server_name", Kind::Text),
     ("expert", Kind::Text),
     ("expert.severity", Kind::Text),
 ];
 
 /// Layer names: a bare layer is true when the packet has it.
-const LAYERS: &[&str] = &["frame", "eth", "sll", "ip", "ipv6", "udp", "tcp", "ldm", "libvirt", "expert"];
+const LAYERS: &[&str] = &["frame", "eth", "sll", "ip", "ipv6", "udp", "tcp", "ldm", "libvirt", "tls", "expert"];
 
 /// Names that stand for two fields (either matches).
 const ALIASES: &[(&str, [&str; 2])] = &[

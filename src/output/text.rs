@@ -4,10 +4,11 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::dissect::fields::escape_text;
-use crate::dissect::Dissection;
+use crate::dissect::{Dissection, Stop};
 use crate::expert::{MacAddr, Severity};
 use crate::wire::ldm::{CharField, Message, MsgType as LdmType, Payload};
 use crate::wire::libvirt::{self, MsgType, Status};
+use crate::wire::tls;
 
 use super::Packet;
 
@@ -140,6 +141,10 @@ pub fn write_line(out: &mut impl Write, p: &Packet<'_, '_>, time_relative: f64, 
         out.write_all(fields.as_bytes())?;
     } else if let Some(msg) = &d.libvirt {
         write_libvirt(out, msg, style)?;
+    } else if let Some(record) = &d.tls {
+        write_tls(out, record, style)?;
+    } else if let (Some(Stop::LibvirtEncrypted), Some(tcp)) = (d.stop, &d.tcp) {
+        write!(out, "libvirt SASL-encrypted data, {} bytes", tcp.payload_len)?;
     } else {
         let what = d.stop.map(|s| s.to_string()).unwrap_or_default();
         let ports = d.udp.map(|u| format!(" {} → {}", u.src_port, u.dst_port)).unwrap_or_default();
@@ -192,6 +197,26 @@ fn write_libvirt(out: &mut impl Write, msg: &libvirt::Message<'_>, style: Style)
             }
             write!(out, " \"{}\"", value.replace('"', "\\\""))?;
         }
+    }
+    Ok(())
+}
+
+/// `TLS ClientHello version=TLS 1.3 sni=kvm1.example.com`: libvirt over TLS
+/// as an observer sees it.
+fn write_tls(out: &mut impl Write, record: &tls::Record<'_>, style: Style) -> io::Result<()> {
+    out.write_all(b"TLS ")?;
+    style.bold(record.type_name(), out)?;
+    match record.hello() {
+        Some(tls::Hello::Client { version, server_name }) => {
+            write!(out, " version={}", tls::version_name(version))?;
+            if let Some(name) = server_name {
+                let mut value = String::new();
+                escape_text(name, &mut value);
+                write!(out, " sni={value}")?;
+            }
+        }
+        Some(tls::Hello::Server { version }) => write!(out, " version={}", tls::version_name(version))?,
+        None => write!(out, " len={}", record.length)?,
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use crate::dissect::{ChecksumStatus, Dissection, IpInfo, Link, LinkKind, TcpInfo
 use crate::expert::format_mac;
 use crate::wire::ldm::{self, field, CharField, Message, MsgType, Payload};
 use crate::wire::libvirt;
+use crate::wire::tls;
 
 use super::text::Style;
 use super::Packet;
@@ -50,6 +51,9 @@ pub fn write_tree(out: &mut impl Write, p: &Packet<'_, '_>, time_relative: f64, 
     if let Some(msg) = &d.libvirt {
         write_libvirt(out, msg, d.continuation)?;
         write_links(out, p)?;
+    }
+    if let Some(record) = &d.tls {
+        write_tls(out, record)?;
     }
     if p.has_findings() {
         writeln!(out, "Expert info")?;
@@ -195,6 +199,28 @@ fn write_libvirt(out: &mut impl Write, msg: &libvirt::Message<'_>, continuation:
         if let Some(level) = error.level {
             writeln!(out, "    Error level: {level}")?;
         }
+    }
+    Ok(())
+}
+
+fn write_tls(out: &mut impl Write, record: &tls::Record<'_>) -> io::Result<()> {
+    writeln!(out, "Transport Layer Security (libvirt over TLS)")?;
+    let kind = if record.content_type == tls::HANDSHAKE { "Handshake" } else { record.type_name() };
+    writeln!(out, "    Content type: {} ({kind})", record.content_type)?;
+    if record.content_type == tls::HANDSHAKE {
+        writeln!(out, "    Handshake: {}", record.type_name())?;
+    }
+    writeln!(out, "    Record version: {}", tls::version_name(record.version))?;
+    writeln!(out, "    Length: {}", record.length)?;
+    match record.hello() {
+        Some(tls::Hello::Client { version, server_name }) => {
+            writeln!(out, "    Highest version offered: {}", tls::version_name(version))?;
+            if let Some(name) = server_name {
+                writeln!(out, "    Server name: {}", escaped(name))?;
+            }
+        }
+        Some(tls::Hello::Server { version }) => writeln!(out, "    Version chosen: {}", tls::version_name(version))?,
+        None => {}
     }
     Ok(())
 }

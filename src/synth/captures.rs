@@ -182,6 +182,7 @@ pub fn all() -> Vec<Generated> {
         discovery_inconsistent(),
         time_backwards(),
         libvirt_anomalies(),
+        libvirt_tls_sasl(),
     ]
 }
 
@@ -899,6 +900,54 @@ fn libvirt_anomalies() -> Generated {
     r.pcapng(
         "libvirt-anomalies.pcapng",
         "libvirt RPC (TCP 16509): a connection from its SYN with two calls in one segment, a reply split over two, an error reply and its retransmission, an unknown procedure, a reused serial, a reply without a call, an unanswered keepalive, garbage where a header is due and a gap before the FIN; then a connection joined mid-way.",
+        ETHERNET_US,
+    )
+}
+
+fn libvirt_tls_sasl() -> Generated {
+    use crate::dissect::tcp::{ACK, SYN};
+    use crate::wire::libvirt::{PORT, TLS_PORT};
+    use crate::wire::tls;
+    let mut r = Recorder::default();
+    let mut t = 0;
+    let mut at = || {
+        t += 200;
+        t
+    };
+    // libvirt over TLS: hellos with the server name and version, then records.
+    let mut client = TcpSide { host: &CLIENT, port: 40_010, seq: 3_000 };
+    let mut daemon = TcpSide { host: &LDOM_A, port: TLS_PORT, seq: 70_000 };
+    r.frame(at(), tcp_segment(&mut client, &daemon, SYN, &[]));
+    r.frame(at(), tcp_segment(&mut daemon, &client, SYN | ACK, &[]));
+    r.frame(at(), tcp_segment(&mut client, &daemon, ACK, &[]));
+    r.libvirt(at(), tcp_segment(&mut client, &daemon, ACK, &tls::build_client_hello("ldom-a.example.com")), 1, &[]);
+    let flight = [
+        tls::build_server_hello(),
+        tls::build_record(tls::CHANGE_CIPHER_SPEC, &[1]),
+        tls::build_record(tls::APPLICATION_DATA, &[0x42; 100]),
+    ]
+    .concat();
+    r.libvirt(at(), tcp_segment(&mut daemon, &client, ACK, &flight), 3, &[]);
+    // A record over two segments: shown once, at the second.
+    let big = tls::build_record(tls::APPLICATION_DATA, &[0x43; 2000]);
+    r.frame(at(), tcp_segment(&mut client, &daemon, ACK, &big[..1400]));
+    r.libvirt(at(), tcp_segment(&mut client, &daemon, ACK, &big[1400..]), 1, &[]);
+    // SASL authentication, then a security layer: encrypted both ways, not damage.
+    let mut client2 = TcpSide { host: &CLIENT, port: 40_011, seq: 8_000 };
+    let mut daemon2 = TcpSide { host: &LDOM_A, port: PORT, seq: 80_000 };
+    r.frame(at(), tcp_segment(&mut client2, &daemon2, SYN, &[]));
+    r.frame(at(), tcp_segment(&mut daemon2, &client2, SYN | ACK, &[]));
+    r.frame(at(), tcp_segment(&mut client2, &daemon2, ACK, &[]));
+    for (proc_, serial) in [(66, 0), (67, 1), (68, 2)] {
+        r.libvirt(at(), tcp_segment(&mut client2, &daemon2, ACK, &lv_call(proc_, serial)), 1, &[]);
+        r.libvirt(at(), tcp_segment(&mut daemon2, &client2, ACK, &lv_reply(proc_, serial)), 1, &[]);
+    }
+    let sealed = |fill: u8| [60u32.to_be_bytes().to_vec(), vec![fill; 60]].concat();
+    r.libvirt(at(), tcp_segment(&mut client2, &daemon2, ACK, &sealed(0x5a)), 1, &[]);
+    r.libvirt(at(), tcp_segment(&mut daemon2, &client2, ACK, &sealed(0xa5)), 1, &[]);
+    r.pcapng(
+        "libvirt-tls-sasl.pcapng",
+        "libvirt over TLS on 16514 (ClientHello with its server name, ServerHello choosing TLS 1.3, three records in one segment, one record over two), and a 16509 connection that authenticates with SASL and then sends encrypted data both ways: labelled, not flagged.",
         ETHERNET_US,
     )
 }

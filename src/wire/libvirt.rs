@@ -107,6 +107,12 @@ pub fn procedure_name(prog: u32, proc_: i32) -> Option<&'static str> {
     }
 }
 
+/// REMOTE_PROC_AUTH_SASL_INIT, _START and _STEP: a connection whose client
+/// sends one may switch to a SASL security layer (encrypted) once authenticated.
+pub fn starts_sasl(header: &Header) -> bool {
+    header.prog == PROGRAM_REMOTE && header.msg_type == MsgType::Call && (67..=69).contains(&header.proc_)
+}
+
 /// virNetMessageType.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MsgType {

@@ -3,3 +3,4 @@
 pub mod ldm;
 pub mod libvirt;
 mod libvirt_procs;
+pub mod tls;
