@@ -163,7 +163,7 @@ fn capture_live(args: &Args, iface: &str) -> ExitCode {
         interface: iface.to_string(),
         promiscuous: !args.no_promisc,
         join: !args.no_join,
-        port: args.port,
+        ports: live::FilterPorts { ldm: args.port, libvirt: args.libvirt_port, libvirt_tls: args.libvirt_tls_port },
         deadline: args.autostop.map(|secs| Instant::now() + Duration::from_secs_f64(secs)),
     };
     let drop_to = match live::identity_to_drop_to(args.run_as.as_deref()) {

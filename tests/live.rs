@@ -214,3 +214,58 @@ fn libpcap_capture_filter_selects_in_the_kernel() {
         .collect();
     assert_eq!(types, ["LDMD_DISC_SEND", "LDMD_DISC_RESP", "LDMD_DISC_SEND", "LDMD_DISC_RESP"]);
 }
+
+#[test]
+fn libvirt_over_tcp_is_captured_live_and_decoded() {
+    if !can_run("libvirt_over_tcp_is_captured_live_and_decoded") {
+        return;
+    }
+    use ldm_sniff::wire::libvirt::{build, MsgType, Status, PROGRAM_REMOTE};
+    use std::io::{Read, Write};
+    let pair = Pair::new();
+    // Two libvirt calls and their replies over a real TCP connection.
+    let child = pair.capture(&["-c", "4", "-T", "jsonl", "-a", "duration:15"]);
+    settle();
+    let server_ip = format!("10.79.{}.2", pair.n);
+    let listen = server_ip.clone();
+    let server = common::in_namespace(&pair.b, move || -> std::io::Result<()> {
+        let libvirt = std::net::TcpListener::bind((listen.as_str(), 16509))?;
+        let (mut stream, _) = libvirt.accept()?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        for serial in [1, 2] {
+            let mut call = [0u8; 32];
+            stream.read_exact(&mut call)?;
+            stream.write_all(&build(PROGRAM_REMOTE, 1, MsgType::Reply, serial, Status::Ok, &[]))?;
+        }
+        Ok(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let target = server_ip.clone();
+    let client = common::in_namespace(&pair.a, move || -> std::io::Result<()> {
+        let mut stream = std::net::TcpStream::connect((target.as_str(), 16509))?;
+        for serial in [1, 2] {
+            stream.write_all(&build(PROGRAM_REMOTE, 1, MsgType::Call, serial, Status::Ok, &[0, 0, 0, 0]))?;
+            let mut reply = [0u8; 28];
+            stream.read_exact(&mut reply)?;
+        }
+        Ok(())
+    });
+    client.join().expect("client thread").expect("client talks libvirt");
+    server.join().expect("server thread").expect("server answers");
+    let output = wait(child);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let records: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let seen: Vec<(String, u64)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["libvirt"]["type_name"].as_str().unwrap_or("?").to_string(),
+                r["libvirt"]["serial"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let expected = [("CALL", 1), ("REPLY", 1), ("CALL", 2), ("REPLY", 2)].map(|(t, s)| (t.to_string(), s));
+    assert_eq!(seen, expected, "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(records.iter().all(|r| r["libvirt"]["proc_name"] == "CONNECT_OPEN"));
+    assert!(records.iter().skip(1).step_by(2).all(|r| r["libvirt"]["rtt"].is_f64()), "replies paired: {stdout}");
+}

@@ -29,96 +29,162 @@ const POLL_MS: i32 = 100;
 const ETH_P_ALL: u16 = libc::ETH_P_ALL as u16;
 const SLL2_LEN: usize = 20;
 
-/// `tcpdump -dd -y EN10MB 'udp port 64535 or (vlan and udp port 64535)'`
-/// (Debian tcpdump 4.99): IPv4 and IPv6, untagged, 802.1Q, 802.1ad and QinQ.
-/// The port and the fragment jumps are patched in `program`.
+/// `tcpdump -dd -y EN10MB 'udp port 64535 or tcp port 16509 or tcp port 16514
+/// or (vlan and (udp port 64535 or tcp port 16509 or tcp port 16514))'`
+/// (Debian tcpdump 4.99): ldm, libvirt and libvirt over TLS; IPv4 and IPv6,
+/// untagged, 802.1Q, 802.1ad and QinQ. The ports and the fragment jumps are
+/// patched in `program`.
 const BPF_ETHERNET: &[(u16, u8, u8, u32)] = &[
     (0x28, 0, 0, 0x0000000c),
-    (0x15, 0, 6, 0x000086dd),
+    (0x15, 0, 12, 0x000086dd),
     (0x30, 0, 0, 0x00000014),
-    (0x15, 0, 36, 0x00000011),
+    (0x15, 0, 4, 0x00000011),
     (0x28, 0, 0, 0x00000036),
-    (0x15, 33, 0, 0x0000fc17),
+    (0x15, 64, 0, 0x0000fc17),
     (0x28, 0, 0, 0x00000038),
-    (0x15, 31, 32, 0x0000fc17),
-    (0x15, 0, 9, 0x00000800),
+    (0x15, 62, 63, 0x0000fc17),
+    (0x15, 0, 62, 0x00000006),
+    (0x28, 0, 0, 0x00000036),
+    (0x15, 59, 0, 0x0000407d),
+    (0x15, 58, 0, 0x00004082),
+    (0x28, 0, 0, 0x00000038),
+    (0x15, 56, 55, 0x0000407d),
+    (0x15, 0, 18, 0x00000800),
     (0x30, 0, 0, 0x00000017),
-    (0x15, 0, 29, 0x00000011),
+    (0x15, 0, 7, 0x00000011),
     (0x28, 0, 0, 0x00000014),
-    (0x45, 27, 0, 0x00001fff),
+    (0x45, 52, 0, 0x00001fff),
     (0xb1, 0, 0, 0x0000000e),
     (0x48, 0, 0, 0x0000000e),
-    (0x15, 23, 0, 0x0000fc17),
+    (0x15, 48, 0, 0x0000fc17),
     (0x48, 0, 0, 0x00000010),
-    (0x15, 21, 22, 0x0000fc17),
+    (0x15, 46, 47, 0x0000fc17),
+    (0x15, 0, 46, 0x00000006),
+    (0x28, 0, 0, 0x00000014),
+    (0x45, 44, 0, 0x00001fff),
+    (0xb1, 0, 0, 0x0000000e),
+    (0x48, 0, 0, 0x0000000e),
+    (0x15, 40, 0, 0x0000407d),
+    (0x15, 39, 0, 0x00004082),
+    (0x48, 0, 0, 0x00000010),
+    (0x15, 37, 36, 0x0000407d),
     (0x15, 2, 0, 0x00008100),
     (0x15, 1, 0, 0x000088a8),
-    (0x15, 0, 19, 0x00009100),
+    (0x15, 0, 35, 0x00009100),
     (0x28, 0, 0, 0x00000010),
-    (0x15, 0, 6, 0x000086dd),
+    (0x15, 0, 12, 0x000086dd),
     (0x30, 0, 0, 0x00000018),
-    (0x15, 0, 15, 0x00000011),
+    (0x15, 0, 4, 0x00000011),
     (0x28, 0, 0, 0x0000003a),
-    (0x15, 12, 0, 0x0000fc17),
+    (0x15, 28, 0, 0x0000fc17),
     (0x28, 0, 0, 0x0000003c),
-    (0x15, 10, 11, 0x0000fc17),
-    (0x15, 0, 10, 0x00000800),
+    (0x15, 26, 27, 0x0000fc17),
+    (0x15, 0, 26, 0x00000006),
+    (0x28, 0, 0, 0x0000003a),
+    (0x15, 23, 0, 0x0000407d),
+    (0x15, 22, 0, 0x00004082),
+    (0x28, 0, 0, 0x0000003c),
+    (0x15, 20, 19, 0x0000407d),
+    (0x15, 0, 20, 0x00000800),
     (0x30, 0, 0, 0x0000001b),
-    (0x15, 0, 8, 0x00000011),
+    (0x15, 0, 7, 0x00000011),
     (0x28, 0, 0, 0x00000018),
-    (0x45, 6, 0, 0x00001fff),
+    (0x45, 16, 0, 0x00001fff),
     (0xb1, 0, 0, 0x00000012),
     (0x48, 0, 0, 0x00000012),
-    (0x15, 2, 0, 0x0000fc17),
+    (0x15, 12, 0, 0x0000fc17),
     (0x48, 0, 0, 0x00000014),
-    (0x15, 0, 1, 0x0000fc17),
-    (0x06, 0, 0, 0x00040000),
-    (0x06, 0, 0, 0x00000000),
+    (0x15, 10, 11, 0x0000fc17),
+    (0x15, 0, 10, 0x00000006),
+    (0x28, 0, 0, 0x00000018),
+    (0x45, 8, 0, 0x00001fff),
+    (0xb1, 0, 0, 0x00000012),
+    (0x48, 0, 0, 0x00000012),
+    (0x15, 4, 0, 0x0000407d),
+    (0x15, 3, 0, 0x00004082),
+    (0x48, 0, 0, 0x00000014),
+    (0x15, 1, 0, 0x0000407d),
+    (0x15, 0, 1, 0x00004082),
+    (0x6, 0, 0, 0x00040000),
+    (0x6, 0, 0, 0x00000000),
 ];
 
-/// `tcpdump -dd -y RAW 'udp port 64535'`: for cooked sockets, whose filter
-/// sees the packet from its IP header.
+/// `tcpdump -dd -y RAW 'udp port 64535 or tcp port 16509 or tcp port 16514'`:
+/// for cooked sockets, whose filter sees the packet from its IP header.
 const BPF_RAW_IP: &[(u16, u8, u8, u32)] = &[
     (0x30, 0, 0, 0x00000000),
     (0x54, 0, 0, 0x000000f0),
-    (0x15, 0, 6, 0x00000060),
+    (0x15, 0, 12, 0x00000060),
     (0x30, 0, 0, 0x00000006),
-    (0x15, 0, 17, 0x00000011),
+    (0x15, 0, 4, 0x00000011),
     (0x28, 0, 0, 0x00000028),
-    (0x15, 14, 0, 0x0000fc17),
+    (0x15, 30, 0, 0x0000fc17),
     (0x28, 0, 0, 0x0000002a),
-    (0x15, 12, 13, 0x0000fc17),
+    (0x15, 28, 29, 0x0000fc17),
+    (0x15, 0, 28, 0x00000006),
+    (0x28, 0, 0, 0x00000028),
+    (0x15, 25, 0, 0x0000407d),
+    (0x15, 24, 0, 0x00004082),
+    (0x28, 0, 0, 0x0000002a),
+    (0x15, 22, 21, 0x0000407d),
     (0x30, 0, 0, 0x00000000),
     (0x54, 0, 0, 0x000000f0),
-    (0x15, 0, 10, 0x00000040),
+    (0x15, 0, 20, 0x00000040),
     (0x30, 0, 0, 0x00000009),
-    (0x15, 0, 8, 0x00000011),
+    (0x15, 0, 7, 0x00000011),
     (0x28, 0, 0, 0x00000006),
-    (0x45, 6, 0, 0x00001fff),
+    (0x45, 16, 0, 0x00001fff),
     (0xb1, 0, 0, 0x00000000),
     (0x48, 0, 0, 0x00000000),
-    (0x15, 2, 0, 0x0000fc17),
+    (0x15, 12, 0, 0x0000fc17),
     (0x48, 0, 0, 0x00000002),
-    (0x15, 0, 1, 0x0000fc17),
-    (0x06, 0, 0, 0x00040000),
-    (0x06, 0, 0, 0x00000000),
+    (0x15, 10, 11, 0x0000fc17),
+    (0x15, 0, 10, 0x00000006),
+    (0x28, 0, 0, 0x00000006),
+    (0x45, 8, 0, 0x00001fff),
+    (0xb1, 0, 0, 0x00000000),
+    (0x48, 0, 0, 0x00000000),
+    (0x15, 4, 0, 0x0000407d),
+    (0x15, 3, 0, 0x00004082),
+    (0x48, 0, 0, 0x00000002),
+    (0x15, 1, 0, 0x0000407d),
+    (0x15, 0, 1, 0x00004082),
+    (0x6, 0, 0, 0x00040000),
+    (0x6, 0, 0, 0x00000000),
 ];
 
 const BPF_JEQ: u16 = 0x15;
 const BPF_JSET: u16 = 0x45;
 const BPF_RET: u16 = 0x06;
 
-/// The filter for `port`: tcpdump's program with its port replaced, and
+/// The ports the kernel filter passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilterPorts {
+    /// UDP: ldm.
+    pub ldm: u16,
+    /// TCP: libvirt, and libvirt over TLS.
+    pub libvirt: u16,
+    pub libvirt_tls: u16,
+}
+
+/// The template's port constants: tcpdump compiled it for these.
+const TEMPLATE_LDM: u32 = 64535;
+const TEMPLATE_LIBVIRT: u32 = 16509;
+const TEMPLATE_LIBVIRT_TLS: u32 = 16514;
+
+/// The filter for `ports`: tcpdump's program with its ports replaced, and
 /// non-first IPv4 fragments accepted rather than dropped (they carry no UDP
 /// header, and we reassemble them).
-pub fn program(template: &[(u16, u8, u8, u32)], port: u16) -> Vec<libc::sock_filter> {
+pub fn program(template: &[(u16, u8, u8, u32)], ports: FilterPorts) -> Vec<libc::sock_filter> {
     let accept = template.iter().position(|&(code, _, _, k)| code == BPF_RET && k != 0).unwrap_or(0);
     template
         .iter()
         .enumerate()
         .map(|(i, &(code, jt, jf, k))| {
             let (jt, k) = match (code, k) {
-                (BPF_JEQ, 0xfc17) => (jt, u32::from(port)),
+                (BPF_JEQ, TEMPLATE_LDM) => (jt, u32::from(ports.ldm)),
+                (BPF_JEQ, TEMPLATE_LIBVIRT) => (jt, u32::from(ports.libvirt)),
+                (BPF_JEQ, TEMPLATE_LIBVIRT_TLS) => (jt, u32::from(ports.libvirt_tls)),
                 (BPF_JSET, 0x1fff) => ((accept - i - 1) as u8, k),
                 _ => (jt, k),
             };
@@ -144,7 +210,8 @@ pub struct LiveOptions {
     pub promiscuous: bool,
     /// Join 239.129.9.27 on the interface, so IGMP-snooping switches forward it.
     pub join: bool,
-    pub port: u16,
+    /// What the kernel filter passes.
+    pub ports: FilterPorts,
     /// Stop at this instant (`-a duration:SECS`).
     pub deadline: Option<Instant>,
 }
@@ -238,7 +305,7 @@ impl LiveCapture {
         }
         // SAFETY: `fd` was just returned by socket(2) and is owned by nothing else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let filter = program(if raw { BPF_ETHERNET } else { BPF_RAW_IP }, options.port);
+        let filter = program(if raw { BPF_ETHERNET } else { BPF_RAW_IP }, options.ports);
         let fprog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr().cast_mut() };
         setsockopt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog).map_err(|source| LiveError::Setup {
             iface: iface.to_string(),
@@ -582,18 +649,104 @@ pub fn list_interfaces() -> io::Result<Vec<(String, Vec<String>)>> {
 mod tests {
     use super::*;
 
+    const DEFAULT: FilterPorts = FilterPorts { ldm: 64535, libvirt: 16509, libvirt_tls: 16514 };
+
     #[test]
-    fn program_patches_port_and_fragment_jumps() {
-        let p = program(BPF_ETHERNET, 5000);
+    fn program_patches_ports_and_fragment_jumps() {
+        let ports = FilterPorts { ldm: 5000, libvirt: 6000, libvirt_tls: 7000 };
+        let p = program(BPF_ETHERNET, ports);
         assert_eq!(p.len(), BPF_ETHERNET.len());
-        assert!(p.iter().filter(|i| i.code == BPF_JEQ).all(|i| i.k != 0xfc17));
-        assert_eq!(p.iter().filter(|i| i.code == BPF_JEQ && i.k == 5000).count(), 8);
+        let compared = |k: u32| p.iter().filter(|i| i.code == BPF_JEQ && i.k == k).count();
+        assert_eq!(compared(TEMPLATE_LDM) + compared(TEMPLATE_LIBVIRT) + compared(TEMPLATE_LIBVIRT_TLS), 0);
+        assert!(compared(5000) > 0 && compared(6000) > 0 && compared(7000) > 0);
         // Every fragment test jumps to the accepting return.
         for (i, insn) in p.iter().enumerate().filter(|(_, i)| i.code == BPF_JSET) {
             let target = i + 1 + insn.jt as usize;
             assert_eq!((p[target].code, p[target].k), (BPF_RET, 0x40000), "jset at {i}");
         }
-        let raw = program(BPF_RAW_IP, 64535);
-        assert!(raw.iter().any(|i| i.code == BPF_JEQ && i.k == 64535));
+    }
+
+    /// Runs a classic BPF program (the instructions tcpdump emits here) on a packet.
+    fn run(program: &[libc::sock_filter], packet: &[u8]) -> u32 {
+        let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+        let load = |at: usize, size: usize| -> Option<u32> {
+            let bytes = packet.get(at..at + size)?;
+            Some(bytes.iter().fold(0, |acc, b| acc << 8 | u32::from(*b)))
+        };
+        loop {
+            let i = program[pc];
+            let k = i.k as usize;
+            pc += 1;
+            let jump = |cond: bool| if cond { i.jt as usize } else { i.jf as usize };
+            match i.code {
+                0x20 | 0x28 | 0x30 => {
+                    let size = match i.code {
+                        0x20 => 4,
+                        0x28 => 2,
+                        _ => 1,
+                    };
+                    let Some(v) = load(k, size) else { return 0 };
+                    a = v;
+                }
+                0x48 | 0x50 => {
+                    let Some(v) = load(x as usize + k, if i.code == 0x48 { 2 } else { 1 }) else { return 0 };
+                    a = v;
+                }
+                0xb1 => {
+                    let Some(v) = load(k, 1) else { return 0 };
+                    x = (v & 0xf) * 4;
+                }
+                0x54 => a &= i.k,
+                0x15 => pc += jump(a == i.k),
+                0x25 => pc += jump(a > i.k),
+                0x45 => pc += jump(a & i.k != 0),
+                0x06 => return i.k,
+                other => panic!("instruction {other:#x} not interpreted"),
+            }
+        }
+    }
+
+    fn tcp_frame(vlan: bool, src_port: u16, dst_port: u16) -> Vec<u8> {
+        let builder = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]);
+        let mut out = Vec::new();
+        if vlan {
+            builder
+                .single_vlan(etherparse::VlanId::try_new(7).unwrap())
+                .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .tcp(src_port, dst_port, 1, 1000)
+                .write(&mut out, b"x")
+                .unwrap();
+        } else {
+            builder
+                .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .tcp(src_port, dst_port, 1, 1000)
+                .write(&mut out, b"x")
+                .unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn the_kernel_filter_passes_ldm_and_libvirt_only() {
+        use crate::synth::{ipv4_ethernet, Ipv4Udp};
+        let p = program(BPF_ETHERNET, DEFAULT);
+        let ldm = ipv4_ethernet([2; 6], &Ipv4Udp::ldm([10, 0, 0, 1].into(), 1), &[0; 312]);
+        let dns = ipv4_ethernet(
+            [2; 6],
+            &Ipv4Udp { dst_port: 53, src_port: 5353, ..Ipv4Udp::ldm([10, 0, 0, 1].into(), 1) },
+            &[0; 40],
+        );
+        assert_eq!(run(&p, &ldm), 0x40000);
+        assert_eq!(run(&p, &dns), 0);
+        for vlan in [false, true] {
+            assert_eq!(run(&p, &tcp_frame(vlan, 40000, 16509)), 0x40000, "libvirt, vlan {vlan}");
+            assert_eq!(run(&p, &tcp_frame(vlan, 16509, 40000)), 0x40000, "libvirt reply, vlan {vlan}");
+            assert_eq!(run(&p, &tcp_frame(vlan, 40000, 16514)), 0x40000, "libvirt TLS, vlan {vlan}");
+            assert_eq!(run(&p, &tcp_frame(vlan, 40000, 22)), 0, "ssh, vlan {vlan}");
+        }
+        let raw = program(BPF_RAW_IP, DEFAULT);
+        assert_eq!(run(&raw, &tcp_frame(false, 40000, 16509)[14..]), 0x40000);
+        assert_eq!(run(&raw, &tcp_frame(false, 40000, 80)[14..]), 0);
+        assert_eq!(run(&raw, &ldm[14..]), 0x40000);
     }
 }
