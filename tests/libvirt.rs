@@ -410,3 +410,55 @@ fn tls_records_agree_with_tshark() {
     assert!(!theirs.is_empty(), "tshark decodes TLS in the capture");
     assert_eq!(ours, theirs, "TLS records (lengths, server name) per frame, ours vs tshark");
 }
+
+#[test]
+fn decoded_arguments_agree_with_libvirts_own_dissector() {
+    let has_plugin = Command::new("tshark")
+        .args(["-G", "protocols"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with("\tlibvirt")));
+    if !has_plugin {
+        assert!(std::env::var_os("CI").is_none(), "CI must have libvirt-wireshark");
+        eprintln!("skipped: tshark with libvirt-wireshark not installed");
+        return;
+    }
+    let path = session_capture();
+    // (our field, the plugin's fields that carry the same value)
+    let pairs: [(&str, &[&str]); 4] = [
+        ("uri", &["libvirt.remote_connect_open_args.name"]),
+        ("domain", &["libvirt.remote_domain_lookup_by_name_args.name", "libvirt.remote_nonnull_domain.name"]),
+        ("max_mem", &["libvirt.remote_domain_get_info_ret.maxMem"]),
+        ("cpu_time", &["libvirt.remote_domain_get_info_ret.cpuTime"]),
+    ];
+    let (_, records) = our_messages(&path);
+    for (ours_name, their_fields) in pairs {
+        let mut ours: BTreeMap<u64, String> = BTreeMap::new();
+        for r in &records {
+            // The plugin's first domain name of a list is our `domains`' first.
+            let value = match &r["libvirt"][ours_name] {
+                serde_json::Value::Null if ours_name == "domain" => &r["libvirt"]["domains"][0],
+                value => value,
+            };
+            if value.is_null() {
+                continue;
+            }
+            let text = value.as_str().map_or_else(|| value.to_string(), str::to_string);
+            ours.insert(r["frame"]["number"].as_u64().expect("frame"), text);
+        }
+        let mut cmd = Command::new("tshark");
+        cmd.arg("-r").arg(&path).args(["-Y", "libvirt", "-T", "fields", "-E", "occurrence=f", "-e", "frame.number"]);
+        for field in their_fields {
+            cmd.args(["-e", field]);
+        }
+        let out = cmd.output().expect("tshark runs");
+        let mut theirs: BTreeMap<u64, String> = BTreeMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let cols: Vec<&str> = line.split('\t').collect();
+            if let Some(value) = cols[1..].iter().find(|c| !c.is_empty()) {
+                theirs.insert(cols[0].parse().expect("frame"), value.to_string());
+            }
+        }
+        assert!(!ours.is_empty(), "{ours_name}: the session carries it");
+        assert_eq!(ours, theirs, "{ours_name} per frame, ours vs libvirt-wireshark");
+    }
+}

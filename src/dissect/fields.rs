@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use crate::capture::{linktype_name, Timestamp};
 use crate::wire::ldm::{CharField, Payload};
+use crate::wire::libvirt_args::{self, Arg};
 
 use super::{ChecksumStatus, Dissection, LinkKind};
 
@@ -27,6 +28,10 @@ pub enum Value<'a> {
     Time(Timestamp),
     U16List(&'a [u16]),
     U64List(&'a [u64]),
+    /// A UUID (shown 8-4-4-4-12).
+    Uuid([u8; 16]),
+    /// Several C strings.
+    TextList(&'a [&'a [u8]]),
 }
 
 /// Receives the layers and fields of one packet, in order.
@@ -230,6 +235,17 @@ fn libvirt(d: &Dissection<'_>, sink: &mut dyn FieldSink, extra: &dyn Fn(&mut dyn
     sink.field("status", Value::I64(h.status.to_i32().into()));
     sink.field("status_name", Value::Str(h.status.name()));
     sink.field("payload_len", Value::U64(msg.payload_len() as u64));
+    for (name, arg) in &libvirt_args::decode(msg) {
+        let value = match arg {
+            Arg::Int(v) => Value::I64(*v),
+            Arg::Text(text) => Value::Text(text),
+            Arg::Uuid(uuid) => Value::Uuid(*uuid),
+            Arg::Ints(list) => Value::U64List(list),
+            Arg::Texts(list) => Value::TextList(list),
+            Arg::Name(name) => Value::Str(name),
+        };
+        sink.field(name, value);
+    }
     if let Some(error) = msg.error() {
         sink.field("error_code", Value::I64(error.code.into()));
         sink.field("error_domain", Value::I64(error.domain.into()));

@@ -6,6 +6,7 @@ use std::io::Write as _;
 
 use crate::dissect::fields::{self, FieldSink, Rfc3339, Value};
 use crate::expert::MacAddr;
+use crate::wire::libvirt_args::UuidText;
 
 use super::Packet;
 
@@ -121,6 +122,18 @@ impl FieldSink for Sink<'_> {
             }
             Value::U64List(list) => {
                 number_list(buf, list.iter().copied());
+                Ok(())
+            }
+            Value::Uuid(uuid) => write!(buf, "\"{}\"", UuidText(uuid)),
+            Value::TextList(list) => {
+                buf.push(b'[');
+                for (i, item) in list.iter().enumerate() {
+                    if i > 0 {
+                        buf.push(b',');
+                    }
+                    text(buf, item);
+                }
+                buf.push(b']');
                 Ok(())
             }
         };

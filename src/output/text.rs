@@ -8,6 +8,7 @@ use crate::dissect::{Dissection, Stop};
 use crate::expert::{MacAddr, Severity};
 use crate::wire::ldm::{CharField, Message, MsgType as LdmType, Payload};
 use crate::wire::libvirt::{self, MsgType, Status};
+use crate::wire::libvirt_args::{self, Arg, UuidText};
 use crate::wire::tls;
 
 use super::Packet;
@@ -186,8 +187,11 @@ fn write_libvirt(out: &mut impl Write, msg: &libvirt::Message<'_>, style: Style)
     if matches!(h.msg_type, MsgType::Stream | MsgType::StreamHole) {
         write!(out, " bytes={}", msg.payload_len())?;
     }
+    for (name, arg) in &libvirt_args::decode(msg) {
+        write!(out, " {name}={}", arg_text(arg))?;
+    }
     if let Some(error) = msg.error() {
-        write!(out, " code={} domain={}", error.code, error.domain)?;
+        write!(out, " error_code={} error_domain={}", error.code, error.domain)?;
         if let Some(text) = error.message {
             let mut value = String::with_capacity(text.len().min(MAX_LINE_TEXT + 8));
             escape_text(text, &mut value);
@@ -199,6 +203,43 @@ fn write_libvirt(out: &mut impl Write, msg: &libvirt::Message<'_>, style: Style)
         }
     }
     Ok(())
+}
+
+/// Longest list a line shows; `-V` and JSON show all of it.
+const MAX_LINE_ITEMS: usize = 8;
+
+/// A decoded libvirt argument as a line shows it: text escaped, shortened and
+/// quoted when it needs it, lists comma-separated.
+pub fn arg_text(arg: &Arg<'_>) -> String {
+    let quoted = |bytes: &[u8]| {
+        let mut value = String::with_capacity(bytes.len().min(MAX_LINE_TEXT + 8));
+        escape_text(bytes, &mut value);
+        if value.len() > MAX_LINE_TEXT {
+            value.truncate(MAX_LINE_TEXT - 3);
+            value.push_str("...");
+        }
+        if value.is_empty() || value.contains([' ', '"', ',']) {
+            format!("\"{}\"", value.replace('"', "\\\""))
+        } else {
+            value
+        }
+    };
+    let list = |items: Vec<String>| {
+        let more = items.len().saturating_sub(MAX_LINE_ITEMS);
+        let mut shown = items.into_iter().take(MAX_LINE_ITEMS).collect::<Vec<_>>().join(",");
+        if more > 0 {
+            shown.push_str(&format!(",+{more}"));
+        }
+        shown
+    };
+    match arg {
+        Arg::Int(v) => v.to_string(),
+        Arg::Text(text) => quoted(text),
+        Arg::Uuid(uuid) => UuidText(*uuid).to_string(),
+        Arg::Ints(values) => list(values.iter().map(u64::to_string).collect()),
+        Arg::Texts(texts) => list(texts.iter().map(|t| quoted(t)).collect()),
+        Arg::Name(name) => name.to_string(),
+    }
 }
 
 /// `TLS ClientHello version=TLS 1.3 sni=kvm1.example.com`: libvirt over TLS

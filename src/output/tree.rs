@@ -10,6 +10,7 @@ use crate::dissect::{ChecksumStatus, Dissection, IpInfo, Link, LinkKind, TcpInfo
 use crate::expert::format_mac;
 use crate::wire::ldm::{self, field, CharField, Message, MsgType, Payload};
 use crate::wire::libvirt;
+use crate::wire::libvirt_args;
 use crate::wire::tls;
 
 use super::text::Style;
@@ -191,6 +192,9 @@ fn write_libvirt(out: &mut impl Write, msg: &libvirt::Message<'_>, continuation:
         String::new()
     };
     writeln!(out, "    Payload: {} bytes of XDR{kept}", msg.payload_len())?;
+    for (name, arg) in &libvirt_args::decode(msg) {
+        writeln!(out, "        {name}: {}", super::text::arg_text(arg))?;
+    }
     if let Some(error) = msg.error() {
         writeln!(out, "    Error code: {}  domain: {}", error.code, error.domain)?;
         if let Some(text) = error.message {

@@ -794,14 +794,53 @@ fn tcp_segment(from: &mut TcpSide, to: &TcpSide, flags: u8, payload: &[u8]) -> V
     out
 }
 
+/// XDR encoders for the payloads the generated libvirt captures carry.
+fn xdr_u32(value: u32) -> Vec<u8> {
+    value.to_be_bytes().to_vec()
+}
+
+fn xdr_string(text: &str) -> Vec<u8> {
+    let mut out = xdr_u32(text.len() as u32);
+    out.extend_from_slice(text.as_bytes());
+    out.resize(out.len() + (4 - text.len() % 4) % 4, 0);
+    out
+}
+
+/// `remote_nonnull_domain` of the generated captures' one domain.
+fn xdr_domain() -> Vec<u8> {
+    [xdr_string("ldom-a"), vec![0x5e; 16], xdr_u32(1)].concat()
+}
+
+/// A call's arguments as libvirt encodes them, for the procedures used here.
+fn lv_call_args(proc_: i32) -> Vec<u8> {
+    match proc_ {
+        1 => [xdr_u32(1), xdr_string("qemu:///system"), xdr_u32(0)].concat(),
+        16 => xdr_domain(),
+        23 => xdr_string("ldom-x"),
+        273 => [xdr_u32(1), xdr_u32(0)].concat(),
+        _ => Vec::new(),
+    }
+}
+
+/// A successful reply's return values, for the procedures used here.
+fn lv_reply_values(proc_: i32) -> Vec<u8> {
+    let u64_be = |v: u64| v.to_be_bytes().to_vec();
+    match proc_ {
+        16 => [xdr_u32(1), u64_be(4 << 20), u64_be(4 << 20), xdr_u32(2), u64_be(52_000_000_000)].concat(),
+        66 => [xdr_u32(1), xdr_u32(0)].concat(),
+        273 => [xdr_u32(1), xdr_domain(), xdr_u32(1)].concat(),
+        _ => Vec::new(),
+    }
+}
+
 fn lv_call(proc_: i32, serial: u32) -> Vec<u8> {
     use crate::wire::libvirt::{build, MsgType, Status, PROGRAM_REMOTE};
-    build(PROGRAM_REMOTE, proc_, MsgType::Call, serial, Status::Ok, &[0, 0, 0, 0])
+    build(PROGRAM_REMOTE, proc_, MsgType::Call, serial, Status::Ok, &lv_call_args(proc_))
 }
 
 fn lv_reply(proc_: i32, serial: u32) -> Vec<u8> {
     use crate::wire::libvirt::{build, MsgType, Status, PROGRAM_REMOTE};
-    build(PROGRAM_REMOTE, proc_, MsgType::Reply, serial, Status::Ok, &[0, 0, 0, 1])
+    build(PROGRAM_REMOTE, proc_, MsgType::Reply, serial, Status::Ok, &lv_reply_values(proc_))
 }
 
 fn lv_keepalive(proc_: i32) -> Vec<u8> {

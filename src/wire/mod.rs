@@ -2,5 +2,6 @@
 
 pub mod ldm;
 pub mod libvirt;
+pub mod libvirt_args;
 mod libvirt_procs;
 pub mod tls;
