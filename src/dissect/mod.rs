@@ -36,7 +36,8 @@ pub struct Options {
     /// Also recognise ldm by its magic on any UDP port.
     pub heuristic: bool,
     /// Verify the IPv4 and UDP checksums of every frame, not only of ldm
-    /// ones (`--all` shows the others; otherwise nobody sees their sums).
+    /// ones, and decode every TCP header, not only libvirt's (`--all` shows
+    /// the others; otherwise nobody sees them).
     pub checksum_all: bool,
     /// TCP port carrying libvirt RPC (either end).
     pub libvirt_port: u16,
@@ -149,6 +150,10 @@ impl Dissection<'_> {
 
     /// A libvirt message, or a libvirt segment with stream findings (a gap).
     pub fn is_libvirt(&self) -> bool {
+        // All of these ride on TCP: one test settles every other frame.
+        if self.tcp.is_none() {
+            return false;
+        }
         self.libvirt.is_some()
             || self.tls.is_some()
             || self.stop == Some(Stop::LibvirtEncrypted)
@@ -514,6 +519,16 @@ impl Dissector {
     fn tcp_layer(&mut self, d: &mut Dissection<'_>, ip: &IpInfo, ip_payload: &[u8]) {
         self.libvirt_bytes.clear();
         self.libvirt_messages.clear();
+        // Most TCP on a busy link is not libvirt: a look at the two ports
+        // settles it, unless `--all` wants every TCP header shown.
+        let options = self.options;
+        let ports = [options.libvirt_port, options.libvirt_tls_port];
+        if let (Some(src), Some(dst), false) = (be16(ip_payload, 0), be16(ip_payload, 2), options.checksum_all) {
+            if !ports.contains(&src) && !ports.contains(&dst) {
+                d.stop = Some(Stop::OtherTcp);
+                return;
+            }
+        }
         let (tcp_info, payload) = match tcp::tcp(ip_payload) {
             Ok(ok) => ok,
             Err(e) => {
@@ -594,6 +609,11 @@ impl Dissector {
         self.scratch = whole.payload;
         Some(Reassembled { fragments: whole.count, first_frame: whole.first_frame })
     }
+}
+
+/// The big-endian 16-bit word at `at`.
+fn be16(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]))
 }
 
 /// One message of a reassembled stream: a libvirt message, or a TLS record.
