@@ -19,7 +19,7 @@ fn main() -> std::io::Result<()> {
     let out = std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".to_string());
     let out = Path::new(&out);
     let mut files: Vec<_> = Vec::new();
-    for dir in ["captures", "captures/recorded", "captures/broken", "captures/conformance"] {
+    for dir in ["captures", "captures/recorded", "captures/broken", "captures/conformance", "captures/libvirt"] {
         for entry in std::fs::read_dir(dir)?.flatten() {
             let path = entry.path();
             if path.extension().is_some_and(|e| e != "md" && e != "sh" && e != "toml") {
@@ -34,7 +34,9 @@ fn main() -> std::io::Result<()> {
         write(out, "capture_reader", name.clone(), &std::fs::read(path)?)?;
         seeds += 1;
         let Ok(mut reader) = CaptureReader::open(&path.to_string_lossy()) else { continue };
+        let mut stream_seed = Vec::new();
         while let Ok(Some(frame)) = reader.next_frame() {
+            libvirt_chunks(frame.data, &mut stream_seed);
             let Some(pick) = LINKTYPES.iter().position(|l| *l == frame.linktype) else { continue };
             let mut seed = vec![pick as u8];
             seed.extend_from_slice(frame.data);
@@ -47,6 +49,10 @@ fn main() -> std::io::Result<()> {
                 request.extend_from_slice(payload);
                 write(out, "emulator_handler", format!("{name}-{}", frame.number), &request)?;
             }
+            seeds += 1;
+        }
+        if !stream_seed.is_empty() {
+            write(out, "libvirt_stream", name.clone(), &stream_seed)?;
             seeds += 1;
         }
     }
@@ -64,4 +70,27 @@ fn main() -> std::io::Result<()> {
     }
     println!("wrote {} seeds under {}", seeds + filters.len(), out.display());
     Ok(())
+}
+
+/// The libvirt_stream target's chunks for an Ethernet frame's TCP payload on
+/// the libvirt ports: [control, sequence delta 64 (in order), length, bytes].
+fn libvirt_chunks(frame: &[u8], seed: &mut Vec<u8>) {
+    let Ok(packet) = etherparse::SlicedPacket::from_ethernet(frame) else { return };
+    let Some(etherparse::TransportSlice::Tcp(tcp)) = packet.transport else { return };
+    let (src, dst) = (tcp.source_port(), tcp.destination_port());
+    let tls = src == 16514 || dst == 16514;
+    if !(tls || src == 16509 || dst == 16509) {
+        return;
+    }
+    let direction = u8::from(src == 16509 || src == 16514);
+    let control = direction | if tls { 16 } else { 0 } | if tcp.syn() { 2 } else { 0 } | if tcp.fin() { 4 } else { 0 };
+    let payload = tcp.payload();
+    if payload.is_empty() {
+        seed.extend_from_slice(&[control, 64, 0]);
+        return;
+    }
+    for piece in payload.chunks(255) {
+        seed.extend_from_slice(&[control, 64, piece.len() as u8]);
+        seed.extend_from_slice(piece);
+    }
 }

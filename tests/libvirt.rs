@@ -20,14 +20,28 @@ use common::{ip, BIN};
 const URI: &str = "test+tcp://127.0.0.1/default";
 const NOBODY: u32 = 65534;
 
+/// tshark with libvirt's dissector plugin (libvirt-wireshark).
+fn has_plugin() -> bool {
+    Command::new("tshark")
+        .args(["-G", "protocols"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with("\tlibvirt")))
+}
+
+/// For the tests that only read captures: the plugin, or a skip (never in CI).
+fn plugin_available() -> bool {
+    if has_plugin() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must have libvirt-wireshark");
+    eprintln!("skipped: tshark with libvirt-wireshark not installed");
+    false
+}
+
 fn available(test: &str) -> bool {
     let have = |path: &str| Path::new(path).exists();
     let tools = have("/usr/sbin/libvirtd") && have("/usr/bin/virsh") && have("/usr/bin/tcpdump");
-    let plugin = Command::new("tshark")
-        .args(["-G", "protocols"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with("\tlibvirt")));
-    if common::is_root() && tools && plugin {
+    if common::is_root() && tools && has_plugin() {
         return true;
     }
     assert!(
@@ -263,13 +277,7 @@ fn virsh_session_decodes_like_libvirts_own_dissector() {
 #[test]
 fn committed_session_agrees_with_libvirts_own_dissector() {
     // No daemon needed: the recorded session, ours against tshark's plugin.
-    let has_plugin = Command::new("tshark")
-        .args(["-G", "protocols"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with("\tlibvirt")));
-    if !has_plugin {
-        assert!(std::env::var_os("CI").is_none(), "CI must have libvirt-wireshark");
-        eprintln!("skipped: tshark with libvirt-wireshark not installed");
+    if !plugin_available() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
@@ -413,13 +421,7 @@ fn tls_records_agree_with_tshark() {
 
 #[test]
 fn decoded_arguments_agree_with_libvirts_own_dissector() {
-    let has_plugin = Command::new("tshark")
-        .args(["-G", "protocols"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with("\tlibvirt")));
-    if !has_plugin {
-        assert!(std::env::var_os("CI").is_none(), "CI must have libvirt-wireshark");
-        eprintln!("skipped: tshark with libvirt-wireshark not installed");
+    if !plugin_available() {
         return;
     }
     let path = session_capture();

@@ -72,38 +72,28 @@ pub const FIELDS: [&str; 28] = [
     "event_detail",
 ];
 
-/// Calls whose arguments are a domain (and, for some, flags).
-const DOMAIN_CALLS: [&str; 20] = [
-    "DOMAIN_GET_INFO",
-    "DOMAIN_HAS_MANAGED_SAVE_IMAGE",
-    "DOMAIN_GET_SECURITY_LABEL",
-    "DOMAIN_GET_MESSAGES",
-    "DOMAIN_CREATE",
-    "DOMAIN_DESTROY",
-    "DOMAIN_SUSPEND",
-    "DOMAIN_RESUME",
-    "DOMAIN_SHUTDOWN",
-    "DOMAIN_UNDEFINE",
-    "DOMAIN_GET_OS_TYPE",
-    "DOMAIN_IS_ACTIVE",
-    "DOMAIN_IS_PERSISTENT",
-    "DOMAIN_GET_AUTOSTART",
-    "DOMAIN_CREATE_WITH_FLAGS",
-    "DOMAIN_DESTROY_FLAGS",
-    "DOMAIN_UNDEFINE_FLAGS",
-    "DOMAIN_REBOOT",
-    "DOMAIN_GET_STATE",
-    "DOMAIN_GET_XML_DESC",
-];
-
-/// Of `DOMAIN_CALLS`, those with `unsigned int flags` after the domain.
-const WITH_FLAGS: [&str; 6] = [
-    "DOMAIN_CREATE_WITH_FLAGS",
-    "DOMAIN_DESTROY_FLAGS",
-    "DOMAIN_UNDEFINE_FLAGS",
-    "DOMAIN_REBOOT",
-    "DOMAIN_GET_STATE",
-    "DOMAIN_GET_XML_DESC",
+/// Calls whose arguments are a domain, and whether `unsigned int flags` follows it.
+const DOMAIN_CALLS: [(&str, bool); 20] = [
+    ("DOMAIN_GET_INFO", false),
+    ("DOMAIN_HAS_MANAGED_SAVE_IMAGE", false),
+    ("DOMAIN_GET_SECURITY_LABEL", false),
+    ("DOMAIN_GET_MESSAGES", false),
+    ("DOMAIN_CREATE", false),
+    ("DOMAIN_DESTROY", false),
+    ("DOMAIN_SUSPEND", false),
+    ("DOMAIN_RESUME", false),
+    ("DOMAIN_SHUTDOWN", false),
+    ("DOMAIN_UNDEFINE", false),
+    ("DOMAIN_GET_OS_TYPE", false),
+    ("DOMAIN_IS_ACTIVE", false),
+    ("DOMAIN_IS_PERSISTENT", false),
+    ("DOMAIN_GET_AUTOSTART", false),
+    ("DOMAIN_CREATE_WITH_FLAGS", true),
+    ("DOMAIN_DESTROY_FLAGS", true),
+    ("DOMAIN_UNDEFINE_FLAGS", true),
+    ("DOMAIN_REBOOT", true),
+    ("DOMAIN_GET_STATE", true),
+    ("DOMAIN_GET_XML_DESC", true),
 ];
 
 /// Replies that are one domain.
@@ -260,13 +250,13 @@ fn call<'a>(name: &str, x: &mut Xdr<'a>, out: &mut Args<'a>) -> Option<()> {
             int(out, "xml_len", x.string()?.len() as i64);
             int(out, "flags", x.u32()?);
         }
-        _ if DOMAIN_CALLS.contains(&name) => {
+        _ => {
+            let Some(&(_, flags)) = DOMAIN_CALLS.iter().find(|(call, _)| *call == name) else { return Some(()) };
             domain(x, out)?;
-            if WITH_FLAGS.contains(&name) {
+            if flags {
                 int(out, "flags", x.u32()?);
             }
         }
-        _ => {}
     }
     Some(())
 }

@@ -1,0 +1,72 @@
+//! libvirt over TCP, damaged any way: a sequence of segments in both
+//! directions (any sequence numbers, flags, SASL marks, libvirt or TLS
+//! framing) through the stream reassembler, and every message it delivers
+//! through the libvirt, argument, error and TLS decoders. Nothing may panic,
+//! and every delivered range lies in the output.
+//!
+//! Input: repeated [control, sequence delta, length, bytes...]. Control bit 0
+//! picks the direction, 1 SYN, 2 FIN, 3 RST, 4 TLS framing, 5 marks SASL.
+#![no_main]
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ldm_sniff::dissect::stream::{FlowKey, Framing, Streams};
+use ldm_sniff::dissect::tcp::{TcpInfo, FIN, RST, SYN};
+use ldm_sniff::wire::{libvirt, libvirt_args, tls};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let client = FlowKey {
+        src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        src_port: 40000,
+        dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+        dst_port: libvirt::PORT,
+    };
+    let server = FlowKey { src: client.dst, src_port: client.dst_port, dst: client.src, dst_port: client.src_port };
+    let mut streams = Streams::default();
+    let mut next = [1000u32, 5000u32];
+    let mut rest = data;
+    while rest.len() >= 3 {
+        let (control, delta, len) = (rest[0], rest[1], usize::from(rest[2]));
+        let bytes = &rest[3..(3 + len).min(rest.len())];
+        rest = &rest[(3 + len).min(rest.len())..];
+        let dir = usize::from(control & 1);
+        let key = if dir == 0 { client } else { server };
+        let seq = next[dir].wrapping_add(u32::from(delta)).wrapping_sub(64);
+        next[dir] = seq.wrapping_add(bytes.len() as u32 + u32::from(control & 2 != 0));
+        let flags = [(2, SYN), (4, FIN), (8, RST)].iter().filter(|(bit, _)| control & bit != 0).fold(0, |a, (_, f)| a | f);
+        let framing = if control & 16 != 0 { Framing::Tls } else { Framing::Libvirt };
+        if control & 32 != 0 {
+            streams.mark_sasl(key);
+        }
+        let tcp = TcpInfo {
+            src_port: key.src_port,
+            dst_port: key.dst_port,
+            seq,
+            ack: 0,
+            flags,
+            window: 0,
+            header_len: 20,
+            payload_len: bytes.len(),
+        };
+        let mut out = Vec::new();
+        let delivered = streams.segment(key, framing, &tcp, bytes, &mut out);
+        for range in delivered.messages {
+            let message = &out[range];
+            match framing {
+                Framing::Libvirt => {
+                    if let Some(msg) = libvirt::Message::parse(message) {
+                        let _ = msg.error();
+                        let _ = libvirt_args::decode(&msg);
+                        let _ = msg.to_bytes();
+                    }
+                }
+                Framing::Tls => {
+                    if let Some(record) = tls::Record::parse(message) {
+                        let _ = record.hello();
+                    }
+                }
+            }
+        }
+    }
+});
