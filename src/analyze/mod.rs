@@ -475,13 +475,32 @@ fn retry_chain(
     }
 }
 
+/// Whether `recent_macs` is kept: not while a storm is flagged, when nothing
+/// reads it (it is rebuilt when the storm ends); this is the flood case, where
+/// the two map updates per lookup cost most.
+fn counting_macs(state: &RequesterState) -> bool {
+    state.burst_flagged != Some(Key::LdmLookupStorm)
+}
+
 fn forget_oldest(state: &mut RequesterState) {
     let Some((_, mac)) = state.recent.pop_front() else { return };
+    if !counting_macs(state) {
+        return;
+    }
     if let Some(count) = state.recent_macs.get_mut(&mac) {
         *count -= 1;
         if *count == 0 {
             state.recent_macs.remove(&mac);
         }
+    }
+}
+
+/// Counts the MACs of the recent lookups again (after a storm, when the
+/// counts were not kept).
+fn recount_macs(state: &mut RequesterState) {
+    state.recent_macs.clear();
+    for (_, mac) in &state.recent {
+        *state.recent_macs.entry(*mac).or_default() += 1;
     }
 }
 
@@ -498,13 +517,19 @@ fn lookup_burst(state: &mut RequesterState, options: &Options, mac: [u8; 6], ts:
         forget_oldest(state);
     }
     state.recent.push_back((ts, mac));
-    *state.recent_macs.entry(mac).or_default() += 1;
+    if counting_macs(state) {
+        *state.recent_macs.entry(mac).or_default() += 1;
+    }
     let in_burst = state.recent.len() as u32 >= options.storm_lookups;
     if !in_burst {
         // The rate fell below the threshold: the burst is over.
         if state.recent.len() as u32 <= options.storm_lookups / 2 {
+            let was_storm = !counting_macs(state);
             state.burst_start = None;
             state.burst_flagged = None;
+            if was_storm {
+                recount_macs(state);
+            }
         }
         return;
     }

@@ -124,8 +124,16 @@ fn lookup_fields(lookup: &Lookup<'_>, ip_src: Option<Ipv4Addr>, out: &mut Findin
     let Some(source_ip) = lookup.source_ip.filter(CharField::complete) else {
         return;
     };
-    text_field(Some(source_ip), "source_ip", out);
-    match source_ip.as_ipv4() {
+    let parsed = source_ip.as_ipv4();
+    if parsed.is_some() {
+        // A dotted quad is printable text: only its terminator needs a look.
+        if !source_ip.nul_terminated() {
+            out.push(Finding::new(Key::LdmStringUnterminated, Detail::Field("source_ip")));
+        }
+    } else {
+        text_field(Some(source_ip), "source_ip", out);
+    }
+    match parsed {
         None => out.push(Finding::new(Key::LdmBadSourceIp, Detail::None)),
         Some(said) => {
             if let Some(header) = ip_src.filter(|&h| h != said) {
