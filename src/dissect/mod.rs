@@ -445,6 +445,7 @@ impl Dissector {
             if let Some(first) = self.libvirt_messages.first() {
                 // Borrow the messages' bytes only once the streams are done with them.
                 (d.libvirt, d.tls) = stream_message(&self.libvirt_bytes[first.clone()], self.framing);
+                checks::libvirt(d.libvirt.as_ref(), &mut d.findings);
             }
             return d;
         }
@@ -519,15 +520,18 @@ impl Dissector {
     fn tcp_layer(&mut self, d: &mut Dissection<'_>, ip: &IpInfo, ip_payload: &[u8]) {
         self.libvirt_bytes.clear();
         self.libvirt_messages.clear();
-        // Most TCP on a busy link is not libvirt: a look at the two ports
-        // settles it, unless `--all` wants every TCP header shown.
-        let options = self.options;
-        let ports = [options.libvirt_port, options.libvirt_tls_port];
-        if let (Some(src), Some(dst), false) = (be16(ip_payload, 0), be16(ip_payload, 2), options.checksum_all) {
-            if !ports.contains(&src) && !ports.contains(&dst) {
-                d.stop = Some(Stop::OtherTcp);
-                return;
-            }
+        if let Some(fragment) = ip.fragment {
+            // TCP is not reassembled from IP fragments (senders use path MTU
+            // discovery), and a later fragment holds no TCP header.
+            d.stop = Some(Stop::Fragment { offset: fragment.offset });
+            return;
+        }
+        // Most TCP on a busy link is not libvirt: the two ports settle it
+        // before any header is built, unless `--all` wants every TCP header.
+        let framing = self.framing_by_port(ip_payload);
+        if framing.is_none() && !self.options.checksum_all {
+            d.stop = Some(Stop::OtherTcp);
+            return;
         }
         let (tcp_info, payload) = match tcp::tcp(ip_payload) {
             Ok(ok) => ok,
@@ -537,20 +541,11 @@ impl Dissector {
             }
         };
         d.tcp = Some(tcp_info);
-        let on = |port: u16| tcp_info.src_port == port || tcp_info.dst_port == port;
-        self.framing = if on(self.options.libvirt_port) {
-            Framing::Libvirt
-        } else if on(self.options.libvirt_tls_port) {
-            Framing::Tls
-        } else {
+        let Some(framing) = framing else {
             d.stop = Some(Stop::OtherTcp);
             return;
         };
-        if let Some(fragment) = ip.fragment {
-            // TCP is not reassembled from IP fragments (senders use path MTU discovery).
-            d.stop = Some(Stop::Fragment { offset: fragment.offset });
-            return;
-        }
+        self.framing = framing;
         let key = FlowKey { src: ip.src, src_port: tcp_info.src_port, dst: ip.dst, dst_port: tcp_info.dst_port };
         let delivered = self.streams.segment(key, self.framing, &tcp_info, payload, &mut self.libvirt_bytes);
         checks::stream(&delivered, &mut d.findings);
@@ -563,13 +558,20 @@ impl Dissector {
                 self.streams.mark_sasl(key);
             }
         }
-        match self.libvirt_messages.first() {
-            Some(first) => {
-                let (msg, _) = stream_message(&self.libvirt_bytes[first.clone()], self.framing);
-                checks::libvirt(msg.as_ref(), &mut d.findings);
-            }
-            None if encrypted => d.stop = Some(Stop::LibvirtEncrypted),
-            None => d.stop = Some(Stop::LibvirtSegment),
+        if self.libvirt_messages.is_empty() {
+            d.stop = Some(if encrypted { Stop::LibvirtEncrypted } else { Stop::LibvirtSegment });
+        }
+    }
+
+    /// libvirt or libvirt over TLS, by the TCP ports (either end).
+    fn framing_by_port(&self, tcp_bytes: &[u8]) -> Option<Framing> {
+        let ports = [be16(tcp_bytes, 0)?, be16(tcp_bytes, 2)?];
+        if ports.contains(&self.options.libvirt_port) {
+            Some(Framing::Libvirt)
+        } else if ports.contains(&self.options.libvirt_tls_port) {
+            Some(Framing::Tls)
+        } else {
+            None
         }
     }
 

@@ -10,7 +10,9 @@
 //! Memory: at most `MAX_FLOWS` directions, each holding at most `MAX_KEEP`
 //! bytes of the message being assembled (a longer message keeps its first
 //! `MAX_KEEP` bytes and the rest is counted, not kept) and `MAX_HELD_BYTES`
-//! of waiting segments.
+//! of waiting segments, and `MAX_BYTES` over all of them: past either cap the
+//! least recently used direction is dropped (its next bytes are then treated
+//! as a connection joined mid-way).
 
 use std::net::IpAddr;
 use std::ops::Range;
@@ -30,6 +32,8 @@ pub const MAX_KEEP: usize = 256 * 1024;
 /// Out-of-order segments (and their bytes) waiting for a hole to fill.
 pub const MAX_HELD_SEGMENTS: usize = 64;
 pub const MAX_HELD_BYTES: usize = 1 << 20;
+/// Bytes held over all directions.
+pub const MAX_BYTES: usize = 8 << 20;
 
 /// How a stream is cut into messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,6 +247,11 @@ impl Direction {
         self.release_held(out, d, sasl);
     }
 
+    /// Bytes this direction holds.
+    fn bytes(&self) -> usize {
+        self.pending.len() + self.long.len() + self.held_bytes
+    }
+
     /// Delivers held segments that now continue the stream.
     fn release_held(&mut self, out: &mut Vec<u8>, d: &mut Delivered, sasl: bool) {
         while let Some(next) = self.next_seq {
@@ -270,7 +279,9 @@ pub struct Streams {
     /// Connections that began SASL authentication (bounded like `flows`).
     sasl: HashMap<FlowKey, u64, RandomState>,
     clock: u64,
-    /// Directions dropped to stay under `MAX_FLOWS`.
+    /// Bytes held over all directions.
+    bytes: usize,
+    /// Directions dropped to stay under `MAX_FLOWS` and `MAX_BYTES`.
     pub evicted: u64,
 }
 
@@ -280,6 +291,7 @@ impl Default for Streams {
             flows: HashMap::with_hasher(RandomState::new()),
             sasl: HashMap::with_hasher(RandomState::new()),
             clock: 0,
+            bytes: 0,
             evicted: 0,
         }
     }
@@ -335,29 +347,47 @@ impl Streams {
         let Some(dir) = self.flows.get_mut(&key) else { return d };
         dir.last_used = clock;
         d.from_start = dir.syn_seen;
+        let before = dir.bytes();
         feed(dir, tcp.seq, payload, out, &mut d, sasl);
         if tcp.has(FIN | RST) {
             // Nothing more comes: a hole still open will never fill.
             while !dir.held.is_empty() {
                 dir.skip_hole(out, &mut d, sasl);
             }
-            self.flows.remove(&key);
         }
-        d.encrypted |= self.flows.get(&key).is_some_and(|dir| dir.encrypted);
+        self.bytes = self.bytes - before + dir.bytes();
+        if tcp.has(FIN | RST) {
+            self.remove(&key);
+        }
+        while self.bytes > MAX_BYTES && self.evict_oldest(Some(key)) {}
         d
     }
 
     fn insert(&mut self, key: FlowKey, dir: Direction) {
         if !self.flows.contains_key(&key) && self.flows.len() >= MAX_FLOWS {
-            let oldest = self.flows.iter().min_by_key(|(_, dir)| dir.last_used).map(|(key, _)| *key);
-            if let Some(oldest) = oldest {
-                self.flows.remove(&oldest);
-                self.evicted += 1;
-            }
+            self.evict_oldest(None);
         }
         let mut dir = dir;
         dir.last_used = self.clock;
-        self.flows.insert(key, dir);
+        if let Some(old) = self.flows.insert(key, dir) {
+            self.bytes -= old.bytes();
+        }
+    }
+
+    fn remove(&mut self, key: &FlowKey) {
+        if let Some(dir) = self.flows.remove(key) {
+            self.bytes -= dir.bytes();
+        }
+    }
+
+    /// Drops the least recently used direction other than `keep`; false if
+    /// there is none.
+    fn evict_oldest(&mut self, keep: Option<FlowKey>) -> bool {
+        let oldest = self.flows.iter().filter(|(key, _)| Some(**key) != keep).min_by_key(|(_, dir)| dir.last_used);
+        let Some(oldest) = oldest.map(|(key, _)| *key) else { return false };
+        self.remove(&oldest);
+        self.evicted += 1;
+        true
     }
 }
 
@@ -503,6 +533,27 @@ mod tests {
     }
 
     #[test]
+    fn bytes_over_all_flows_are_bounded() {
+        let mut streams = Streams::default();
+        let mut out = Vec::new();
+        let waiting = vec![0u8; 60_000];
+        // 200 directions, each with a hole and 60 kB waiting past it: 12 MB unbounded.
+        for port in 0..200u16 {
+            let key = FlowKey { src_port: port, ..KEY };
+            streams.segment(key, Framing::Libvirt, &tcp(0, SYN, 0), &[], &mut out);
+            streams.segment(key, Framing::Libvirt, &tcp(1000, 0, waiting.len()), &waiting, &mut out);
+            let held: usize = streams.flows.values().map(Direction::bytes).sum();
+            assert_eq!(held, streams.bytes);
+            assert!(streams.bytes <= MAX_BYTES, "{}", streams.bytes);
+        }
+        assert!(streams.evicted > 0);
+        // A FIN gives the hole up and frees the direction's bytes.
+        let last = FlowKey { src_port: 199, ..KEY };
+        streams.segment(last, Framing::Libvirt, &tcp(1000 + 60_000, FIN, 0), &[], &mut out);
+        assert_eq!(streams.bytes, streams.flows.values().map(Direction::bytes).sum::<usize>());
+    }
+
+    #[test]
     fn flows_are_bounded() {
         let mut streams = Streams::default();
         let mut out = Vec::new();
@@ -564,6 +615,8 @@ mod tests {
                 for r in d.messages {
                     proptest::prop_assert!(r.end <= out.len());
                 }
+                let held: usize = streams.flows.values().map(Direction::bytes).sum();
+                proptest::prop_assert_eq!(held, streams.bytes);
             }
         }
     }
