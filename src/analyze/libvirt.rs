@@ -83,7 +83,9 @@ impl Tables {
     }
 
     fn count_conversation(&mut self, flow: FlowKey, ts: Timestamp, msg: &libvirt::Message<'_>) {
-        // Calls go from the client; replies, events and streams may come from either.
+        // A call names the client. A connection first seen at another
+        // message takes the side on the lower port for the daemon (16509 is
+        // below the ephemeral range clients use).
         let from_client = msg.header.msg_type.is_call() || flow.dst_port < flow.src_port;
         let (client, server) = if from_client {
             ((flow.src, flow.src_port), (flow.dst, flow.dst_port))

@@ -12,37 +12,41 @@ use super::{error, interface};
 use crate::EXIT_FINDINGS;
 
 pub fn run(args: &ConformArgs) -> ExitCode {
+    let started = Instant::now();
+    let ldm = || conform::load(&args.capture, args.window);
+    let libvirt = || {
+        let options = dissect::Options { libvirt_port: args.libvirt_port, ..dissect::Options::default() };
+        libvirt::load(&args.capture, options)
+    };
     match args.protocol {
-        ConformProtocol::Ldm => run_ldm(args),
-        ConformProtocol::Libvirt => run_libvirt(args),
-        // ldm if the capture has ldm requests, else libvirt if it has calls.
-        ConformProtocol::Auto => match conform::load(&args.capture, args.window) {
-            Err(_) if libvirt_calls(args) => run_libvirt(args),
-            _ => run_ldm(args),
+        ConformProtocol::Ldm => match ldm() {
+            Ok(requests) => run_ldm(args, &requests, started),
+            Err(message) => error(&message),
+        },
+        ConformProtocol::Libvirt => match libvirt() {
+            Ok(loaded) => run_libvirt(args, &loaded, started),
+            Err(message) => error(&message),
+        },
+        // ldm if the capture has ldm requests, else libvirt.
+        ConformProtocol::Auto => match ldm() {
+            Ok(requests) => run_ldm(args, &requests, started),
+            Err(ldm_error) => match libvirt() {
+                Ok(loaded) => run_libvirt(args, &loaded, started),
+                // An unreadable file fails both the same way: say it once.
+                Err(libvirt_error) if libvirt_error == ldm_error => error(&ldm_error),
+                Err(libvirt_error) => error(&format!("{ldm_error}\nldm-sniff: nor libvirt: {libvirt_error}")),
+            },
         },
     }
 }
 
-fn libvirt_options(args: &ConformArgs) -> dissect::Options {
-    dissect::Options { libvirt_port: args.libvirt_port, ..dissect::Options::default() }
-}
-
-fn libvirt_calls(args: &ConformArgs) -> bool {
-    libvirt::load(&args.capture, libvirt_options(args)).is_ok_and(|loaded| libvirt::has_calls(&loaded))
-}
-
 /// Replays the client side of each libvirt connection.
-fn run_libvirt(args: &ConformArgs) -> ExitCode {
-    let started = Instant::now();
+fn run_libvirt(args: &ConformArgs, loaded: &libvirt::Loaded, started: Instant) -> ExitCode {
     if args.raw {
-        return error("--raw re-injects ldm frames; libvirt connections are replayed over TCP");
+        return error("--raw re-injects ldm frames; libvirt connections are replayed over TCP: drop --raw");
     }
     let target = match args.target.as_deref().map(libvirt::parse_target).transpose() {
         Ok(target) => target,
-        Err(message) => return error(&message),
-    };
-    let loaded = match libvirt::load(&args.capture, libvirt_options(args)) {
-        Ok(loaded) => loaded,
         Err(message) => return error(&message),
     };
     for note in &loaded.skipped {
@@ -69,8 +73,7 @@ fn run_libvirt(args: &ConformArgs) -> ExitCode {
     finish(args, actual, recorded, &target_name, started)
 }
 
-fn run_ldm(args: &ConformArgs) -> ExitCode {
-    let started = Instant::now();
+fn run_ldm(args: &ConformArgs, requests: &[conform::Request], started: Instant) -> ExitCode {
     let norm = match Normalise::new(&args.redact, &args.keep) {
         Ok(norm) => norm,
         Err(message) => return error(&message),
@@ -85,10 +88,6 @@ fn run_ldm(args: &ConformArgs) -> ExitCode {
             target.addr
         ));
     }
-    let requests = match conform::load(&args.capture, args.window) {
-        Ok(requests) => requests,
-        Err(message) => return error(&message),
-    };
     let iface = match interface(args.interface.as_deref()) {
         Ok(iface) => iface,
         Err(code) => return code,
@@ -123,14 +122,14 @@ fn run_ldm(args: &ConformArgs) -> ExitCode {
         Some(injector) => conform::Sender::Raw(injector),
         None => conform::Sender::Udp(target),
     };
-    let replies = match conform::replay(&socket, &sender, &requests, pace, args.window) {
+    let replies = match conform::replay(&socket, &sender, requests, pace, args.window) {
         Ok(replies) => replies,
         Err(e) => {
             return error(&format!("cannot replay to {}: {e}; check the target is reachable from {iface}", target.addr))
         }
     };
-    let actual = conform::transcript(&requests, &replies, args.window, &norm);
-    let recorded = conform::transcript(&requests, &conform::recorded(&requests), args.window, &norm);
+    let actual = conform::transcript(requests, &replies, args.window, &norm);
+    let recorded = conform::transcript(requests, &conform::recorded(requests), args.window, &norm);
     finish(args, actual, recorded, &target.addr.to_string(), started)
 }
 

@@ -9,7 +9,6 @@
 //! compared by length and hash, except for the procedures in `VOLATILE`,
 //! whose answers change from run to run (times, counters, host details).
 
-use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::capture::CaptureReader;
 use crate::dissect::{self, stream::FlowKey};
 use crate::pipeline;
-use crate::wire::libvirt::{Message, MsgType, Status, HEADER_LEN, MAX_LEN, PROGRAM_KEEPALIVE, PROGRAM_REMOTE};
+use crate::wire::libvirt::{Header, Message, Status, HEADER_LEN, MAX_LEN, PROGRAM_KEEPALIVE, PROGRAM_REMOTE};
 
 use super::transcript::Exchange;
 
@@ -42,7 +41,7 @@ pub const VOLATILE: [&str; 15] = [
 ];
 
 /// One recorded connection: the client's messages in order, each with the
-/// daemon's messages recorded after it (until the client's next message).
+/// daemon's messages recorded for it (its reply, and what came meanwhile).
 #[derive(Debug, Clone)]
 pub struct Connection {
     pub server: SocketAddr,
@@ -52,10 +51,21 @@ pub struct Connection {
 #[derive(Debug, Clone)]
 pub struct Step {
     pub frame: u64,
-    /// The client's message, whole, as sent.
+    /// The client's message, whole, as sent, and its header.
     pub bytes: Vec<u8>,
-    /// The daemon's messages recorded after it, whole.
+    pub header: Header,
+    /// The daemon's messages recorded for it, whole.
     pub recorded: Vec<Vec<u8>>,
+}
+
+impl Step {
+    /// Whether `reply` answers this step's call.
+    fn answered_by(&self, reply: &Header) -> bool {
+        self.header.msg_type.is_call()
+            && reply.msg_type.is_reply()
+            && reply.prog == self.header.prog
+            && reply.serial == self.header.serial
+    }
 }
 
 /// A message from the daemon, and whether it came after the window.
@@ -80,51 +90,41 @@ pub struct Loaded {
 /// skipped, as is one with a message cut to bound memory.
 pub fn load(path: &str, options: dissect::Options) -> Result<Loaded, String> {
     let reader = CaptureReader::open(path).map_err(|e| e.to_string())?;
-    let mut by_key: BTreeMap<usize, (FlowKey, Connection, bool)> = BTreeMap::new();
-    let mut order: Vec<FlowKey> = Vec::new();
+    // (connection, what is recorded of it, replayable), in the order first seen.
+    let mut found: Vec<(FlowKey, Connection, bool)> = Vec::new();
     let mut skipped = Vec::new();
     let damage = pipeline::walk(reader, options, |d| {
         let (Some(msg), Some(ip), Some(tcp)) = (&d.libvirt, d.ip, d.tcp) else { return Ok(true) };
-        let flow = FlowKey { src: ip.src, src_port: tcp.src_port, dst: ip.dst, dst_port: tcp.dst_port };
-        let key = flow.connection();
-        let index = match order.iter().position(|k| *k == key) {
+        if msg.header.prog == PROGRAM_KEEPALIVE {
+            return Ok(true);
+        }
+        let key = FlowKey { src: ip.src, src_port: tcp.src_port, dst: ip.dst, dst_port: tcp.dst_port }.connection();
+        let from_client = tcp.dst_port == options.libvirt_port;
+        let i = match found.iter().position(|(k, _, _)| *k == key) {
             Some(i) => i,
             None => {
-                order.push(key);
-                order.len() - 1
+                let server = if from_client { (ip.dst, tcp.dst_port) } else { (ip.src, tcp.src_port) };
+                found.push((key, Connection { server: server.into(), steps: Vec::new() }, true));
+                found.len() - 1
             }
         };
-        let from_client = tcp.dst_port == options.libvirt_port;
-        let server =
-            if from_client { SocketAddr::new(ip.dst, tcp.dst_port) } else { SocketAddr::new(ip.src, tcp.src_port) };
-        let entry = by_key
-            .entry(index)
-            .or_insert_with(|| (key, Connection { server, steps: Vec::new() }, d.libvirt_from_start));
-        entry.2 &= d.libvirt_from_start;
-        let whole = msg.payload.len() == msg.payload_len();
-        if !whole {
-            entry.2 = false;
+        let (_, connection, replayable) = &mut found[i];
+        *replayable &= d.libvirt_from_start;
+        if msg.payload.len() < msg.payload_len() {
+            *replayable = false;
             skipped.push(format!("frame {}: a message longer than the kept 256 KiB", d.frame.number));
         }
         let bytes = msg.to_bytes();
         if from_client {
-            if msg.header.prog != PROGRAM_KEEPALIVE {
-                entry.1.steps.push(Step { frame: d.frame.number, bytes, recorded: Vec::new() });
-            }
-        } else if msg.header.prog != PROGRAM_KEEPALIVE {
-            // A reply goes with its call (calls may be pipelined); anything
-            // else with the latest client message.
-            let steps = &mut entry.1.steps;
-            let call = steps.iter().rposition(|s| {
-                Message::parse(&s.bytes).is_some_and(|c| {
-                    msg.header.msg_type.is_reply()
-                        && c.header.prog == msg.header.prog
-                        && c.header.serial == msg.header.serial
-                })
-            });
-            if let Some(step) = call.or(steps.len().checked_sub(1)).and_then(|i| steps.get_mut(i)) {
-                step.recorded.push(bytes);
-            }
+            connection.steps.push(Step { frame: d.frame.number, bytes, header: msg.header, recorded: Vec::new() });
+            return Ok(true);
+        }
+        // A reply goes with its call (calls may be pipelined); anything else
+        // with the latest client message.
+        let steps = &mut connection.steps;
+        let step = steps.iter().rposition(|s| s.answered_by(&msg.header)).or(steps.len().checked_sub(1));
+        if let Some(step) = step {
+            steps[step].recorded.push(bytes);
         }
         Ok(true)
     })
@@ -133,8 +133,8 @@ pub fn load(path: &str, options: dissect::Options) -> Result<Loaded, String> {
         return Err(format!("{e} (conform needs the whole capture)"));
     }
     let mut loaded = Loaded { skipped, ..Loaded::default() };
-    for (key, connection, from_start) in by_key.into_values() {
-        if !from_start {
+    for (key, connection, replayable) in found {
+        if !replayable {
             loaded.skipped.push(format!(
                 "connection {}:{} - {}:{}: not captured from its start (or holds a cut message); not replayed",
                 key.src, key.src_port, key.dst, key.dst_port
@@ -157,7 +157,7 @@ pub fn load(path: &str, options: dissect::Options) -> Result<Loaded, String> {
 pub fn describe(bytes: &[u8], late: bool) -> String {
     let Some(msg) = Message::parse(bytes) else { return "unparsable message".to_string() };
     let h = msg.header;
-    let mut line = format!("{} {} serial={} status={}", h.msg_type.name(), procedure(&msg), h.serial, h.status.name());
+    let mut line = format!("{} {} serial={} status={}", h.msg_type.name(), procedure(&h), h.serial, h.status.name());
     if let Some(error) = msg.error() {
         let text = error.message.map(crate::dissect::fields::escaped).unwrap_or_default();
         line.push_str(&format!(" code={} domain={} message=\"{text}\"", error.code, error.domain));
@@ -174,8 +174,7 @@ pub fn describe(bytes: &[u8], late: bool) -> String {
     line
 }
 
-fn procedure(msg: &Message<'_>) -> String {
-    let h = msg.header;
+fn procedure(h: &Header) -> String {
     match (h.program_name(), h.procedure_name()) {
         (Some(prog), Some(proc_)) => format!("{prog}.{proc_}"),
         (Some(prog), None) => format!("{prog}.{}", h.proc_),
@@ -193,16 +192,8 @@ pub fn transcript(connections: &[Connection], replies: &Replies) -> Vec<Exchange
     let mut out = Vec::new();
     for (c, (connection, replies)) in connections.iter().zip(replies).enumerate() {
         for (step, step_replies) in connection.steps.iter().zip(replies) {
-            let request = match Message::parse(&step.bytes) {
-                Some(msg) => format!(
-                    "connection {} {} {} serial={}",
-                    c + 1,
-                    msg.header.msg_type.name(),
-                    procedure(&msg),
-                    msg.header.serial
-                ),
-                None => format!("connection {} unparsable message", c + 1),
-            };
+            let h = &step.header;
+            let request = format!("connection {} {} {} serial={}", c + 1, h.msg_type.name(), procedure(h), h.serial);
             out.push(Exchange {
                 index: out.len() + 1,
                 frame: step.frame,
@@ -235,15 +226,11 @@ fn replay_connection(connection: &Connection, target: SocketAddr, window: f64) -
     let mut all = Vec::new();
     for step in &connection.steps {
         stream.write_all(&step.bytes)?;
-        let Some(msg) = Message::parse(&step.bytes) else {
-            all.push(Vec::new());
-            continue;
-        };
-        if !msg.header.msg_type.is_call() {
+        if !step.header.msg_type.is_call() {
             all.push(Vec::new());
             continue;
         }
-        all.push(await_reply(&mut stream, &mut reader, msg.header.prog, msg.header.serial, window)?);
+        all.push(await_reply(&mut stream, &mut reader, step.header.prog, step.header.serial, window)?);
     }
     Ok(all)
 }
@@ -262,12 +249,13 @@ fn await_reply(
     while start.elapsed() < deadline {
         let Some(bytes) = reader.next(stream, deadline - start.elapsed())? else { break };
         let late = start.elapsed().as_secs_f64() > window;
-        let Some(msg) = Message::parse(&bytes) else { continue };
-        if msg.header.prog == PROGRAM_KEEPALIVE {
+        // What is not libvirt stays in the transcript ("unparsable message").
+        let header = Message::parse(&bytes).map(|m| m.header);
+        if header.is_some_and(|h| h.prog == PROGRAM_KEEPALIVE) {
             continue;
         }
-        let answers = msg.header.msg_type.is_reply() && msg.header.prog == prog && msg.header.serial == serial;
-        let done = answers && msg.header.status != Status::Continue;
+        let answers = header.is_some_and(|h| h.msg_type.is_reply() && h.prog == prog && h.serial == serial);
+        let done = answers && header.is_some_and(|h| h.status != Status::Continue);
         got.push(Received { bytes, late });
         if done {
             break;
@@ -327,12 +315,4 @@ pub fn parse_target(text: &str) -> Result<SocketAddr, String> {
         Ok(ip) => Ok(SocketAddr::new(ip, crate::wire::libvirt::PORT)),
         Err(_) => Err(format!("--target '{text}' is not an IP address with an optional :PORT")),
     }
-}
-
-/// Whether the capture holds libvirt calls (and so is replayed as libvirt).
-pub fn has_calls(loaded: &Loaded) -> bool {
-    loaded
-        .connections
-        .iter()
-        .any(|c| c.steps.iter().any(|s| Message::parse(&s.bytes).is_some_and(|m| m.header.msg_type == MsgType::Call)))
 }
