@@ -66,22 +66,37 @@ fn write_endpoints(out: &mut impl Write, d: &Dissection<'_>) -> io::Result<()> {
 /// Longest text value a line shows; `-V` and JSON show all of it.
 const MAX_LINE_TEXT: usize = 64;
 
-/// ` name=value`, the value escaped, shortened and quoted when it needs it.
-fn text_field(out: &mut String, name: &str, field: Option<CharField<'_>>) {
-    let Some(field) = field else { return };
-    let mut value = String::with_capacity(field.raw.len().min(MAX_LINE_TEXT + 8));
-    escape_text(field.text(), &mut value);
+/// `bytes` escaped as Wireshark shows text, and shortened.
+fn short_text(bytes: &[u8]) -> String {
+    let mut value = String::with_capacity(bytes.len().min(MAX_LINE_TEXT + 8));
+    escape_text(bytes, &mut value);
     if value.len() > MAX_LINE_TEXT {
         // Escaped text is ASCII, so any byte index is a char boundary.
         value.truncate(MAX_LINE_TEXT - 3);
         value.push_str("...");
     }
-    let _ = write!(out, " {name}=");
-    if value.is_empty() || value.contains(' ') || value.contains('"') {
-        let _ = write!(out, "\"{}\"", value.replace('"', "\\\""));
+    value
+}
+
+fn quoted(value: &str) -> String {
+    format!("\"{}\"", value.replace('"', "\\\""))
+}
+
+/// Text as a line's value: escaped, shortened, and quoted when it is empty or
+/// holds what would read as a separator (a space, a quote, a comma).
+fn line_value(bytes: &[u8]) -> String {
+    let value = short_text(bytes);
+    if value.is_empty() || value.contains([' ', '"', ',']) {
+        quoted(&value)
     } else {
-        out.push_str(&value);
+        value
     }
+}
+
+/// ` name=value`, the value as `line_value` writes it.
+fn text_field(out: &mut String, name: &str, field: Option<CharField<'_>>) {
+    let Some(field) = field else { return };
+    let _ = write!(out, " {name}={}", line_value(field.text()));
 }
 
 /// The message's key fields, as one line shows them.
@@ -193,13 +208,7 @@ fn write_libvirt(out: &mut impl Write, msg: &libvirt::Message<'_>, style: Style)
     if let Some(error) = msg.error() {
         write!(out, " error_code={} error_domain={}", error.code, error.domain)?;
         if let Some(text) = error.message {
-            let mut value = String::with_capacity(text.len().min(MAX_LINE_TEXT + 8));
-            escape_text(text, &mut value);
-            if value.len() > MAX_LINE_TEXT {
-                value.truncate(MAX_LINE_TEXT - 3);
-                value.push_str("...");
-            }
-            write!(out, " \"{}\"", value.replace('"', "\\\""))?;
+            write!(out, " {}", quoted(&short_text(text)))?;
         }
     }
     Ok(())
@@ -211,19 +220,6 @@ const MAX_LINE_ITEMS: usize = 8;
 /// A decoded libvirt argument as a line shows it: text escaped, shortened and
 /// quoted when it needs it, lists comma-separated.
 pub fn arg_text(arg: &Arg<'_>) -> String {
-    let quoted = |bytes: &[u8]| {
-        let mut value = String::with_capacity(bytes.len().min(MAX_LINE_TEXT + 8));
-        escape_text(bytes, &mut value);
-        if value.len() > MAX_LINE_TEXT {
-            value.truncate(MAX_LINE_TEXT - 3);
-            value.push_str("...");
-        }
-        if value.is_empty() || value.contains([' ', '"', ',']) {
-            format!("\"{}\"", value.replace('"', "\\\""))
-        } else {
-            value
-        }
-    };
     let list = |items: Vec<String>| {
         let more = items.len().saturating_sub(MAX_LINE_ITEMS);
         let mut shown = items.into_iter().take(MAX_LINE_ITEMS).collect::<Vec<_>>().join(",");
@@ -234,10 +230,10 @@ pub fn arg_text(arg: &Arg<'_>) -> String {
     };
     match arg {
         Arg::Int(v) => v.to_string(),
-        Arg::Text(text) => quoted(text),
+        Arg::Text(text) => line_value(text),
         Arg::Uuid(uuid) => UuidText(*uuid).to_string(),
         Arg::Ints(values) => list(values.iter().map(u64::to_string).collect()),
-        Arg::Texts(texts) => list(texts.iter().map(|t| quoted(t)).collect()),
+        Arg::Texts(texts) => list(texts.iter().map(|t| line_value(t)).collect()),
         Arg::Name(name) => name.to_string(),
     }
 }
