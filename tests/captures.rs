@@ -113,16 +113,27 @@ fn broken_files_keep_what_precedes_the_damage() {
     for (name, frames_before) in
         [("broken/cut-short.pcap", 2), ("broken/huge-record.pcap", 1), ("broken/corrupt-block.pcapng", 3)]
     {
-        let bytes = std::fs::read(captures_dir().join(name)).expect("broken capture present");
-        let reader = CaptureReader::from_reader(name, Cursor::new(bytes)).expect("header is fine");
-        let mut frames = 0;
-        let error = pipeline::walk(reader, dissect::Options::default(), |_| {
-            frames += 1;
-            Ok(true)
-        })
-        .expect("no output error");
-        assert_eq!(frames, frames_before, "{name}");
-        let message = error.expect("an error is reported").to_string();
-        assert!(message.contains(name) && message.contains("byte offset"), "{name}: {message}");
+        let path = captures_dir().join(name);
+        let bytes = std::fs::read(&path).expect("broken capture present");
+        // The same damage, read as a stream (stdin, pipes) and from the memory-mapped file.
+        let streamed = CaptureReader::from_reader(name, Cursor::new(bytes)).expect("header is fine");
+        let mapped = CaptureReader::open(path.to_str().expect("UTF-8 path")).expect("header is fine");
+        let mut messages = Vec::new();
+        for reader in [streamed, mapped] {
+            let mut frames = 0;
+            let error = pipeline::walk(reader, dissect::Options::default(), |_| {
+                frames += 1;
+                Ok(true)
+            })
+            .expect("no output error");
+            assert_eq!(frames, frames_before, "{name}");
+            let message = error.expect("an error is reported").to_string();
+            assert!(message.contains(name) && message.contains("byte offset"), "{name}: {message}");
+            messages.push(message.replace(path.to_str().expect("UTF-8 path"), name));
+        }
+        assert_eq!(messages[0], messages[1], "{name}: both readers say the same");
+        if name.contains("huge") {
+            assert!(messages[0].contains("more than any capture tool writes"), "{}", messages[0]);
+        }
     }
 }

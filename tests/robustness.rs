@@ -15,9 +15,27 @@ fn capture(name: &str) -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("captures").join(name)).expect("capture present")
 }
 
-/// Frame numbers and their ldm findings, and whether the walk ended in an error.
+/// Frame numbers and their ldm findings, and whether the walk ended in an
+/// error; read as a stream and from a memory-mapped file, which must agree.
 fn decode(bytes: Vec<u8>) -> (Vec<(u64, Vec<&'static str>)>, bool) {
-    let Ok(reader) = CaptureReader::from_reader("input", Cursor::new(bytes)) else {
+    let file = tempfile();
+    std::fs::write(&file, &bytes).expect("temporary file written");
+    let mapped = walk(CaptureReader::open(file.to_str().expect("UTF-8 path")));
+    let _ = std::fs::remove_file(&file);
+    let streamed = walk(CaptureReader::from_reader("input", Cursor::new(bytes)));
+    assert_eq!(streamed, mapped, "the stream and the mapped file decode alike");
+    streamed
+}
+
+/// A file name of its own for each call, as proptest cases run in parallel tests.
+fn tempfile() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("ldm-sniff-robustness-{}-{n}", std::process::id()))
+}
+
+fn walk(reader: Result<CaptureReader, ldm_sniff::capture::CaptureError>) -> (Vec<(u64, Vec<&'static str>)>, bool) {
+    let Ok(reader) = reader else {
         return (Vec::new(), true);
     };
     let mut seen = Vec::new();

@@ -3,6 +3,7 @@
 #[cfg(feature = "libpcap")]
 pub mod libpcap;
 pub mod live;
+pub mod mapped;
 pub mod reader;
 pub mod writer;
 

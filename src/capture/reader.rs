@@ -1,4 +1,5 @@
-//! Streaming pcap/pcapng reader over pcap-parser: a fixed buffer filled with
+//! pcap/pcapng reader over pcap-parser: a regular file is memory-mapped
+//! (`mapped.rs`); a stream goes through a fixed buffer filled with
 //! large `read()`s, frames handed out borrowed, memory flat for any file size.
 
 use std::io::{self, Cursor, Read};
@@ -8,6 +9,7 @@ use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{Linktype, PcapBlockOwned, PcapError};
 
+use super::mapped::MappedReader;
 use super::{Frame, Timestamp};
 
 /// Read size and initial buffer: large reads are what make a file walk fast.
@@ -180,6 +182,10 @@ impl CaptureReader {
             return CaptureReader::from_reader(path, io::stdin());
         }
         let file = std::fs::File::open(path).map_err(|source| CaptureError::Open { path: path.to_string(), source })?;
+        if let Some(mapped) = MappedReader::open(&file) {
+            let format = sniff_format(path, mapped.prefix(SNIFF_LEN))?;
+            return Ok(CaptureReader::with_parser(path.to_string(), Box::new(mapped), format, Arc::default()));
+        }
         CaptureReader::from_reader(path, file)
     }
 
@@ -201,7 +207,16 @@ impl CaptureReader {
             frame: 0,
             what: format!("unreadable file header ({e:?})"),
         })?;
-        Ok(CaptureReader {
+        Ok(CaptureReader::with_parser(path, inner, format, last_error))
+    }
+
+    fn with_parser(
+        path: String,
+        inner: Box<dyn PcapReaderIterator + Send>,
+        format: Format,
+        last_error: Arc<Mutex<Option<String>>>,
+    ) -> CaptureReader {
+        CaptureReader {
             path,
             inner,
             format,
@@ -211,7 +226,7 @@ impl CaptureReader {
             pending: 0,
             capacity: BUFFER_SIZE,
             last_error,
-        })
+        }
     }
 
     /// The next frame, `None` at the end of the file.
@@ -288,9 +303,7 @@ impl CaptureReader {
             Ok(ok) => ok,
             Err(PcapError::Eof) => return Step::Eof,
             Err(PcapError::Incomplete(_)) => return Step::Refill,
-            Err(PcapError::UnexpectedEof) => {
-                return Step::Fail(CaptureError::Truncated { path: self.path.clone(), offset, frame })
-            }
+            Err(PcapError::UnexpectedEof) => return self.truncated_or_too_large(),
             Err(PcapError::BufferTooSmall) => return self.grow_or_fail(),
             Err(PcapError::ReadError) => {
                 let what = "read failed".to_string();
@@ -404,6 +417,17 @@ impl CaptureReader {
             frame: self.frames,
             claimed,
         })
+    }
+
+    /// The file ends inside a record: it was cut short, unless the record
+    /// claims a length no capture tool writes (then the file is corrupt).
+    fn truncated_or_too_large(&self) -> Step {
+        let (path, offset, frame) = (self.path.clone(), self.offset(), self.frames);
+        let claimed = self.claimed_record_len();
+        if claimed != u64::MAX && claimed > MAX_RECORD as u64 {
+            return Step::Fail(CaptureError::RecordTooLarge { path, offset, frame, claimed });
+        }
+        Step::Fail(CaptureError::Truncated { path, offset, frame })
     }
 
     /// The length the record at the buffer's head claims, from its header.

@@ -1,0 +1,196 @@
+//! A capture file read through a memory map: pcap-parser's block parsers run
+//! on the mapped bytes, so no record is copied (read() copies every byte out
+//! of the page cache, the largest single cost of walking a big capture).
+//! Pages behind the read position are released as it moves on, so resident
+//! memory stays flat whatever the file's size.
+//!
+//! It implements pcap-parser's `PcapReaderIterator`, the interface of its
+//! streaming readers, so `CaptureReader` treats both sources alike.
+
+use std::fs::File;
+
+use memmap2::{Mmap, UncheckedAdvice};
+use pcap_parser::nom::{self, Needed};
+use pcap_parser::pcap::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header};
+use pcap_parser::pcapng::{parse_block_be, parse_block_le, Block};
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{LegacyPcapBlock, PcapBlockOwned, PcapError, PcapHeader};
+
+/// Mapped bytes kept resident behind the read position before they are
+/// released (in steps of this size, to keep madvise calls rare).
+const RELEASE_STEP: usize = 2 << 20;
+/// How far ahead of the current record the CPU is asked to fetch: records
+/// are a few hundred bytes apart, too irregular for its own prefetcher
+/// (measured: a header walk over a 1.39 GB file, 0.20 s -> 0.15 s).
+const PREFETCH_AHEAD: usize = 8 << 10;
+const CACHE_LINE: usize = 64;
+
+type LegacyParse = fn(&[u8]) -> nom::IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>;
+
+enum Container {
+    /// Classic pcap; the header is handed out as the first block.
+    Pcap { header: PcapHeader, parse: LegacyParse },
+    /// pcapng; the byte order is that of the current section.
+    PcapNg { big_endian: bool },
+}
+
+pub struct MappedReader {
+    map: Mmap,
+    container: Container,
+    /// Bytes consumed: the file offset of the next block.
+    position: usize,
+    /// Everything before this offset has been released.
+    released: usize,
+    /// Everything before this offset has been prefetched.
+    prefetched: usize,
+}
+
+impl MappedReader {
+    /// Maps a regular file that starts with a pcap or pcapng header. `None`
+    /// when it cannot be mapped (a pipe, a device, an empty file) or does not
+    /// start like a capture: the caller then reads it as a stream, which
+    /// reports what is wrong.
+    pub fn open(file: &File) -> Option<MappedReader> {
+        let metadata = file.metadata().ok()?;
+        if !metadata.is_file() || metadata.len() == 0 {
+            return None;
+        }
+        // SAFETY: the map is read-only and private to this reader. If another
+        // process truncates the file while it is read, touching the lost
+        // pages raises SIGBUS (the README says so, and how to avoid it).
+        let map = unsafe { Mmap::map(file) }.ok()?;
+        let container = container_of(&map)?;
+        Some(MappedReader { map, container, position: 0, released: 0, prefetched: 0 })
+    }
+
+    /// The file's first bytes, to recognise its format.
+    pub fn prefix(&self, len: usize) -> &[u8] {
+        &self.map[..len.min(self.map.len())]
+    }
+
+    fn release_behind(&mut self) {
+        let page_start = self.position & !(page_size() - 1);
+        if page_start < self.released + RELEASE_STEP {
+            return;
+        }
+        // SAFETY: the pages are a read-only file mapping that nothing
+        // references any more (frames borrow the reader, and the caller
+        // consumed them before asking for the next block); touching them
+        // again would simply read them from the page cache once more.
+        let released = unsafe {
+            self.map.unchecked_advise_range(UncheckedAdvice::DontNeed, self.released, page_start - self.released)
+        };
+        if released.is_ok() {
+            self.released = page_start;
+        }
+    }
+
+    /// Asks the CPU to fetch every cache line up to PREFETCH_AHEAD past the
+    /// current record, so records are in cache when decoded.
+    fn prefetch_ahead(&mut self) {
+        let until = (self.position + PREFETCH_AHEAD).min(self.map.len());
+        #[cfg(target_arch = "x86_64")]
+        while self.prefetched < until {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            // SAFETY: a prefetch is a hint; it never faults, and the address
+            // lies inside the map.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(self.map.as_ptr().add(self.prefetched).cast()) };
+            self.prefetched += CACHE_LINE;
+        }
+        self.prefetched = self.prefetched.max(until);
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).ok().filter(|s| s.is_power_of_two()).unwrap_or(4096)
+}
+
+fn container_of(bytes: &[u8]) -> Option<Container> {
+    if let Ok((_, header)) = parse_pcap_header(bytes) {
+        let parse: LegacyParse = if header.is_modified_format() {
+            parse_pcap_frame_modified
+        } else if header.is_bigendian() {
+            parse_pcap_frame_be
+        } else {
+            parse_pcap_frame
+        };
+        return Some(Container::Pcap { header, parse });
+    }
+    // The section header's own parse (either byte order) settles the order.
+    match parse_block_le(bytes) {
+        Ok((_, Block::SectionHeader(shb))) => Some(Container::PcapNg { big_endian: shb.big_endian() }),
+        _ => None,
+    }
+}
+
+/// A parse that wanted more bytes than the file has: the file was cut short.
+fn incomplete_to_eof<'a, T>(
+    result: nom::IResult<&'a [u8], T, PcapError<&'a [u8]>>,
+) -> Result<(&'a [u8], T), PcapError<&'a [u8]>> {
+    match result {
+        Ok(ok) => Ok(ok),
+        Err(nom::Err::Error(e)) | Err(nom::Err::Failure(e)) => Err(e),
+        Err(nom::Err::Incomplete(Needed::Size(_) | Needed::Unknown)) => Err(PcapError::UnexpectedEof),
+    }
+}
+
+impl PcapReaderIterator for MappedReader {
+    fn next(&mut self) -> Result<(usize, PcapBlockOwned<'_>), PcapError<&[u8]>> {
+        self.release_behind();
+        self.prefetch_ahead();
+        let data = &self.map[self.position..];
+        match &mut self.container {
+            Container::Pcap { header, .. } if self.position == 0 => {
+                Ok((header.size(), PcapBlockOwned::from(header.clone())))
+            }
+            _ if data.is_empty() => Err(PcapError::Eof),
+            Container::Pcap { parse, .. } => {
+                let (rest, block) = incomplete_to_eof(parse(data))?;
+                Ok((data.len() - rest.len(), PcapBlockOwned::from(block)))
+            }
+            Container::PcapNg { big_endian } => {
+                let parse = if *big_endian { parse_block_be } else { parse_block_le };
+                let (rest, block) = incomplete_to_eof(parse(data))?;
+                if let Block::SectionHeader(shb) = &block {
+                    *big_endian = shb.big_endian();
+                }
+                Ok((data.len() - rest.len(), PcapBlockOwned::from(block)))
+            }
+        }
+    }
+
+    fn consume(&mut self, offset: usize) {
+        self.consume_noshift(offset);
+    }
+
+    fn consume_noshift(&mut self, offset: usize) {
+        self.position = (self.position + offset).min(self.map.len());
+    }
+
+    fn consumed(&self) -> usize {
+        self.position
+    }
+
+    /// The whole file is mapped: there is never more to read.
+    fn refill(&mut self) -> Result<(), PcapError<&[u8]>> {
+        Ok(())
+    }
+
+    fn position(&self) -> usize {
+        0
+    }
+
+    fn grow(&mut self, _new_size: usize) -> bool {
+        false
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.map[self.position..]
+    }
+
+    fn reader_exhausted(&self) -> bool {
+        true
+    }
+}
