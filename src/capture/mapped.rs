@@ -43,6 +43,7 @@ pub struct MappedReader {
     released: usize,
     /// Everything before this offset has been prefetched.
     prefetched: usize,
+    page_size: usize,
 }
 
 impl MappedReader {
@@ -60,7 +61,7 @@ impl MappedReader {
         // pages raises SIGBUS (the README says so, and how to avoid it).
         let map = unsafe { Mmap::map(file) }.ok()?;
         let container = container_of(&map)?;
-        Some(MappedReader { map, container, position: 0, released: 0, prefetched: 0 })
+        Some(MappedReader { map, container, position: 0, released: 0, prefetched: 0, page_size: page_size() })
     }
 
     /// The file's first bytes, to recognise its format.
@@ -69,7 +70,7 @@ impl MappedReader {
     }
 
     fn release_behind(&mut self) {
-        let page_start = self.position & !(page_size() - 1);
+        let page_start = self.position & !(self.page_size - 1);
         if page_start < self.released + RELEASE_STEP {
             return;
         }

@@ -143,7 +143,27 @@ pub struct Dissection<'a> {
     pub continuation: bool,
 }
 
-impl Dissection<'_> {
+impl<'a> Dissection<'a> {
+    /// A frame before any layer is decoded.
+    fn undecoded(frame: Frame<'a>, replayed: bool) -> Dissection<'a> {
+        Dissection {
+            frame,
+            link: None,
+            ip: None,
+            udp: None,
+            ldm: None,
+            tcp: None,
+            libvirt: None,
+            tls: None,
+            libvirt_from_start: false,
+            reassembled: None,
+            stop: None,
+            findings: Findings::new(),
+            replayed,
+            continuation: false,
+        }
+    }
+
     pub fn is_ldm(&self) -> bool {
         self.ldm.is_some()
     }
@@ -314,7 +334,10 @@ impl Dissector {
         frame: Frame<'_>,
         mut visit: impl FnMut(&Dissection<'_>) -> Result<bool, E>,
     ) -> Result<bool, E> {
-        let d = self.dissect_inner(frame, false);
+        // Built here and filled in place: a dissection is about 500 bytes,
+        // and returning one by value copied it once per frame.
+        let mut d = Dissection::undecoded(frame, false);
+        self.decode_layers(&mut d, false);
         if !visit(&d)? {
             return Ok(false);
         }
@@ -384,27 +407,18 @@ impl Dissector {
     }
 
     fn dissect_inner<'a>(&'a mut self, frame: Frame<'a>, incomplete: bool) -> Dissection<'a> {
-        let mut d = Dissection {
-            frame,
-            link: None,
-            ip: None,
-            udp: None,
-            ldm: None,
-            tcp: None,
-            libvirt: None,
-            tls: None,
-            libvirt_from_start: false,
-            reassembled: None,
-            stop: None,
-            findings: Findings::new(),
-            replayed: incomplete,
-            continuation: false,
-        };
+        let mut d = Dissection::undecoded(frame, incomplete);
+        self.decode_layers(&mut d, incomplete);
+        d
+    }
+
+    fn decode_layers<'a>(&'a mut self, d: &mut Dissection<'a>, incomplete: bool) {
+        let frame = d.frame;
         let (link, net) = match link::decode(frame.linktype, frame.data) {
             Ok(ok) => ok,
             Err(e) => {
                 d.stop = Some(Stop::Link(e));
-                return d;
+                return;
             }
         };
         let outgoing = link.is_outgoing();
@@ -415,14 +429,14 @@ impl Dissector {
             NetProto::Ipv6 => ip::ipv6(net),
             NetProto::Other(ethertype) => {
                 d.stop = Some(Stop::NotIp(ethertype));
-                return d;
+                return;
             }
         };
         let (mut ip_info, ip_payload) = match decoded {
             Ok(ok) => ok,
             Err(e) => {
                 d.stop = Some(Stop::Ip(e));
-                return d;
+                return;
             }
         };
         let checksum_all = self.options.checksum_all;
@@ -431,7 +445,7 @@ impl Dissector {
         }
         d.ip = Some(ip_info);
         if ip_info.protocol == IpNumber::TCP.0 && !incomplete {
-            self.tcp_layer(&mut d, &ip_info, ip_payload);
+            self.tcp_layer(d, &ip_info, ip_payload);
             if d.tcp.is_some() && d.stop != Some(Stop::OtherTcp) && !checksum_all {
                 // As for ldm: only the traffic we decode has its header summed.
                 ip::verify_ipv4_checksum(net, &mut ip_info);
@@ -447,11 +461,11 @@ impl Dissector {
                 (d.libvirt, d.tls) = stream_message(&self.libvirt_bytes[first.clone()], self.framing);
                 checks::libvirt(d.libvirt.as_ref(), &mut d.findings);
             }
-            return d;
+            return;
         }
         if !ip::is_udp(&ip_info) {
             d.stop = Some(Stop::NotUdp(ip_info.protocol));
-            return d;
+            return;
         }
         let carrier = match ip_info.fragment {
             Some(fragment) if ip_info.version == 4 && !incomplete => {
@@ -459,7 +473,7 @@ impl Dissector {
                     Some(whole) => Carrier::Reassembled(whole),
                     None => {
                         d.stop = Some(Stop::Fragment { offset: fragment.offset });
-                        return d;
+                        return;
                     }
                 }
             }
@@ -467,7 +481,7 @@ impl Dissector {
             // their data is not a UDP header, so decoding stops here.
             Some(fragment) if ip_info.version == 6 => {
                 d.stop = Some(Stop::Fragment { offset: fragment.offset });
-                return d;
+                return;
             }
             _ => Carrier::Frame(ip_payload),
         };
@@ -489,7 +503,7 @@ impl Dissector {
             Ok(ok) => ok,
             Err(e) => {
                 d.stop = Some(Stop::Ip(e));
-                return d;
+                return;
             }
         };
         // Only ldm datagrams are summed: other traffic is most of a busy
@@ -501,7 +515,7 @@ impl Dissector {
         d.udp = Some(udp_info);
         if !is_ldm {
             d.stop = Some(Stop::OtherUdp);
-            return d;
+            return;
         }
         if !checksum_all {
             ip::verify_ipv4_checksum(net, &mut ip_info);
@@ -512,7 +526,6 @@ impl Dissector {
         let cut_by_capture = frame.is_truncated() || ip_info.payload_cut || incomplete;
         collect_findings(&mut d.findings, &frame, &udp_ip, &udp_info, &msg, cut_by_capture, d.reassembled);
         d.ldm = Some(msg);
-        d
     }
 
     /// TCP, and for the libvirt port the stream's messages (left in
