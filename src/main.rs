@@ -105,7 +105,11 @@ fn config(args: &Args, live: bool) -> Result<Config, String> {
         stats: args.stats.clone(),
         filter,
         write,
-        hold: !live,
+        // Holding a request until its window closes lists its responses
+        // (`ldm.response_in`), which only -V, JSON and -Y show or test; a
+        // plain line does not, and copying every request to hold it would
+        // cost more than writing its line.
+        hold: !live && (args.verbose || args.format != output::Format::Text || args.display_filter.is_some()),
     })
 }
 

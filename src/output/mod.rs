@@ -121,7 +121,11 @@ impl<W: Write> Printer<W> {
         if self.options.verbose {
             tree::write_tree(&mut self.out, p, rel, self.options.style)?;
         } else {
-            text::write_line(&mut self.out, p, rel, self.options.style)?;
+            // Formatted into a buffer, written once: many small writes through
+            // the output's formatter adapter cost more than the formatting.
+            self.buf.clear();
+            text::write_line(&mut self.buf, p, rel, self.options.style)?;
+            self.out.write_all(&self.buf)?;
         }
         if self.options.hex {
             hex::write_hex(&mut self.out, p.d.frame.data)?;
