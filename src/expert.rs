@@ -369,13 +369,20 @@ impl fmt::Display for MacAddr {
     /// Spelled out by hand: one line per packet shows one or two MACs, and
     /// six `{:02x}` through the formatter cost more than the rest of the line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(std::str::from_utf8(&self.text()).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl MacAddr {
+    /// `00:14:4f:f8:12:34`, lower case.
+    pub fn text(&self) -> [u8; 17] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut text = [b':'; 17];
         for (i, byte) in self.0.iter().enumerate() {
             text[3 * i] = HEX[usize::from(byte >> 4)];
             text[3 * i + 1] = HEX[usize::from(byte & 0xf)];
         }
-        f.pad(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+        text
     }
 }
 

@@ -80,14 +80,30 @@ impl std::fmt::Display for Rfc3339 {
         let day = doy - (153 * mp + 2) / 5 + 1;
         let month = if mp < 10 { mp + 3 } else { mp - 9 };
         let year = yoe + era * 400 + i64::from(month <= 2);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-            rem / 3600,
-            rem / 60 % 60,
-            rem % 60,
-            ts.nanos
-        )
+        let (hour, minute, second) = (rem / 3600, rem / 60 % 60, rem % 60);
+        if !(0..=9999).contains(&year) || ts.nanos > 999_999_999 {
+            return write!(f, "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{:09}Z", ts.nanos);
+        }
+        // The common case spelled out by hand: the formatter's seven padded
+        // integers cost more than a JSON record's other fields together.
+        let mut text = *b"0000-00-00T00:00:00.000000000Z";
+        let mut put = |end: usize, mut value: u64| {
+            for at in (0..end).rev() {
+                if !text[at].is_ascii_digit() {
+                    break;
+                }
+                text[at] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(4, year as u64);
+        put(7, month as u64);
+        put(10, day as u64);
+        put(13, hour as u64);
+        put(16, minute as u64);
+        put(19, second as u64);
+        put(29, u64::from(ts.nanos));
+        f.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?)
     }
 }
 
@@ -330,6 +346,35 @@ fn ldm(d: &Dissection<'_>, sink: &mut dyn FieldSink, extra: &dyn Fn(&mut dyn Fie
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `Rfc3339` wrote before it spelled the common case out by hand.
+    fn rfc3339_by_formatter(ts: Timestamp) -> String {
+        let days = ts.secs.div_euclid(86_400);
+        let rem = ts.secs.rem_euclid(86_400);
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z", rem / 3600, rem / 60 % 60, rem % 60, ts.nanos)
+    }
+
+    #[test]
+    fn rfc3339_by_hand_matches_the_formatter() {
+        let mut secs = vec![0, -1, 951_782_400, 1_793_611_800, 253_402_300_799, 253_402_300_800, -62_167_219_201];
+        secs.extend((0..2_000).map(|i: i64| i * 7_919_993 + i * i * 3_571));
+        for secs in secs {
+            for nanos in [0, 1, 999_999_999, 123_456_789] {
+                let ts = Timestamp::new(secs, nanos);
+                assert_eq!(Rfc3339(ts).to_string(), rfc3339_by_formatter(ts));
+            }
+        }
+        assert_eq!(Rfc3339(Timestamp::new(0, 5)).to_string(), "1970-01-01T00:00:00.000000005Z");
+    }
 
     #[test]
     fn rfc3339_known_dates() {

@@ -8,6 +8,7 @@ use crate::dissect::fields::{self, FieldSink, Rfc3339, Value};
 use crate::expert::MacAddr;
 use crate::wire::libvirt_args::UuidText;
 
+use super::numbers::{write_fixed, write_integer, write_ip};
 use super::Packet;
 
 /// JSON record layout.
@@ -28,8 +29,23 @@ struct Sink<'b> {
 }
 
 fn string(buf: &mut Vec<u8>, s: &str) {
+    // Names and most values need no escaping: copied as they are.
+    if s.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\') {
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+        return;
+    }
     // serde_json escapes exactly as JSON requires; writing to a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *buf, s);
+}
+
+/// `"text"` for text that needs no escaping (addresses, times).
+fn quoted(buf: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> std::io::Result<()> {
+    buf.push(b'"');
+    write(buf)?;
+    buf.push(b'"');
+    Ok(())
 }
 
 /// A C string as a JSON string, escaped as Wireshark shows it (`\xNN` for
@@ -49,13 +65,24 @@ fn text(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.push(b'"');
 }
 
+/// `{secs}.{nanos:09}`, as the timestamp's `Display`.
+fn write_epoch(buf: &mut Vec<u8>, ts: crate::capture::Timestamp) -> std::io::Result<()> {
+    write_integer(buf, ts.secs)?;
+    let mut nanos = itoa::Buffer::new();
+    let nanos = nanos.format(ts.nanos);
+    buf.push(b'.');
+    buf.extend_from_slice(&b"000000000"[..9usize.saturating_sub(nanos.len())]);
+    buf.extend_from_slice(nanos.as_bytes());
+    Ok(())
+}
+
 fn number_list(buf: &mut Vec<u8>, values: impl Iterator<Item = u64>) {
     buf.push(b'[');
     for (i, v) in values.enumerate() {
         if i > 0 {
             buf.push(b',');
         }
-        let _ = write!(buf, "{v}");
+        let _ = write_integer(buf, v);
     }
     buf.push(b']');
 }
@@ -67,7 +94,13 @@ impl Sink<'_> {
         }
         self.first_field = false;
         match self.layout {
-            Layout::Plain => string(self.buf, name),
+            // Field names are our own identifiers: nothing to escape.
+            Layout::Plain => {
+                debug_assert!(!name.bytes().any(|b| b == b'"' || b == b'\\' || !b.is_ascii_graphic()), "{name}");
+                self.buf.push(b'"');
+                self.buf.extend_from_slice(name.as_bytes());
+                self.buf.push(b'"');
+            }
             Layout::Ek => {
                 // tshark's ek names: layer_layer_field, dots as underscores.
                 let layer = self.layer.as_bytes();
@@ -91,7 +124,9 @@ impl FieldSink for Sink<'_> {
         }
         self.first_layer = false;
         self.layer = name;
-        string(self.buf, name);
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.push(b'"');
         self.buf.extend_from_slice(b":{");
         self.first_field = true;
     }
@@ -100,10 +135,10 @@ impl FieldSink for Sink<'_> {
         self.key(name);
         let buf = &mut *self.buf;
         let _ = match value {
-            Value::U64(v) => write!(buf, "{v}"),
-            Value::I64(v) => write!(buf, "{v}"),
-            Value::F64(v) => write!(buf, "{v:.9}"),
-            Value::Bool(v) => write!(buf, "{v}"),
+            Value::U64(v) => write_integer(buf, v),
+            Value::I64(v) => write_integer(buf, v),
+            Value::F64(v) => write_fixed(buf, v, 9, 0),
+            Value::Bool(v) => buf.write_all(if v { b"true" } else { b"false" }),
             Value::Str(s) => {
                 string(buf, s);
                 Ok(())
@@ -112,9 +147,9 @@ impl FieldSink for Sink<'_> {
                 text(buf, bytes);
                 Ok(())
             }
-            Value::Mac(mac) => write!(buf, "\"{}\"", MacAddr(mac)),
-            Value::Ip(ip) => write!(buf, "\"{ip}\""),
-            Value::Epoch(ts) => write!(buf, "\"{ts}\""),
+            Value::Mac(mac) => quoted(buf, |buf| buf.write_all(&MacAddr(mac).text())),
+            Value::Ip(ip) => quoted(buf, |buf| write_ip(buf, ip)),
+            Value::Epoch(ts) => quoted(buf, |buf| write_epoch(buf, ts)),
             Value::Time(ts) => write!(buf, "\"{}\"", Rfc3339(ts)),
             Value::U16List(list) => {
                 number_list(buf, list.iter().map(|&v| u64::from(v)));
@@ -156,7 +191,10 @@ fn expert_plain(buf: &mut Vec<u8>, p: &Packet<'_, '_>) {
         string(buf, finding.severity().name());
         if finding.detail != crate::expert::Detail::None {
             buf.extend_from_slice(b",\"detail\":");
-            string(buf, &finding.detail.to_string());
+            // Sized once: growing from empty took several reallocations per detail.
+            let mut detail = String::with_capacity(128);
+            let _ = std::fmt::Write::write_fmt(&mut detail, format_args!("{}", finding.detail));
+            string(buf, &detail);
         }
         buf.push(b'}');
     }

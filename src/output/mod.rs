@@ -3,6 +3,7 @@
 
 pub mod hex;
 pub mod json;
+pub mod numbers;
 pub mod summary;
 pub mod table;
 pub mod text;

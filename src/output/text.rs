@@ -11,6 +11,7 @@ use crate::wire::libvirt::{self, MsgType, Status};
 use crate::wire::libvirt_args::{self, Arg, UuidText};
 use crate::wire::tls;
 
+use super::numbers::{write_fixed, write_ip, write_number};
 use super::Packet;
 
 /// ANSI colours, only when writing to a terminal.
@@ -63,95 +64,6 @@ fn write_endpoints(out: &mut impl Write, d: &Dissection<'_>) -> io::Result<()> {
         (None, Some(dst)) => write!(out, "? → {dst}"),
         (None, None) => write!(out, "? → ?"),
     }
-}
-
-/// Seconds as `{:>11.6}` writes them. Rounding a float to six decimals
-/// through the formatter costs more than the rest of an ldm line, so the
-/// common case is done in integers: exact unless the value lies within
-/// float error of a rounding tie, which is left to the formatter.
-fn write_seconds(out: &mut impl Write, seconds: f64) -> io::Result<()> {
-    let micros = seconds.abs() * 1e6;
-    let tie_distance = (micros.fract() - 0.5).abs();
-    if !micros.is_finite() || micros >= (1u64 << 40) as f64 || tie_distance < 1e-3 {
-        return write!(out, "{seconds:>11.6}");
-    }
-    let micros = micros.round() as u64;
-    let mut text = Backwards::new();
-    text.digits(micros % 1_000_000, 6);
-    text.byte(b'.');
-    text.digits(micros / 1_000_000, 1);
-    if seconds.is_sign_negative() {
-        text.byte(b'-');
-    }
-    out.write_all(text.padded(11))
-}
-
-/// A number right-aligned as `{:>N}` writes it.
-fn write_number(out: &mut impl Write, n: u64, width: usize) -> io::Result<()> {
-    let mut text = Backwards::new();
-    text.digits(n, 1);
-    out.write_all(text.padded(width))
-}
-
-/// Text built from its last byte to its first in a buffer of spaces, so
-/// that right-aligning it is taking a longer slice.
-struct Backwards {
-    text: [u8; 32],
-    start: usize,
-}
-
-impl Backwards {
-    fn new() -> Backwards {
-        Backwards { text: [b' '; 32], start: 32 }
-    }
-
-    fn byte(&mut self, b: u8) {
-        self.start -= 1;
-        self.text[self.start] = b;
-    }
-
-    /// At least `min_digits` decimal digits (zeros in front); a u64 has at most 20.
-    fn digits(&mut self, mut n: u64, min_digits: usize) {
-        let mut written = 0;
-        while n > 0 || written < min_digits {
-            self.byte(b'0' + (n % 10) as u8);
-            n /= 10;
-            written += 1;
-        }
-    }
-
-    fn padded(&self, width: usize) -> &[u8] {
-        &self.text[self.start.min(self.text.len().saturating_sub(width))..]
-    }
-}
-
-/// An address as `Display` writes it; IPv4, on every ldm line, spelled out by
-/// hand (the formatter's four `u8`s cost more than the rest of the line).
-fn write_ip(out: &mut impl Write, ip: std::net::IpAddr) -> io::Result<()> {
-    let std::net::IpAddr::V4(v4) = ip else {
-        return write!(out, "{ip}");
-    };
-    let mut text = [0u8; 15];
-    let mut len = 0;
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            text[len] = b'.';
-            len += 1;
-        }
-        let digits = [octet / 100, octet / 10 % 10, octet % 10];
-        let skip = if octet >= 100 {
-            0
-        } else if octet >= 10 {
-            1
-        } else {
-            2
-        };
-        for digit in &digits[skip..] {
-            text[len] = b'0' + digit;
-            len += 1;
-        }
-    }
-    out.write_all(&text[..len])
 }
 
 /// Longest text value a line shows; `-V` and JSON show all of it.
@@ -258,7 +170,7 @@ pub fn write_line(out: &mut impl Write, p: &Packet<'_, '_>, time_relative: f64, 
     let d = p.d;
     write_number(out, d.frame.number, 5)?;
     out.write_all(b" ")?;
-    write_seconds(out, time_relative)?;
+    write_fixed(out, time_relative, 6, 11)?;
     out.write_all(b" ")?;
     write_endpoints(out, d)?;
     out.write_all(b" ")?;
@@ -373,50 +285,6 @@ fn write_tls(out: &mut impl Write, record: &tls::Record<'_>, style: Style) -> io
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses_are_written_as_display_writes_them() {
-        for octet in 0..=255u8 {
-            let ips = [[octet, 0, 9, 99], [10, octet, 100, 255], [255, 1, octet, 10], [1, 2, 3, octet]];
-            for ip in ips.map(std::net::IpAddr::from) {
-                let mut ours = Vec::new();
-                write_ip(&mut ours, ip).unwrap();
-                assert_eq!(String::from_utf8(ours).unwrap(), ip.to_string());
-            }
-        }
-        let v6: std::net::IpAddr = "fe80::214:4fff:fef8:1".parse().unwrap();
-        let mut ours = Vec::new();
-        write_ip(&mut ours, v6).unwrap();
-        assert_eq!(String::from_utf8(ours).unwrap(), "fe80::214:4fff:fef8:1");
-    }
-
-    #[test]
-    fn seconds_are_written_as_the_formatter_writes_them() {
-        let mut values =
-            vec![0.0, -0.0, 1e-7, -1e-7, 0.0000005, 0.0000015, 2.5e-6, 123456.789012, -3.25, 1e12, f64::NAN];
-        let mut x = 0.000_000_1f64;
-        while x < 1e7 {
-            values.extend([x, -x, x * 1.000_000_7, x + 0.000_000_5]);
-            x *= 1.37;
-        }
-        for nanos in [1u64, 499, 500, 501, 999, 1_000, 1_500, 2_500, 999_999_500, 1_000_000_500, 86_400_000_000_500] {
-            values.push(nanos as f64 / 1e9);
-        }
-        for v in values {
-            let mut ours = Vec::new();
-            write_seconds(&mut ours, v).unwrap();
-            assert_eq!(String::from_utf8(ours).unwrap(), format!("{v:>11.6}"), "{v:e}");
-        }
-    }
-
-    #[test]
-    fn numbers_are_written_as_the_formatter_writes_them() {
-        for n in [0, 1, 9, 10, 99_999, 100_000, 1 << 40, u64::MAX] {
-            let mut ours = Vec::new();
-            write_number(&mut ours, n, 5).unwrap();
-            assert_eq!(String::from_utf8(ours).unwrap(), format!("{n:>5}"));
-        }
-    }
 
     #[test]
     fn macs_are_written_as_the_formatter_writes_them() {
