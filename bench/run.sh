@@ -60,7 +60,8 @@ for capture in $captures; do
   {
     time_it "cat > /dev/null (floor)" "$capture" cat "$f"
     if [[ $capture == *.pcap ]]; then
-      time_it "walk record headers (floor)" "$capture" ./target/release/examples/walk-headers "$f"
+      time_it "walk record headers, read() (floor)" "$capture" ./target/release/examples/walk-headers "$f"
+      time_it "walk record headers, mmap (floor)" "$capture" ./target/release/examples/walk-headers --mmap "$f"
     fi
     time_it "ldm-sniff -q" "$capture" "$bin" -r "$f" -q --fail-on never
     time_it "ldm-sniff (one line per ldm packet)" "$capture" "$bin" -r "$f" --fail-on never
