@@ -65,22 +65,27 @@ pub fn escaped(bytes: &[u8]) -> String {
 /// A capture time as RFC 3339 UTC with nanoseconds, written without allocating.
 pub struct Rfc3339(pub Timestamp);
 
+/// Year, month, day, hour, minute, second of a time (UTC): civil-from-days
+/// (H. Hinnant's algorithm), to avoid a date crate for one conversion.
+fn civil(ts: Timestamp) -> (i64, i64, i64, i64, i64, i64) {
+    let days = ts.secs.div_euclid(86_400);
+    let rem = ts.secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, rem / 3600, rem / 60 % 60, rem % 60)
+}
+
 impl std::fmt::Display for Rfc3339 {
-    /// Civil-from-days (H. Hinnant's algorithm), to avoid a date crate for one conversion.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ts = self.0;
-        let days = ts.secs.div_euclid(86_400);
-        let rem = ts.secs.rem_euclid(86_400);
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        let (hour, minute, second) = (rem / 3600, rem / 60 % 60, rem % 60);
+        let (year, month, day, hour, minute, second) = civil(ts);
         if !(0..=9999).contains(&year) || ts.nanos > 999_999_999 {
             return write!(f, "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{:09}Z", ts.nanos);
         }
@@ -349,18 +354,8 @@ mod tests {
 
     /// What `Rfc3339` wrote before it spelled the common case out by hand.
     fn rfc3339_by_formatter(ts: Timestamp) -> String {
-        let days = ts.secs.div_euclid(86_400);
-        let rem = ts.secs.rem_euclid(86_400);
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z", rem / 3600, rem / 60 % 60, rem % 60, ts.nanos)
+        let (year, month, day, hour, minute, second) = civil(ts);
+        format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{:09}Z", ts.nanos)
     }
 
     #[test]
