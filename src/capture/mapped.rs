@@ -137,6 +137,44 @@ fn incomplete_to_eof<'a, T>(
     }
 }
 
+/// A classic pcap record found on the hot path: its header, and where its
+/// bytes lie from the read position.
+pub struct PcapRecord {
+    pub record_len: usize,
+    pub data_start: usize,
+    pub data_len: usize,
+    pub ts_sec: u32,
+    pub ts_usec: u32,
+    pub origlen: u32,
+}
+
+impl MappedReader {
+    /// The next classic pcap record, on the hot path (no block enum); `None`
+    /// for everything else (the file header, pcapng, the end of the file,
+    /// damage), which `next` then handles and reports.
+    pub fn next_pcap_record(&mut self) -> Option<PcapRecord> {
+        let Container::Pcap { parse, .. } = &self.container else {
+            return None;
+        };
+        let parse = *parse;
+        if self.position == 0 {
+            return None;
+        }
+        self.release_behind();
+        self.prefetch_ahead();
+        let data = &self.map[self.position..];
+        let (rest, block) = parse(data).ok()?;
+        Some(PcapRecord {
+            record_len: data.len() - rest.len(),
+            data_start: block.data.as_ptr() as usize - data.as_ptr() as usize,
+            data_len: block.data.len(),
+            ts_sec: block.ts_sec,
+            ts_usec: block.ts_usec,
+            origlen: block.origlen,
+        })
+    }
+}
+
 impl PcapReaderIterator for MappedReader {
     fn next(&mut self) -> Result<(usize, PcapBlockOwned<'_>), PcapError<&[u8]>> {
         self.release_behind();

@@ -83,6 +83,37 @@ impl<R: Read> Read for ErrorKeepingReader<R> {
     }
 }
 
+/// Where records come from.
+enum Parser {
+    /// pcap-parser's streaming reader over a byte stream (standard input, a pipe).
+    Stream(Box<dyn PcapReaderIterator + Send>),
+    /// A memory-mapped file.
+    Mapped(MappedReader),
+}
+
+impl Parser {
+    fn get(&mut self) -> &mut dyn PcapReaderIterator {
+        match self {
+            Parser::Stream(stream) => stream.as_mut(),
+            Parser::Mapped(mapped) => mapped,
+        }
+    }
+
+    fn get_ref(&self) -> &dyn PcapReaderIterator {
+        match self {
+            Parser::Stream(stream) => stream.as_ref(),
+            Parser::Mapped(mapped) => mapped,
+        }
+    }
+}
+
+/// A classic pcap record's time: micro- or nanoseconds, as the file header says.
+fn legacy_timestamp(ts_sec: u32, ts_fraction: u32, format: Format) -> Timestamp {
+    let nanosecond = matches!(format, Format::Pcap { nanosecond: true, .. });
+    let nanos = if nanosecond { ts_fraction } else { ts_fraction.saturating_mul(1000) };
+    Timestamp::new(i64::from(ts_sec), nanos.min(999_999_999))
+}
+
 /// A frame's place in the reader's buffer, found while the block was borrowed.
 struct PacketAt {
     start: usize,
@@ -105,7 +136,7 @@ enum Step {
 
 pub struct CaptureReader {
     path: String,
-    inner: Box<dyn PcapReaderIterator + Send>,
+    inner: Parser,
     format: Format,
     interfaces: Vec<Interface>,
     /// Legacy pcap: the link type from the file header.
@@ -184,7 +215,7 @@ impl CaptureReader {
         let file = std::fs::File::open(path).map_err(|source| CaptureError::Open { path: path.to_string(), source })?;
         if let Some(mapped) = MappedReader::open(&file) {
             let format = sniff_format(path, mapped.prefix(SNIFF_LEN))?;
-            return Ok(CaptureReader::with_parser(path.to_string(), Box::new(mapped), format, Arc::default()));
+            return Ok(CaptureReader::with_parser(path.to_string(), Parser::Mapped(mapped), format, Arc::default()));
         }
         CaptureReader::from_reader(path, file)
     }
@@ -207,12 +238,12 @@ impl CaptureReader {
             frame: 0,
             what: format!("unreadable file header ({e:?})"),
         })?;
-        Ok(CaptureReader::with_parser(path, inner, format, last_error))
+        Ok(CaptureReader::with_parser(path, Parser::Stream(inner), format, last_error))
     }
 
     fn with_parser(
         path: String,
-        inner: Box<dyn PcapReaderIterator + Send>,
+        inner: Parser,
         format: Format,
         last_error: Arc<Mutex<Option<String>>>,
     ) -> CaptureReader {
@@ -236,16 +267,36 @@ impl CaptureReader {
         // instructions on a mixed capture); refill shifts the short tail
         // once, when more data is needed anyway.
         if self.pending > 0 {
-            self.inner.consume_noshift(self.pending);
+            self.inner.get().consume_noshift(self.pending);
             self.pending = 0;
+        }
+        // Classic pcap from a mapped file, the common case for big captures:
+        // straight from the record to the frame, without the block enum.
+        let record = match &mut self.inner {
+            Parser::Mapped(mapped) => mapped.next_pcap_record(),
+            Parser::Stream(_) => None,
+        };
+        if let Some(record) = record {
+            self.frames += 1;
+            self.pending = record.record_len;
+            let parser = self.inner.get_ref();
+            return Ok(Some(Frame {
+                number: self.frames,
+                ts: legacy_timestamp(record.ts_sec, record.ts_usec, self.format),
+                len: record.origlen,
+                linktype: self.pcap_linktype,
+                interface: 0,
+                file_offset: parser.consumed() as u64,
+                data: &parser.data()[record.data_start..record.data_start + record.data_len],
+            }));
         }
         loop {
             match self.step() {
                 Step::Packet(at) => {
                     self.frames += 1;
                     self.pending = at.record_len;
-                    let file_offset = self.inner.consumed() as u64;
-                    let data = &self.inner.data()[at.start..at.start + at.len];
+                    let file_offset = self.inner.get_ref().consumed() as u64;
+                    let data = &self.inner.get_ref().data()[at.start..at.start + at.len];
                     return Ok(Some(Frame {
                         number: self.frames,
                         ts: at.ts,
@@ -256,7 +307,7 @@ impl CaptureReader {
                         data,
                     }));
                 }
-                Step::Skip(n) => self.inner.consume_noshift(n),
+                Step::Skip(n) => self.inner.get().consume_noshift(n),
                 Step::Refill => self.refill_or_grow()?,
                 Step::Eof => return Ok(None),
                 Step::Fail(e) => return Err(e),
@@ -265,7 +316,7 @@ impl CaptureReader {
     }
 
     fn offset(&self) -> u64 {
-        self.inner.consumed() as u64
+        self.inner.get_ref().consumed() as u64
     }
 
     /// Reads more; when that adds nothing although the input goes on, the
@@ -273,9 +324,9 @@ impl CaptureReader {
     /// "incomplete" without a size for some blocks): grow it, within
     /// MAX_RECORD, or fail, rather than ask again forever.
     fn refill_or_grow(&mut self) -> Result<(), CaptureError> {
-        let before = self.inner.data().len();
+        let before = self.inner.get_ref().data().len();
         self.refill()?;
-        if self.inner.data().len() > before || self.inner.reader_exhausted() {
+        if self.inner.get_ref().data().len() > before || self.inner.get_ref().reader_exhausted() {
             return Ok(());
         }
         match self.grow_or_fail() {
@@ -285,7 +336,7 @@ impl CaptureReader {
     }
 
     fn refill(&mut self) -> Result<(), CaptureError> {
-        if self.inner.refill().is_ok() {
+        if self.inner.get().refill().is_ok() {
             return Ok(());
         }
         let what =
@@ -295,10 +346,10 @@ impl CaptureReader {
 
     /// Parses one block and turns it into an owned step.
     fn step(&mut self) -> Step {
-        let base = self.inner.data().as_ptr() as usize;
+        let base = self.inner.get_ref().data().as_ptr() as usize;
         let offset = self.offset();
         let frame = self.frames;
-        let result = self.inner.next();
+        let result = self.inner.get().next();
         let (record_len, block) = match result {
             Ok(ok) => ok,
             Err(PcapError::Eof) => return Step::Eof,
@@ -324,19 +375,15 @@ impl CaptureReader {
                 self.pcap_linktype = header.network;
                 Step::Skip(record_len)
             }
-            PcapBlockOwned::Legacy(b) => {
-                let nanosecond = matches!(self.format, Format::Pcap { nanosecond: true, .. });
-                let nanos = if nanosecond { b.ts_usec } else { b.ts_usec.saturating_mul(1000) };
-                Step::Packet(PacketAt {
-                    start: b.data.as_ptr() as usize - base,
-                    len: b.data.len(),
-                    orig_len: b.origlen,
-                    ts: Timestamp::new(i64::from(b.ts_sec), nanos.min(999_999_999)),
-                    linktype: self.pcap_linktype,
-                    interface: 0,
-                    record_len,
-                })
-            }
+            PcapBlockOwned::Legacy(b) => Step::Packet(PacketAt {
+                start: b.data.as_ptr() as usize - base,
+                len: b.data.len(),
+                orig_len: b.origlen,
+                ts: legacy_timestamp(b.ts_sec, b.ts_usec, self.format),
+                linktype: self.pcap_linktype,
+                interface: 0,
+                record_len,
+            }),
             PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
                 // A new section restarts interface numbering.
                 self.interfaces.clear();
@@ -406,7 +453,7 @@ impl CaptureReader {
         let claimed = self.claimed_record_len();
         if claimed <= MAX_RECORD as u64 && self.capacity < MAX_RECORD {
             let wanted = (claimed as usize + 64).next_power_of_two().clamp(self.capacity * 2, MAX_RECORD);
-            if self.inner.grow(wanted) {
+            if self.inner.get().grow(wanted) {
                 self.capacity = wanted;
                 return Step::Refill;
             }
@@ -432,7 +479,7 @@ impl CaptureReader {
 
     /// The length the record at the buffer's head claims, from its header.
     fn claimed_record_len(&self) -> u64 {
-        let data = self.inner.data();
+        let data = self.inner.get_ref().data();
         let read = |at: usize, big: bool| -> u64 {
             let Some(b) = data.get(at..at + 4) else {
                 return u64::MAX;
