@@ -8,7 +8,11 @@ use ldm_sniff::capture::CaptureReader;
 use libfuzzer_sys::fuzz_target;
 
 /// Every frame's metadata and bytes, then the error that ended the walk.
-fn read_all(reader: Result<CaptureReader, ldm_sniff::capture::CaptureError>, data_len: usize, name: &str) -> Vec<String> {
+fn read_all(
+    reader: Result<CaptureReader, ldm_sniff::capture::CaptureError>,
+    data_len: usize,
+    name: &str,
+) -> Vec<String> {
     let mut seen = Vec::new();
     let mut reader = match reader {
         Ok(reader) => reader,
@@ -32,7 +36,8 @@ fn read_all(reader: Result<CaptureReader, ldm_sniff::capture::CaptureError>, dat
 }
 
 fuzz_target!(|data: &[u8]| {
-    let streamed = read_all(CaptureReader::from_reader("fuzz", std::io::Cursor::new(data.to_vec())), data.len(), "fuzz");
+    let streamed =
+        read_all(CaptureReader::from_reader("fuzz", std::io::Cursor::new(data.to_vec())), data.len(), "fuzz");
     let dir = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
     let path = dir.join(format!("ldm-sniff-fuzz-{}.pcap", std::process::id()));
     std::fs::write(&path, data).expect("temporary file written");
