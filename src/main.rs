@@ -77,6 +77,9 @@ fn config(args: &Args, live: bool) -> Result<Config, String> {
     let quiet = args.quiet || args.write_file.as_deref() == Some("-");
     // Live on a terminal: show each packet as it comes.
     let line_buffered = args.line_buffered || (live && io::stdout().is_terminal());
+    // Traffic that is neither ldm nor libvirt is looked at only to be shown
+    // (--all) or to be matched by -Y for -w; otherwise it is skimmed.
+    let other_traffic_needed = args.all || (write.is_some() && filter.is_some());
     Ok(Config {
         dissect: dissect::Options {
             port: args.port,
@@ -84,6 +87,7 @@ fn config(args: &Args, live: bool) -> Result<Config, String> {
             checksum_all: args.all,
             libvirt_port: args.libvirt_port,
             libvirt_tls_port: args.libvirt_tls_port,
+            skim_other: !other_traffic_needed,
         },
         output: output::Options {
             format: args.format,

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use ldm_sniff::analyze::{self, Analyzer};
 use ldm_sniff::capture::{CaptureReader, Frame, Linktype, Timestamp};
-use ldm_sniff::dissect::{self, Dissector};
+use ldm_sniff::dissect::{self, Dissector, Stop};
 use ldm_sniff::output::Packet;
 use ldm_sniff::pipeline;
 use proptest::prelude::*;
@@ -119,7 +119,7 @@ fn dissect_bytes(dissector: &mut Dissector, linktype: Linktype, data: &[u8], num
     );
 }
 
-/// Frames of real ldm packets, to mutate (read once).
+/// Frames of real ldm, libvirt and other packets, to mutate (read once).
 fn ldm_frames() -> &'static [(Linktype, Vec<u8>)] {
     static FRAMES: std::sync::OnceLock<Vec<(Linktype, Vec<u8>)>> = std::sync::OnceLock::new();
     FRAMES.get_or_init(read_ldm_frames)
@@ -127,7 +127,14 @@ fn ldm_frames() -> &'static [(Linktype, Vec<u8>)] {
 
 fn read_ldm_frames() -> Vec<(Linktype, Vec<u8>)> {
     let mut frames = Vec::new();
-    for name in ["anomalies.pcapng", "vlan.pcapng", "sll2-any.pcap", "two-interfaces.pcapng"] {
+    for name in [
+        "anomalies.pcapng",
+        "vlan.pcapng",
+        "sll2-any.pcap",
+        "two-interfaces.pcapng",
+        "mixed-traffic.pcapng",
+        "libvirt/virsh-session.pcap",
+    ] {
         let mut reader = CaptureReader::from_reader(name, Cursor::new(capture(name))).expect("opens");
         while let Ok(Some(frame)) = reader.next_frame() {
             frames.push((frame.linktype, frame.data.to_vec()));
@@ -159,6 +166,28 @@ proptest! {
     }
 
     #[test]
+    fn skimmed_frames_are_ones_the_dissection_would_not_show(pick in any::<prop::sample::Index>(), flips in prop::collection::vec((0usize..64, any::<u8>()), 0..4)) {
+        let frames = ldm_frames();
+        let (linktype, mut data) = frames[pick.index(frames.len())].clone();
+        // The headers skimming reads are in the first 64 bytes.
+        for (at, value) in flips {
+            if let Some(byte) = data.get_mut(at) {
+                *byte = value;
+            }
+        }
+        let frame = Frame { number: 1, ts: Timestamp::new(1, 0), len: data.len() as u32, linktype, interface: 0, file_offset: 0, data: &data };
+        let mut skimmed = false;
+        let mut skimming = Dissector::new(dissect::Options { skim_other: true, ..Default::default() });
+        skimming.dissect_each(frame, |d| { skimmed = d.stop == Some(Stop::NotDecoded); Ok::<_, ()>(true) }).unwrap();
+        let mut full = Dissector::new(dissect::Options::default());
+        let mut shown = Vec::new();
+        full.dissect_each(frame, |d| { shown.push((d.is_shown(), d.findings.len(), d.stop)); Ok::<_, ()>(true) }).unwrap();
+        if skimmed {
+            prop_assert!(shown.iter().all(|&(is_shown, findings, _)| !is_shown && findings == 0), "{shown:?}");
+        }
+    }
+
+    #[test]
     fn mutated_ldm_frames_never_panic(pick in any::<prop::sample::Index>(), flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
         let frames = ldm_frames();
         let (linktype, mut data) = frames[pick.index(frames.len())].clone();
@@ -169,5 +198,41 @@ proptest! {
         data.truncate(cut.index(data.len() + 1));
         let mut dissector = Dissector::new(dissect::Options::default());
         dissect_bytes(&mut dissector, linktype, &data, 2);
+    }
+}
+
+/// Over whole captures (streams, fragments, requests and responses), skipping
+/// the other traffic changes nothing that is shown.
+#[test]
+fn skimming_other_traffic_changes_nothing_shown() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut names = Vec::new();
+    for sub in ["", "recorded", "libvirt", "conformance"] {
+        for entry in std::fs::read_dir(dir.join(sub)).expect("captures directory") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "pcap" || e == "pcapng") {
+                names.push(path);
+            }
+        }
+    }
+    assert!(names.len() > 20, "{names:?}");
+    for path in names {
+        let shown = |skim_other: bool| {
+            let reader = CaptureReader::open(path.to_str().expect("UTF-8 path")).expect("opens");
+            let options = dissect::Options { skim_other, ..Default::default() };
+            let mut shown = Vec::new();
+            let mut frames = 0;
+            let (error, _) = pipeline::walk_analyzed(reader, options, analyze::Options::default(), |d, note| {
+                frames += 1;
+                if d.is_shown() {
+                    let keys: Vec<_> = d.findings.iter().chain(&note.findings).map(|f| f.key.name()).collect();
+                    shown.push((d.frame.number, format!("{:?} {:?} {:?}", d.ldm, d.libvirt, d.tls), keys));
+                }
+                Ok(true)
+            })
+            .expect("no output error");
+            (frames, shown, error.map(|e| e.to_string()))
+        };
+        assert_eq!(shown(true), shown(false), "{}", path.display());
     }
 }

@@ -6,6 +6,7 @@ pub mod fields;
 pub mod ip;
 pub mod link;
 pub mod reassembly;
+mod skim;
 pub mod stream;
 pub mod tcp;
 
@@ -43,6 +44,10 @@ pub struct Options {
     pub libvirt_port: u16,
     /// TCP port carrying libvirt RPC over TLS (either end).
     pub libvirt_tls_port: u16,
+    /// Frames that are certainly neither ldm nor libvirt are not decoded
+    /// (their `stop` is `Stop::NotDecoded`): for runs where nothing looks
+    /// at them (no `--all`, no `-Y` choosing what `-w` writes).
+    pub skim_other: bool,
 }
 
 impl Default for Options {
@@ -53,6 +58,7 @@ impl Default for Options {
             checksum_all: false,
             libvirt_port: libvirt::PORT,
             libvirt_tls_port: libvirt::TLS_PORT,
+            skim_other: false,
         }
     }
 }
@@ -76,6 +82,8 @@ pub enum Stop {
     LibvirtSegment,
     /// libvirt data under a SASL security layer: encrypted, not decoded.
     LibvirtEncrypted,
+    /// Neither ldm nor libvirt, and not decoded (`Options::skim_other`).
+    NotDecoded,
 }
 
 impl std::fmt::Display for Stop {
@@ -93,6 +101,7 @@ impl std::fmt::Display for Stop {
             Stop::OtherTcp => write!(f, "TCP"),
             Stop::LibvirtSegment => write!(f, "libvirt TCP segment"),
             Stop::LibvirtEncrypted => write!(f, "libvirt SASL-encrypted data"),
+            Stop::NotDecoded => write!(f, "not decoded"),
         }
     }
 }
@@ -337,6 +346,10 @@ impl Dissector {
         // Built here and filled in place: a dissection is about 500 bytes,
         // and returning one by value copied it once per frame.
         let mut d = Dissection::undecoded(frame, false);
+        if self.options.skim_other && skim::is_other_traffic(&frame, &self.options) {
+            d.stop = Some(Stop::NotDecoded);
+            return visit(&d);
+        }
         self.decode_layers(&mut d, false);
         if !visit(&d)? {
             return Ok(false);
