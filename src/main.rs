@@ -77,9 +77,10 @@ fn config(args: &Args, live: bool) -> Result<Config, String> {
     let quiet = args.quiet || args.write_file.as_deref() == Some("-");
     // Live on a terminal: show each packet as it comes.
     let line_buffered = args.line_buffered || (live && io::stdout().is_terminal());
-    // Traffic that is neither ldm nor libvirt is looked at only to be shown
-    // (--all) or to be matched by -Y for -w; otherwise it is skimmed.
-    let other_traffic_needed = args.all || (write.is_some() && filter.is_some());
+    // Traffic that is neither ldm nor libvirt is skimmed unless it is to be
+    // shown (--all) or matched by -Y for -w. Live, the kernel's filter has
+    // already kept it out, so skimming would only cost.
+    let skim_other = !(live || args.all || (write.is_some() && filter.is_some()));
     Ok(Config {
         dissect: dissect::Options {
             port: args.port,
@@ -87,7 +88,7 @@ fn config(args: &Args, live: bool) -> Result<Config, String> {
             checksum_all: args.all,
             libvirt_port: args.libvirt_port,
             libvirt_tls_port: args.libvirt_tls_port,
-            skim_other: !other_traffic_needed,
+            skim_other,
         },
         output: output::Options {
             format: args.format,

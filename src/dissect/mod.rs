@@ -346,11 +346,12 @@ impl Dissector {
         // Built here and filled in place: a dissection is about 500 bytes,
         // and returning one by value copied it once per frame.
         let mut d = Dissection::undecoded(frame, false);
-        if self.options.skim_other && skim::is_other_traffic(&frame, &self.options) {
+        let link = link::decode(frame.linktype, frame.data);
+        if self.options.skim_other && skim::is_other_traffic(&link, &self.options) {
             d.stop = Some(Stop::NotDecoded);
             return visit(&d);
         }
-        self.decode_layers(&mut d, false);
+        self.decode_layers(&mut d, link, false);
         if !visit(&d)? {
             return Ok(false);
         }
@@ -421,13 +422,19 @@ impl Dissector {
 
     fn dissect_inner<'a>(&'a mut self, frame: Frame<'a>, incomplete: bool) -> Dissection<'a> {
         let mut d = Dissection::undecoded(frame, incomplete);
-        self.decode_layers(&mut d, incomplete);
+        self.decode_layers(&mut d, link::decode(frame.linktype, frame.data), incomplete);
         d
     }
 
-    fn decode_layers<'a>(&'a mut self, d: &mut Dissection<'a>, incomplete: bool) {
+    /// Decodes what lies above the link layer, decoded as `link`.
+    fn decode_layers<'a>(
+        &'a mut self,
+        d: &mut Dissection<'a>,
+        link: Result<(Link, &'a [u8]), link::LinkError>,
+        incomplete: bool,
+    ) {
         let frame = d.frame;
-        let (link, net) = match link::decode(frame.linktype, frame.data) {
+        let (link, net) = match link {
             Ok(ok) => ok,
             Err(e) => {
                 d.stop = Some(Stop::Link(e));

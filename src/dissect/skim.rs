@@ -5,16 +5,16 @@
 //! the ldm and libvirt ports) goes through the full dissection, so a frame
 //! skimmed here is one the dissection would not show and keeps no state for.
 
-use super::link::{self, NetProto};
+use super::link::{Link, LinkError, NetProto};
 use super::Options;
-use crate::capture::Frame;
 
 const UDP: u8 = 17;
 const TCP: u8 = 6;
 
-/// Whether `frame` is other traffic: not IP, or IPv4 neither ldm nor libvirt.
-pub fn is_other_traffic(frame: &Frame<'_>, options: &Options) -> bool {
-    let Ok((link, net)) = link::decode(frame.linktype, frame.data) else {
+/// Whether a frame, decoded as `link`, is other traffic: not IP, or IPv4
+/// neither ldm nor libvirt.
+pub fn is_other_traffic(link: &Result<(Link, &[u8]), LinkError>, options: &Options) -> bool {
+    let Ok((link, net)) = link else {
         return false;
     };
     match link.proto {
