@@ -8,7 +8,7 @@ use crate::dissect::fields::{self, FieldSink, Rfc3339, Value};
 use crate::expert::MacAddr;
 use crate::wire::libvirt_args::UuidText;
 
-use super::numbers::{write_fixed, write_integer, write_ip};
+use super::numbers::{write_epoch, write_fixed, write_integer, write_ip};
 use super::Packet;
 
 /// JSON record layout.
@@ -29,15 +29,20 @@ struct Sink<'b> {
 }
 
 fn string(buf: &mut Vec<u8>, s: &str) {
-    // Names and most values need no escaping: copied as they are.
+    // Most values need no escaping: copied as they are.
     if s.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\') {
-        buf.push(b'"');
-        buf.extend_from_slice(s.as_bytes());
-        buf.push(b'"');
+        plain_string(buf, s);
         return;
     }
     // serde_json escapes exactly as JSON requires; writing to a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *buf, s);
+}
+
+/// `"s"` for text known to need no escaping (our own names).
+fn plain_string(buf: &mut Vec<u8>, s: &str) {
+    buf.push(b'"');
+    buf.extend_from_slice(s.as_bytes());
+    buf.push(b'"');
 }
 
 /// `"text"` for text that needs no escaping (addresses, times).
@@ -65,17 +70,6 @@ fn text(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.push(b'"');
 }
 
-/// `{secs}.{nanos:09}`, as the timestamp's `Display`.
-fn write_epoch(buf: &mut Vec<u8>, ts: crate::capture::Timestamp) -> std::io::Result<()> {
-    write_integer(buf, ts.secs)?;
-    let mut nanos = itoa::Buffer::new();
-    let nanos = nanos.format(ts.nanos);
-    buf.push(b'.');
-    buf.extend_from_slice(&b"000000000"[..9usize.saturating_sub(nanos.len())]);
-    buf.extend_from_slice(nanos.as_bytes());
-    Ok(())
-}
-
 fn number_list(buf: &mut Vec<u8>, values: impl Iterator<Item = u64>) {
     buf.push(b'[');
     for (i, v) in values.enumerate() {
@@ -97,9 +91,7 @@ impl Sink<'_> {
             // Field names are our own identifiers: nothing to escape.
             Layout::Plain => {
                 debug_assert!(!name.bytes().any(|b| b == b'"' || b == b'\\' || !b.is_ascii_graphic()), "{name}");
-                self.buf.push(b'"');
-                self.buf.extend_from_slice(name.as_bytes());
-                self.buf.push(b'"');
+                plain_string(self.buf, name);
             }
             Layout::Ek => {
                 // tshark's ek names: layer_layer_field, dots as underscores.
@@ -124,9 +116,7 @@ impl FieldSink for Sink<'_> {
         }
         self.first_layer = false;
         self.layer = name;
-        self.buf.push(b'"');
-        self.buf.extend_from_slice(name.as_bytes());
-        self.buf.push(b'"');
+        plain_string(self.buf, name);
         self.buf.extend_from_slice(b":{");
         self.first_field = true;
     }

@@ -6,6 +6,8 @@
 use std::io::{self, Write};
 use std::net::IpAddr;
 
+use crate::capture::Timestamp;
+
 /// `{n:>width$}`.
 pub fn write_number(out: &mut impl Write, n: u64, width: usize) -> io::Result<()> {
     let mut digits = itoa::Buffer::new();
@@ -41,8 +43,6 @@ pub fn write_fixed(out: &mut impl Write, value: f64, decimals: u32, width: usize
     let scaled = scaled.round() as u64;
     let mut whole = itoa::Buffer::new();
     let whole = whole.format(scaled / scale);
-    let mut fraction = itoa::Buffer::new();
-    let fraction = fraction.format(scaled % scale);
     let sign = if value.is_sign_negative() { "-" } else { "" };
     let decimals = decimals as usize;
     let point = usize::from(decimals > 0);
@@ -52,10 +52,24 @@ pub fn write_fixed(out: &mut impl Write, value: f64, decimals: u32, width: usize
     out.write_all(whole.as_bytes())?;
     if decimals > 0 {
         out.write_all(b".")?;
-        out.write_all(&b"000000000"[..decimals - fraction.len()])?;
-        out.write_all(fraction.as_bytes())?;
+        write_zero_padded(out, scaled % scale, decimals)?;
     }
     Ok(())
+}
+
+/// `{n:0width$}`, for widths up to 9 (fractions of a second).
+fn write_zero_padded(out: &mut impl Write, n: u64, width: usize) -> io::Result<()> {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n);
+    out.write_all(&b"000000000"[..width.min(9).saturating_sub(digits.len())])?;
+    out.write_all(digits.as_bytes())
+}
+
+/// `{secs}.{nanos:09}`, as a timestamp's `Display` writes it.
+pub fn write_epoch(out: &mut impl Write, ts: Timestamp) -> io::Result<()> {
+    write_integer(out, ts.secs)?;
+    out.write_all(b".")?;
+    write_zero_padded(out, u64::from(ts.nanos), 9)
 }
 
 /// `{ip}`; IPv4 spelled out by hand, IPv6 left to the formatter.
@@ -117,6 +131,14 @@ mod tests {
                 let want = format!("{v:>width$.prec$}", prec = decimals as usize);
                 assert_eq!(text(|out| write_fixed(out, v, decimals, width)), want, "{v:e} .{decimals}");
             }
+        }
+    }
+
+    #[test]
+    fn epochs_are_written_as_display_writes_them() {
+        for (secs, nanos) in [(0, 0), (1_793_611_800, 5), (-1, 999_999_999), (i64::MAX, 123_456_789)] {
+            let ts = Timestamp::new(secs, nanos);
+            assert_eq!(text(|out| write_epoch(out, ts)), ts.to_string());
         }
     }
 
