@@ -95,7 +95,7 @@ type Responder = (IpAddr, u16);
 
 /// The most recent lookup of one MAC.
 #[derive(Debug, Clone)]
-struct LookupRequest {
+pub(crate) struct LookupRequest {
     frame: u64,
     ts: Timestamp,
     requester: IpAddr,
@@ -123,7 +123,7 @@ fn repeat(seen: &[Responder], who: Responder) -> Repeat {
 
 /// One requester's retry chain and recent lookups.
 #[derive(Debug, Default)]
-struct RequesterState {
+pub(crate) struct RequesterState {
     chain_start: Option<(Timestamp, u64)>,
     chain_lookups: u32,
     last_lookup: Option<(Timestamp, [u8; 6])>,
@@ -150,11 +150,7 @@ pub struct Analyzer {
     first_ts: Option<Timestamp>,
     /// The analysis clock: the latest timestamp seen (never goes back).
     now: Option<Timestamp>,
-    lookups: BoundedMap<[u8; 6], LookupRequest>,
-    requesters: BoundedMap<IpAddr, RequesterState>,
     discoveries: VecDeque<DiscRequest>,
-    /// First link-layer sources seen for each IP.
-    ip_sources: BoundedMap<IpAddr, (ArrayVec<[u8; 6], 4>, u64)>,
     /// Addresses advertised for each hostname, with the frame of the first.
     hostnames: BoundedMap<Vec<u8>, (ArrayVec<IpAddr, 4>, u64)>,
     /// The first ldmd version seen, who said it, where.
@@ -175,10 +171,7 @@ impl Analyzer {
             options,
             first_ts: None,
             now: None,
-            lookups: BoundedMap::new(macs),
-            requesters: BoundedMap::new(hosts),
             discoveries: VecDeque::new(),
-            ip_sources: BoundedMap::new(hosts),
             hostnames: BoundedMap::new(hosts),
             fleet_version: None,
             version_flagged: BoundedMap::new(hosts),
@@ -193,13 +186,7 @@ impl Analyzer {
 
     /// Entries evicted from the bounded tables so far.
     pub fn evicted(&self) -> u64 {
-        self.lookups.evicted
-            + self.requesters.evicted
-            + self.ip_sources.evicted
-            + self.hostnames.evicted
-            + self.version_flagged.evicted
-            + self.libvirt.evicted()
-            + self.stats.evicted()
+        self.hostnames.evicted + self.version_flagged.evicted + self.libvirt.evicted() + self.stats.evicted()
     }
 
     /// Every frame passes here first, so the capture's start is known.
@@ -223,13 +210,24 @@ impl Analyzer {
         let Some(ip) = d.ip else { return note };
         let src = ip.src;
         let datagram = (src, ip.id);
-        self.check_link_source(src, d, &mut note);
-        self.stats.packet(src, d, ts);
-        match msg.msg_type {
-            Some(MsgType::SendMsg) => self.lookup_request(msg, src, ts, d.frame.number, &mut note),
-            Some(MsgType::ResponseMsg) => self.lookup_response(msg, datagram, ts, d.frame.number, &mut note),
-            Some(MsgType::DiscSend) => self.discovery_request(ts, d.frame.number),
-            Some(MsgType::DiscResp) => self.discovery_response(msg, datagram, ts, d.frame.number, &mut note),
+        let frame = d.frame.number;
+        let options = self.options;
+        // The sender's state first, while its one table entry is at hand.
+        let host = self.stats.packet(src, d, ts);
+        check_link_source(host, d, &mut note);
+        match (msg.msg_type, msg.mac()) {
+            (Some(MsgType::SendMsg), Some(mac)) => {
+                host.lookups_sent += 1;
+                retry_chain(&mut host.requests, &options, mac, ts, frame, &mut note);
+                lookup_burst(&mut host.requests, &options, mac, ts, &mut note);
+                self.lookup_request(mac, src, ts, frame);
+            }
+            (Some(MsgType::ResponseMsg), Some(mac)) => {
+                host.macs_claimed += 1;
+                self.lookup_response(mac, datagram, ts, frame, &mut note);
+            }
+            (Some(MsgType::DiscSend), _) => self.discovery_request(ts, frame),
+            (Some(MsgType::DiscResp), _) => self.discovery_response(msg, datagram, ts, frame, &mut note),
             _ => {}
         }
         if let Some(rtt) = note.rtt {
@@ -263,78 +261,34 @@ impl Analyzer {
         }
     }
 
-    fn check_link_source(&mut self, src: IpAddr, d: &Dissection<'_>, note: &mut Annotation) {
-        let Some(mac) = d.link.as_ref().and_then(|l| l.src) else { return };
-        let (macs, first_frame) = self.ip_sources.entry(src, || (ArrayVec::new(), d.frame.number));
-        if macs.contains(&mac) {
-            return;
-        }
-        if let Some(&first) = macs.first() {
-            note.push(Key::LdmIpSeveralMacs, Detail::AlsoFrom { mac: first, frame: *first_frame });
-        }
-        let _ = macs.try_push(mac);
-    }
-
     /// Was the capture running `window` before `ts`? Then a request for a
     /// timely response would have been captured.
     fn capture_covered(&self, ts: Timestamp) -> bool {
         self.first_ts.is_some_and(|first| secs(ts, first) > self.options.window)
     }
 
-    fn unmatched(&self, ts: Timestamp, note: &mut Annotation) {
-        if self.capture_covered(ts) {
-            note.push(Key::LdmUnsolicitedResponse, Detail::None);
-        } else {
-            note.push(Key::LdmRequestNotCaptured, Detail::None);
-        }
-    }
-
-    fn lookup_request(
-        &mut self,
-        msg: &Message<'_>,
-        requester: IpAddr,
-        ts: Timestamp,
-        frame: u64,
-        note: &mut Annotation,
-    ) {
-        let Some(mac) = msg.mac() else { return };
+    /// The MAC's side of a lookup (the requester's is in `observe`).
+    fn lookup_request(&mut self, mac: [u8; 6], requester: IpAddr, ts: Timestamp, frame: u64) {
         // The latest lookup of a MAC is the one responses answer.
-        let fresh = LookupRequest { frame, ts, requester, responders: ArrayVec::new() };
-        let slot = self.lookups.entry(mac, || fresh.clone());
-        *slot = fresh;
-        self.stats.lookup(mac, requester);
-        let options = self.options;
-        let state = self.requesters.entry(requester, RequesterState::default);
-        retry_chain(state, &options, mac, ts, frame, note);
-        lookup_burst(state, &options, mac, ts, note);
+        self.stats.lookup(mac, requester).request =
+            Some(LookupRequest { frame, ts, requester, responders: ArrayVec::new() });
     }
 
-    fn lookup_response(
-        &mut self,
-        msg: &Message<'_>,
-        datagram: Responder,
-        ts: Timestamp,
-        frame: u64,
-        note: &mut Annotation,
-    ) {
-        let Some(mac) = msg.mac() else { return };
-        let owner = datagram.0;
-        if let Some((other, other_frame)) = self.stats.owner(mac, owner, frame) {
+    fn lookup_response(&mut self, mac: [u8; 6], datagram: Responder, ts: Timestamp, frame: u64, note: &mut Annotation) {
+        let window = self.options.window;
+        let covered = self.capture_covered(ts);
+        let entry = self.stats.answered(mac);
+        if let Some((other, other_frame)) = entry.owner(datagram.0, frame) {
             note.push(
                 Key::LdmDuplicateOwner,
                 Detail::AlsoSeen { what: "owner of this MAC", addr: other, frame: other_frame },
             );
         }
-        let window = self.options.window;
-        let Some(request) = self.lookups.get_mut(&mac) else {
-            self.unmatched(ts, note);
+        let Some(request) = entry.request.as_mut().filter(|r| secs(ts, r.ts) <= LATE_HORIZON) else {
+            unmatched(covered, note);
             return;
         };
         let rtt = secs(ts, request.ts).max(0.0);
-        if rtt > LATE_HORIZON {
-            self.unmatched(ts, note);
-            return;
-        }
         note.request_in = Some(request.frame);
         note.rtt = Some(rtt);
         match repeat(&request.responders, datagram) {
@@ -350,16 +304,16 @@ impl Analyzer {
         let request_frame = request.frame;
         if rtt <= window {
             note.push(Key::LdmCollision, Detail::After { what: "lookup", frame: request_frame, secs: rtt });
-            self.stats.collision(mac);
+            entry.collisions += 1;
             // The requester will pick another MAC: its chain goes on.
-            if let Some(state) = self.requesters.get_mut(&requester) {
+            if let Some(state) = self.stats.host_mut(&requester).map(|host| &mut host.requests) {
                 if state.last_lookup.is_some_and(|(_, last)| last == mac) {
                     state.last_answered = true;
                 }
             }
         } else {
             note.push(Key::LdmLateResponse, Detail::After { what: "lookup", frame: request_frame, secs: rtt });
-            self.stats.late(mac);
+            entry.late += 1;
         }
     }
 
@@ -384,8 +338,12 @@ impl Analyzer {
         self.match_discovery(datagram, ts, note);
         // Inventory consistency: the address the host advertises (else its source).
         let advertised = disc.ip_address.map_or(responder, IpAddr::V4);
-        if let Some(name) = disc.hostname.map(|h| h.text().to_vec()).filter(|h| !h.is_empty()) {
-            let (addrs, first_frame) = self.hostnames.entry(name, || (ArrayVec::new(), frame));
+        if let Some(name) = disc.hostname.map(|h| h.text()).filter(|h| !h.is_empty()) {
+            // Allocates the name only for a host not seen before.
+            let (addrs, first_frame) = match self.hostnames.get_mut(name) {
+                Some(known) => known,
+                None => self.hostnames.entry(name.to_vec(), || (ArrayVec::new(), frame)),
+            };
             if !addrs.contains(&advertised) {
                 if let Some(&first) = addrs.first() {
                     note.push(
@@ -396,10 +354,10 @@ impl Analyzer {
                 let _ = addrs.try_push(advertised);
             }
         }
-        if let Some(version) = disc.ldmd_version.map(|v| v.text().to_vec()) {
+        if let Some(version) = disc.ldmd_version.map(|v| v.text()) {
             match &self.fleet_version {
-                None => self.fleet_version = Some((version, responder, frame)),
-                Some((first, addr, first_frame)) if *first != version => {
+                None => self.fleet_version = Some((version.to_vec(), responder, frame)),
+                Some((first, addr, first_frame)) if first.as_slice() != version => {
                     if self.version_flagged.get(&responder).is_none() {
                         note.push(
                             Key::LdmVersionMismatch,
@@ -417,12 +375,12 @@ impl Analyzer {
     fn match_discovery(&mut self, datagram: Responder, ts: Timestamp, note: &mut Annotation) {
         let window = self.options.window;
         let Some(request) = self.discoveries.iter_mut().rev().find(|r| r.ts <= ts) else {
-            self.unmatched(ts, note);
+            unmatched(self.capture_covered(ts), note);
             return;
         };
         let rtt = secs(ts, request.ts);
         if rtt > LATE_HORIZON {
-            self.unmatched(ts, note);
+            unmatched(self.capture_covered(ts), note);
             return;
         }
         note.request_in = Some(request.frame);
@@ -442,6 +400,30 @@ impl Analyzer {
             }
         }
     }
+}
+
+/// A response with no request to answer: unsolicited if the capture was
+/// running when the request would have been sent (`covered`).
+fn unmatched(covered: bool, note: &mut Annotation) {
+    if covered {
+        note.push(Key::LdmUnsolicitedResponse, Detail::None);
+    } else {
+        note.push(Key::LdmRequestNotCaptured, Detail::None);
+    }
+}
+
+/// Several link-layer sources for one IP: a clash of addresses, or a
+/// host that moved.
+fn check_link_source(host: &mut stats::Host, d: &Dissection<'_>, note: &mut Annotation) {
+    let Some(mac) = d.link.as_ref().and_then(|l| l.src) else { return };
+    if host.link_srcs.contains(&mac) {
+        return;
+    }
+    match host.link_srcs.first() {
+        Some(&first) => note.push(Key::LdmIpSeveralMacs, Detail::AlsoFrom { mac: first, frame: host.link_src_frame }),
+        None => host.link_src_frame = d.frame.number,
+    }
+    let _ = host.link_srcs.try_push(mac);
 }
 
 /// A requester's retry chain: each lookup answered (collision) and followed

@@ -55,30 +55,52 @@ impl StatsKind {
     }
 }
 
+/// All the analysis keeps of one host, in one table so that a packet costs
+/// one lookup of its source: its `-z ldm,hosts` row, the link-layer sources
+/// of its IP, and the state of its own lookups.
 #[derive(Debug, Default)]
-struct HostStats {
+pub(super) struct Host {
     hostname: Option<Vec<u8>>,
-    link_src: Option<[u8; 6]>,
     version: Option<Vec<u8>>,
     port: Option<i32>,
     first: Timestamp,
     last: Timestamp,
     packets: u64,
-    lookups_sent: u64,
+    pub(super) lookups_sent: u64,
     /// Lookup responses sent: MACs it claimed.
-    macs_claimed: u64,
+    pub(super) macs_claimed: u64,
+    /// Link-layer sources seen for this IP, first first (the table's
+    /// link_src), and the frame of the first.
+    pub(super) link_srcs: ArrayVec<[u8; 6], 4>,
+    pub(super) link_src_frame: u64,
+    /// Its lookups' retry chain and bursts, when it sends lookups.
+    pub(super) requests: super::RequesterState,
 }
 
+/// All the analysis keeps of one MAC, in one table so that a packet costs
+/// one lookup of its MAC: its `-z ldm,macs` row and its latest lookup.
 #[derive(Debug, Default)]
-struct MacStats {
+pub(super) struct MacStats {
     lookups: u64,
     requester: Option<IpAddr>,
     owners: ArrayVec<(IpAddr, u64), 4>,
-    collisions: u64,
-    late: u64,
+    pub(super) collisions: u64,
+    pub(super) late: u64,
+    /// The most recent lookup of it: the one responses answer.
+    pub(super) request: Option<super::LookupRequest>,
 }
 
 impl MacStats {
+    /// Records `owner` answering; returns an earlier, different owner.
+    pub(super) fn owner(&mut self, owner: IpAddr, frame: u64) -> Option<(IpAddr, u64)> {
+        if self.owners.iter().any(|(o, _)| *o == owner) {
+            return None;
+        }
+        let other = self.owners.first().copied();
+        let _ = self.owners.try_push((owner, frame));
+        other
+    }
+
     fn verdict(&self) -> &'static str {
         if self.owners.len() > 1 || self.late > 0 {
             "DUPLICATE"
@@ -129,7 +151,7 @@ impl Samples {
 
 #[derive(Debug)]
 pub struct Stats {
-    hosts: BoundedMap<IpAddr, HostStats>,
+    hosts: BoundedMap<IpAddr, Host>,
     macs: BoundedMap<[u8; 6], MacStats>,
     rtt_lookup: Samples,
     rtt_discovery: Samples,
@@ -151,53 +173,39 @@ impl Stats {
         self.hosts.evicted + self.macs.evicted + self.libvirt.evicted()
     }
 
-    pub fn packet(&mut self, src: IpAddr, d: &Dissection<'_>, ts: Timestamp) {
-        let host = self.hosts.entry(src, || HostStats { first: ts, ..HostStats::default() });
+    /// Counts a packet from `src`; returns its host for the analysis to go on with.
+    pub(super) fn packet(&mut self, src: IpAddr, d: &Dissection<'_>, ts: Timestamp) -> &mut Host {
+        let host = self.hosts.entry(src, || Host { first: ts, ..Host::default() });
         host.packets += 1;
         host.last = ts;
-        if let Some(mac) = d.link.as_ref().and_then(|l| l.src) {
-            host.link_src.get_or_insert(mac);
-        }
         if let Some(Payload::Discovery(disc)) = d.ldm.map(|m| m.payload) {
             if let Some(name) = disc.hostname {
-                host.hostname = Some(name.text().to_vec());
+                replace_if_changed(&mut host.hostname, name.text());
             }
             if let Some(version) = disc.ldmd_version {
-                host.version = Some(version.text().to_vec());
+                replace_if_changed(&mut host.version, version.text());
             }
             host.port = disc.port_no.or(host.port);
         }
+        host
     }
 
-    pub fn lookup(&mut self, mac: [u8; 6], requester: IpAddr) {
+    /// The host of `ip`, if it is still in the table.
+    pub(super) fn host_mut(&mut self, ip: &IpAddr) -> Option<&mut Host> {
+        self.hosts.get_mut(ip)
+    }
+
+    /// Counts a lookup of `mac`; returns its entry for the analysis to go on with.
+    pub(super) fn lookup(&mut self, mac: [u8; 6], requester: IpAddr) -> &mut MacStats {
         let entry = self.macs.entry(mac, MacStats::default);
         entry.lookups += 1;
         entry.requester.get_or_insert(requester);
-        if let Some(host) = self.hosts.get_mut(&requester) {
-            host.lookups_sent += 1;
-        }
+        entry
     }
 
-    /// Records `owner` answering for `mac`; returns an earlier, different owner.
-    pub fn owner(&mut self, mac: [u8; 6], owner: IpAddr, frame: u64) -> Option<(IpAddr, u64)> {
-        if let Some(host) = self.hosts.get_mut(&owner) {
-            host.macs_claimed += 1;
-        }
-        let entry = self.macs.entry(mac, MacStats::default);
-        if entry.owners.iter().any(|(o, _)| *o == owner) {
-            return None;
-        }
-        let other = entry.owners.first().copied();
-        let _ = entry.owners.try_push((owner, frame));
-        other
-    }
-
-    pub fn collision(&mut self, mac: [u8; 6]) {
-        self.macs.entry(mac, MacStats::default).collisions += 1;
-    }
-
-    pub fn late(&mut self, mac: [u8; 6]) {
-        self.macs.entry(mac, MacStats::default).late += 1;
+    /// The entry of a MAC someone answered for.
+    pub(super) fn answered(&mut self, mac: [u8; 6]) -> &mut MacStats {
+        self.macs.entry(mac, MacStats::default)
     }
 
     pub fn rtt(&mut self, msg_type: Option<MsgType>, secs: f64) {
@@ -341,13 +349,13 @@ impl Stats {
             "macs_claimed",
         ];
         let mut rows = vec![header.iter().map(|h| h.to_string()).collect()];
-        let mut hosts: Vec<(&IpAddr, &HostStats)> = self.hosts.iter().collect();
+        let mut hosts: Vec<(&IpAddr, &Host)> = self.hosts.iter().collect();
         hosts.sort_by_key(|(ip, _)| **ip);
         for (ip, h) in hosts {
             rows.push(vec![
                 ip.to_string(),
                 h.hostname.as_deref().map(escaped).unwrap_or_else(|| "-".into()),
-                h.link_src.map(|m| MacAddr(m).to_string()).unwrap_or_else(|| "-".into()),
+                h.link_srcs.first().map(|m| MacAddr(*m).to_string()).unwrap_or_else(|| "-".into()),
                 h.version.as_deref().map(escaped).unwrap_or_else(|| "-".into()),
                 h.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 Rfc3339(h.first).to_string(),
@@ -398,6 +406,14 @@ impl Stats {
             rows.push(row);
         }
         rows
+    }
+}
+
+/// Sets `slot` to `text`, allocating only when it changed (a host repeats
+/// its name in every discovery response).
+fn replace_if_changed(slot: &mut Option<Vec<u8>>, text: &[u8]) {
+    if slot.as_deref() != Some(text) {
+        *slot = Some(text.to_vec());
     }
 }
 

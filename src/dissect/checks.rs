@@ -124,10 +124,12 @@ fn lookup_fields(lookup: &Lookup<'_>, ip_src: Option<Ipv4Addr>, out: &mut Findin
     let Some(source_ip) = lookup.source_ip.filter(CharField::complete) else {
         return;
     };
-    let parsed = source_ip.as_ipv4();
+    // One scan for the NUL serves the parse and the terminator check.
+    let text = source_ip.text();
+    let parsed = ldm::parse_dotted_quad(text);
     if parsed.is_some() {
         // A dotted quad is printable text: only its terminator needs a look.
-        if !source_ip.nul_terminated() {
+        if text.len() == source_ip.raw.len() {
             out.push(Finding::new(Key::LdmStringUnterminated, Detail::Field("source_ip")));
         }
     } else {

@@ -188,7 +188,7 @@ impl<'a> CharField<'a> {
 /// A dotted quad from bytes. Every lookup carries one, so this skips the
 /// UTF-8 check and string parser of `str::parse` (std's byte parser,
 /// `Ipv4Addr::parse_ascii`, is not stable yet).
-fn parse_dotted_quad(text: &[u8]) -> Option<Ipv4Addr> {
+pub fn parse_dotted_quad(text: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
     let mut part = 0;
     let mut value: u16 = 0;
