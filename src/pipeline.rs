@@ -99,19 +99,22 @@ pub fn walk_analyzed<S: Source, F>(
     mut visit: F,
 ) -> io::Result<(Option<CaptureError>, Analyzer)>
 where
-    F: FnMut(&Dissection<'_>, Annotation) -> io::Result<bool>,
+    F: FnMut(&Dissection<'_>, &Annotation) -> io::Result<bool>,
 {
     let mut analyzer = Analyzer::new(analysis);
+    // One annotation for the whole walk, cleared per packet: making one per
+    // frame showed in profiles.
+    let mut note = Annotation::default();
     let error = walk(reader, options, |d| {
         analyzer.saw_frame(d.frame.ts);
-        let note = if d.is_ldm() {
-            analyzer.observe(d)
+        if d.is_ldm() {
+            analyzer.observe_into(d, &mut note);
         } else if d.libvirt.is_some() {
-            analyzer.observe_libvirt(d)
+            analyzer.observe_libvirt_into(d, &mut note);
         } else {
-            Annotation::default()
-        };
-        visit(d, note)
+            note.clear();
+        }
+        visit(d, &note)
     })?;
     Ok((error, analyzer))
 }
@@ -232,7 +235,7 @@ pub fn run<S: Source, W: Write>(reader: S, out: W, mut config: Config) -> Result
         // -w writes in capture order, as frames are read: with -Y, what
         // matches with what is known of the packet now.
         if let Some(writer) = writer.as_mut().filter(|_| !d.replayed && !d.continuation) {
-            let packet = Packet { d, note: &note };
+            let packet = Packet { d, note };
             if filter.is_none_or(|f| f.matches(&packet, printer.relative_time(d.frame.ts))) {
                 let comment = if annotate { annotation(&packet) } else { None };
                 writer.write(&d.frame, comment.as_deref())?;
@@ -240,9 +243,9 @@ pub fn run<S: Source, W: Write>(reader: S, out: W, mut config: Config) -> Result
         }
         if (d.is_shown() || config.all) && !config.quiet {
             if config.hold && (is_request(d) || !held.is_empty()) {
-                held.push(d.to_owned(), note, is_request(d));
+                held.push(d.to_owned(), note.clone(), is_request(d));
             } else {
-                emit(&mut printer, filter, d, &note)?;
+                emit(&mut printer, filter, d, note)?;
             }
         }
         while let Some((owned, note, _)) = held.pop_settled(Some(d.frame.ts)) {

@@ -26,7 +26,7 @@ fn matching(name: &str, expression: &str) -> Vec<u64> {
     let options = dissect::Options { heuristic: true, ..dissect::Options::default() };
     let mut frames = Vec::new();
     pipeline::walk_analyzed(reader, options, analyze::Options::default(), |d, note| {
-        if d.is_ldm() && filter.matches(&Packet { d, note: &note }, 0.0) {
+        if d.is_ldm() && filter.matches(&Packet { d, note }, 0.0) {
             frames.push(d.frame.number);
         }
         Ok(true)

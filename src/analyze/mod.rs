@@ -63,8 +63,8 @@ pub struct Annotation {
     pub rtt: Option<f64>,
     /// For a request: the responses to it (filled in as they arrive).
     pub response_in: Vec<u64>,
-    /// Empty for most packets, so a Vec costs no allocation and keeps the
-    /// annotation small to move.
+    /// Empty for most packets. The walk reuses one annotation, so its
+    /// allocation is made once, not per packet with a finding.
     pub findings: Vec<Finding>,
 }
 
@@ -81,6 +81,14 @@ impl Annotation {
         if !self.response_in.is_empty() {
             sink.field("response_in", Value::U64List(&self.response_in));
         }
+    }
+
+    /// Empty again, keeping what it allocated.
+    pub fn clear(&mut self) {
+        self.request_in = None;
+        self.rtt = None;
+        self.response_in.clear();
+        self.findings.clear();
     }
 
     fn push(&mut self, key: Key, detail: Detail) {
@@ -199,50 +207,57 @@ impl Analyzer {
     /// Analyses one ldm packet.
     pub fn observe(&mut self, d: &Dissection<'_>) -> Annotation {
         let mut note = Annotation::default();
-        let Some(msg) = &d.ldm else { return note };
+        self.observe_into(d, &mut note);
+        note
+    }
+
+    /// Analyses one ldm packet into `note`, cleared first: a caller going
+    /// frame by frame reuses one annotation instead of making one per frame.
+    pub fn observe_into(&mut self, d: &Dissection<'_>, note: &mut Annotation) {
+        note.clear();
+        let Some(msg) = &d.ldm else { return };
         self.saw_frame(d.frame.ts);
         // A replayed frame (a given-up fragment) is old on purpose, not "backwards in time".
-        let ts = self.tick(d.frame.ts, !d.replayed, &mut note);
+        let ts = self.tick(d.frame.ts, !d.replayed, note);
         // A message that is not ldm, or has no type, says nothing over time.
         if !msg.magic_ok() {
-            return note;
+            return;
         }
-        let Some(ip) = d.ip else { return note };
+        let Some(ip) = d.ip else { return };
         let src = ip.src;
         let datagram = (src, ip.id);
         let frame = d.frame.number;
         let options = self.options;
         // The sender's state first, while its one table entry is at hand.
         let host = self.stats.packet(src, d, ts);
-        check_link_source(host, d, &mut note);
+        check_link_source(host, d, note);
         match (msg.msg_type, msg.mac()) {
             (Some(MsgType::SendMsg), Some(mac)) => {
                 host.lookups_sent += 1;
-                retry_chain(&mut host.requests, &options, mac, ts, frame, &mut note);
-                lookup_burst(&mut host.requests, &options, mac, ts, &mut note);
+                retry_chain(&mut host.requests, &options, mac, ts, frame, note);
+                lookup_burst(&mut host.requests, &options, mac, ts, note);
                 self.lookup_request(mac, src, ts, frame);
             }
             (Some(MsgType::ResponseMsg), Some(mac)) => {
                 host.macs_claimed += 1;
-                self.lookup_response(mac, datagram, ts, frame, &mut note);
+                self.lookup_response(mac, datagram, ts, frame, note);
             }
             (Some(MsgType::DiscSend), _) => self.discovery_request(ts, frame),
-            (Some(MsgType::DiscResp), _) => self.discovery_response(msg, datagram, ts, frame, &mut note),
+            (Some(MsgType::DiscResp), _) => self.discovery_response(msg, datagram, ts, frame, note),
             _ => {}
         }
         if let Some(rtt) = note.rtt {
             self.stats.rtt(msg.msg_type, rtt);
         }
-        note
     }
 
     /// Analyses one libvirt message.
-    pub fn observe_libvirt(&mut self, d: &Dissection<'_>) -> Annotation {
-        let mut note = Annotation::default();
+    /// Analyses one libvirt message into `note`, cleared first.
+    pub fn observe_libvirt_into(&mut self, d: &Dissection<'_>, note: &mut Annotation) {
+        note.clear();
         self.saw_frame(d.frame.ts);
-        let ts = self.tick(d.frame.ts, !d.replayed && !d.continuation, &mut note);
-        self.libvirt.observe(d, ts, &mut self.stats.libvirt, &mut note);
-        note
+        let ts = self.tick(d.frame.ts, !d.replayed && !d.continuation, note);
+        self.libvirt.observe(d, ts, &mut self.stats.libvirt, note);
     }
 
     /// The analysis time of a packet: its timestamp, unless that went back.
