@@ -82,15 +82,16 @@ fn civil(ts: Timestamp) -> (i64, i64, i64, i64, i64, i64) {
     (year, month, day, rem / 3600, rem / 60 % 60, rem % 60)
 }
 
-impl std::fmt::Display for Rfc3339 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Rfc3339 {
+    /// The common case (years 0 to 9999) spelled out by hand, for outputs
+    /// that write bytes: the formatter's seven padded integers cost more
+    /// than a JSON record's other fields together. `None` for other years.
+    pub fn bytes(&self) -> Option<[u8; 30]> {
         let ts = self.0;
         let (year, month, day, hour, minute, second) = civil(ts);
         if !(0..=9999).contains(&year) || ts.nanos > 999_999_999 {
-            return write!(f, "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{:09}Z", ts.nanos);
+            return None;
         }
-        // The common case spelled out by hand: the formatter's seven padded
-        // integers cost more than a JSON record's other fields together.
         let mut text = *b"0000-00-00T00:00:00.000000000Z";
         let mut put = |end: usize, mut value: u64| {
             for at in (0..end).rev() {
@@ -108,7 +109,18 @@ impl std::fmt::Display for Rfc3339 {
         put(16, minute as u64);
         put(19, second as u64);
         put(29, u64::from(ts.nanos));
-        f.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?)
+        Some(text)
+    }
+}
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(text) = self.bytes() {
+            return f.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?);
+        }
+        let ts = self.0;
+        let (year, month, day, hour, minute, second) = civil(ts);
+        write!(f, "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{:09}Z", ts.nanos)
     }
 }
 

@@ -28,9 +28,14 @@ struct Sink<'b> {
     first_field: bool,
 }
 
+/// Whether JSON needs any of `bytes` escaped (most values need none).
+fn needs_escape(bytes: &[u8]) -> bool {
+    !bytes.iter().all(|&b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+}
+
 fn string(buf: &mut Vec<u8>, s: &str) {
     // Most values need no escaping: copied as they are.
-    if s.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\') {
+    if !needs_escape(s.as_bytes()) {
         plain_string(buf, s);
         return;
     }
@@ -140,7 +145,7 @@ impl FieldSink for Sink<'_> {
             Value::Mac(mac) => quoted(buf, |buf| buf.write_all(&MacAddr(mac).text())),
             Value::Ip(ip) => quoted(buf, |buf| write_ip(buf, ip)),
             Value::Epoch(ts) => quoted(buf, |buf| write_epoch(buf, ts)),
-            Value::Time(ts) => write!(buf, "\"{}\"", Rfc3339(ts)),
+            Value::Time(ts) => quoted(buf, |buf| write_time(buf, ts)),
             Value::U16List(list) => {
                 number_list(buf, list.iter().map(|&v| u64::from(v)));
                 Ok(())
@@ -169,6 +174,30 @@ impl FieldSink for Sink<'_> {
     }
 }
 
+/// A finding's detail as a JSON string, formatted straight into `buf`, and
+/// escaped afterwards only in the rare case it needs it (a detail quoting
+/// text from the packet).
+fn detail(buf: &mut Vec<u8>, detail: &crate::expert::Detail) {
+    let start = buf.len();
+    buf.push(b'"');
+    let _ = write!(buf, "{detail}");
+    if !needs_escape(&buf[start + 1..]) {
+        buf.push(b'"');
+        return;
+    }
+    let text = String::from_utf8_lossy(&buf[start + 1..]).into_owned();
+    buf.truncate(start);
+    string(buf, &text);
+}
+
+/// A capture time, RFC 3339.
+fn write_time(buf: &mut Vec<u8>, ts: crate::capture::Timestamp) -> std::io::Result<()> {
+    match Rfc3339(ts).bytes() {
+        Some(text) => buf.write_all(&text),
+        None => write!(buf, "{}", Rfc3339(ts)),
+    }
+}
+
 fn expert_plain(buf: &mut Vec<u8>, p: &Packet<'_, '_>) {
     buf.extend_from_slice(b",\"expert\":[");
     for (i, finding) in p.findings().enumerate() {
@@ -181,10 +210,7 @@ fn expert_plain(buf: &mut Vec<u8>, p: &Packet<'_, '_>) {
         string(buf, finding.severity().name());
         if finding.detail != crate::expert::Detail::None {
             buf.extend_from_slice(b",\"detail\":");
-            // Sized once: growing from empty took several reallocations per detail.
-            let mut detail = String::with_capacity(128);
-            let _ = std::fmt::Write::write_fmt(&mut detail, format_args!("{}", finding.detail));
-            string(buf, &detail);
+            detail(buf, &finding.detail);
         }
         buf.push(b'}');
     }
@@ -218,7 +244,7 @@ pub fn write_record(buf: &mut Vec<u8>, p: &Packet<'_, '_>, time_relative: f64, l
             // tshark's index name: packets-YYYY-MM-DD (the first 10 bytes of the time).
             let _ = write!(buf, "{{\"index\":{{\"_index\":\"packets-");
             let start = buf.len();
-            let _ = write!(buf, "{}", Rfc3339(d.frame.ts));
+            let _ = write_time(buf, d.frame.ts);
             buf.truncate(start + 10);
             let _ = writeln!(buf, "\"}}}}");
             let millis = d.frame.ts.as_nanos().div_euclid(1_000_000);
