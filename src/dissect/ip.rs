@@ -269,10 +269,21 @@ fn udp_checksum_status(
 /// load, which the compiler vectorises) and the result swapped once.
 fn folded_sum(bytes: &[u8]) -> u16 {
     let mut sum: u64 = 0;
-    let mut words = bytes.chunks_exact(4);
-    for word in &mut words {
-        sum += u64::from(u32::from_le_bytes([word[0], word[1], word[2], word[3]]));
+    // 64-bit words with end-around carry (also 1 modulo 0xFFFF), then the
+    // 32-bit words left: half the additions of 32-bit words alone.
+    let mut longs = bytes.chunks_exact(8);
+    for long in &mut longs {
+        let word = u64::from_le_bytes([long[0], long[1], long[2], long[3], long[4], long[5], long[6], long[7]]);
+        let (added, carry) = sum.overflowing_add(word);
+        sum = added + u64::from(carry);
     }
+    let mut words = longs.remainder().chunks_exact(4);
+    for word in &mut words {
+        let (added, carry) = sum.overflowing_add(u64::from(u32::from_le_bytes([word[0], word[1], word[2], word[3]])));
+        sum = added + u64::from(carry);
+    }
+    // Fold to 32 bits first, so the byte additions below cannot overflow.
+    sum = (sum & 0xFFFF_FFFF) + (sum >> 32);
     for (i, &byte) in words.remainder().iter().enumerate() {
         let shift = if i % 2 == 0 { 0 } else { 8 };
         sum += u64::from(byte) << shift;
