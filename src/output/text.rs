@@ -1,6 +1,5 @@
 //! One line per packet, like tshark's default output.
 
-use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::dissect::fields::escape_text;
@@ -11,7 +10,7 @@ use crate::wire::libvirt::{self, MsgType, Status};
 use crate::wire::libvirt_args::{self, Arg, UuidText};
 use crate::wire::tls;
 
-use super::numbers::{write_fixed, write_ip, write_number};
+use super::numbers::{write_fixed, write_integer, write_ip, write_number};
 use super::Packet;
 
 /// ANSI colours, only when writing to a terminal.
@@ -88,64 +87,73 @@ fn quoted(value: &str) -> String {
 /// Text as a line's value: escaped, shortened, and quoted when it is empty or
 /// holds what would read as a separator (a space, a quote, a comma).
 fn line_value(bytes: &[u8]) -> String {
-    let mut value = String::new();
+    let mut value = Vec::new();
     push_line_value(&mut value, bytes);
-    value
+    // Escaped text is ASCII.
+    String::from_utf8_lossy(&value).into_owned()
 }
 
-/// Appends what `line_value` returns, escaped in place (one per ldm line:
-/// no temporary string unless it needs quotes).
-fn push_line_value(out: &mut String, bytes: &[u8]) {
+/// Appends what `line_value` returns, in place (one per ldm line: no
+/// temporary string unless it needs escaping or quotes).
+fn push_line_value(out: &mut Vec<u8>, bytes: &[u8]) {
     let start = out.len();
-    escape_text(bytes, out);
+    if bytes.iter().all(|&b| (0x20..=0x7e).contains(&b) && b != b'\\') {
+        out.extend_from_slice(bytes);
+    } else {
+        let mut escaped = String::with_capacity(bytes.len() + 8);
+        escape_text(bytes, &mut escaped);
+        out.extend_from_slice(escaped.as_bytes());
+    }
     if out.len() - start > MAX_LINE_TEXT {
-        // Escaped text is ASCII, so any byte index is a char boundary.
         out.truncate(start + MAX_LINE_TEXT - 3);
-        out.push_str("...");
+        out.extend_from_slice(b"...");
     }
     let value = &out[start..];
-    if value.is_empty() || value.contains([' ', '"', ',']) {
-        let value = quoted(value);
+    if value.is_empty() || value.iter().any(|b| matches!(b, b' ' | b'"' | b',')) {
+        let value = quoted(&String::from_utf8_lossy(value));
         out.truncate(start);
-        out.push_str(&value);
+        out.extend_from_slice(value.as_bytes());
     }
 }
 
 /// ` name=value`, the value as `line_value` writes it.
-fn text_field(out: &mut String, name: &str, field: Option<CharField<'_>>) {
+fn text_field(out: &mut Vec<u8>, name: &str, field: Option<CharField<'_>>) {
     let Some(field) = field else { return };
-    out.push(' ');
-    out.push_str(name);
-    out.push('=');
+    out.push(b' ');
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'=');
     push_line_value(out, field.text());
 }
 
 /// The message's key fields, as one line shows them.
-pub fn summary_fields(msg: &Message<'_>, out: &mut String) {
+pub fn summary_fields(msg: &Message<'_>, out: &mut Vec<u8>) {
     if msg.magic_no.is_some() && !msg.magic_ok() {
-        out.push_str(" not ldm? raw:");
+        out.extend_from_slice(b" not ldm? raw:");
         for b in msg.bytes.iter().take(16) {
             let _ = write!(out, " {b:02x}");
         }
         if msg.bytes.len() > 16 {
-            out.push_str(" ...");
+            out.extend_from_slice(b" ...");
         }
         return;
     }
     match msg.payload {
         Payload::Lookup(l) => {
             if let Some(raw) = l.mac_addr {
-                let _ = write!(out, " mac={}", MacAddr(crate::wire::ldm::mac_from_u64(raw)));
+                out.extend_from_slice(b" mac=");
+                out.extend_from_slice(&MacAddr(crate::wire::ldm::mac_from_u64(raw)).text());
             }
             text_field(out, "source_ip", l.source_ip);
         }
         Payload::Discovery(disc) => {
             text_field(out, "host", disc.hostname);
             if let Some(ip) = disc.ip_address {
-                let _ = write!(out, " ip={ip}");
+                out.extend_from_slice(b" ip=");
+                let _ = write_ip(out, ip.into());
             }
             if let Some(port) = disc.port_no {
-                let _ = write!(out, " port={port}");
+                out.extend_from_slice(b" port=");
+                let _ = write_integer(out, port);
             }
             text_field(out, "version", disc.ldmd_version);
         }
@@ -166,7 +174,7 @@ fn type_name(msg: &Message<'_>) -> &'static str {
 
 /// Writes the one-line form of an ldm packet, or (with `--all`) a brief line
 /// for any other frame.
-pub fn write_line(out: &mut impl Write, p: &Packet<'_, '_>, time_relative: f64, style: Style) -> io::Result<()> {
+pub fn write_line(out: &mut Vec<u8>, p: &Packet<'_, '_>, time_relative: f64, style: Style) -> io::Result<()> {
     let d = p.d;
     write_number(out, d.frame.number, 5)?;
     out.write_all(b" ")?;
@@ -176,9 +184,7 @@ pub fn write_line(out: &mut impl Write, p: &Packet<'_, '_>, time_relative: f64, 
     out.write_all(b" ")?;
     if let Some(msg) = &d.ldm {
         style.bold(type_name(msg), out)?;
-        let mut fields = String::with_capacity(128);
-        summary_fields(msg, &mut fields);
-        out.write_all(fields.as_bytes())?;
+        summary_fields(msg, out);
     } else if let Some(msg) = &d.libvirt {
         write_libvirt(out, msg, style)?;
     } else if let Some(record) = &d.tls {
@@ -191,7 +197,8 @@ pub fn write_line(out: &mut impl Write, p: &Packet<'_, '_>, time_relative: f64, 
         write!(out, "{what}{ports} len={}", d.frame.len)?;
     }
     if let Some(rtt) = p.note.rtt {
-        write!(out, " rtt={rtt:.6}")?;
+        out.extend_from_slice(b" rtt=");
+        write_fixed(out, rtt, 6, 0)?;
     }
     if p.has_findings() {
         out.write_all(b" [")?;
@@ -293,6 +300,27 @@ mod tests {
             let want = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
             assert_eq!(MacAddr(mac).to_string(), want);
             assert_eq!(format!("{:>20}|{:<18}|", MacAddr(mac), MacAddr(mac)), format!("{want:>20}|{want:<18}|"));
+        }
+    }
+
+    #[test]
+    fn line_values_are_escaped_shortened_and_quoted() {
+        let long = "h".repeat(70);
+        let cases: [(&[u8], String); 7] = [
+            (b"ldom-1", "ldom-1".into()),
+            (b"", "\"\"".into()),
+            (b"two words", "\"two words\"".into()),
+            (b"say \"hi\"", "\"say \\\"hi\\\"\"".into()),
+            (b"a\\b\x01", "a\\\\b\\x01".into()),
+            (long.as_bytes(), format!("{}...", "h".repeat(MAX_LINE_TEXT - 3))),
+            (b"a,b", "\"a,b\"".into()),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(line_value(bytes), want, "{bytes:?}");
+            // Appended after other text, the same value.
+            let mut out = b"x=".to_vec();
+            push_line_value(&mut out, bytes);
+            assert_eq!(out, [b"x=", want.as_bytes()].concat());
         }
     }
 }
