@@ -102,7 +102,7 @@ impl Annotation {
 type Responder = (IpAddr, u16);
 
 /// The most recent lookup of one MAC.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct LookupRequest {
     frame: u64,
     ts: Timestamp,
@@ -251,7 +251,6 @@ impl Analyzer {
         }
     }
 
-    /// Analyses one libvirt message.
     /// Analyses one libvirt message into `note`, cleared first.
     pub fn observe_libvirt_into(&mut self, d: &Dissection<'_>, note: &mut Annotation) {
         note.clear();
@@ -282,7 +281,7 @@ impl Analyzer {
         self.first_ts.is_some_and(|first| secs(ts, first) > self.options.window)
     }
 
-    /// The MAC's side of a lookup (the requester's is in `observe`).
+    /// The MAC's side of a lookup (the requester's is in `observe_into`).
     fn lookup_request(&mut self, mac: [u8; 6], requester: IpAddr, ts: Timestamp, frame: u64) {
         // The latest lookup of a MAC is the one responses answer.
         self.stats.lookup(mac, requester).request =

@@ -69,8 +69,8 @@ pub(super) struct Host {
     pub(super) lookups_sent: u64,
     /// Lookup responses sent: MACs it claimed.
     pub(super) macs_claimed: u64,
-    /// Link-layer sources seen for this IP, first first (the table's
-    /// link_src), and the frame of the first.
+    /// Link-layer sources seen for this IP, in the order seen (the first is
+    /// the table's link_src), and the frame of the first.
     pub(super) link_srcs: ArrayVec<[u8; 6], 4>,
     pub(super) link_src_frame: u64,
     /// Its lookups' retry chain and bursts, when it sends lookups.
@@ -80,7 +80,7 @@ pub(super) struct Host {
 /// All the analysis keeps of one MAC, in one table so that a packet costs
 /// one lookup of its MAC: its `-z ldm,macs` row and its latest lookup.
 #[derive(Debug, Default)]
-pub(super) struct MacStats {
+pub(super) struct Mac {
     lookups: u64,
     requester: Option<IpAddr>,
     owners: ArrayVec<(IpAddr, u64), 4>,
@@ -90,7 +90,7 @@ pub(super) struct MacStats {
     pub(super) request: Option<super::LookupRequest>,
 }
 
-impl MacStats {
+impl Mac {
     /// Records `owner` answering; returns an earlier, different owner.
     pub(super) fn owner(&mut self, owner: IpAddr, frame: u64) -> Option<(IpAddr, u64)> {
         if self.owners.iter().any(|(o, _)| *o == owner) {
@@ -152,7 +152,7 @@ impl Samples {
 #[derive(Debug)]
 pub struct Stats {
     hosts: BoundedMap<IpAddr, Host>,
-    macs: BoundedMap<[u8; 6], MacStats>,
+    macs: BoundedMap<[u8; 6], Mac>,
     rtt_lookup: Samples,
     rtt_discovery: Samples,
     pub libvirt: super::libvirt::Tables,
@@ -196,16 +196,16 @@ impl Stats {
     }
 
     /// Counts a lookup of `mac`; returns its entry for the analysis to go on with.
-    pub(super) fn lookup(&mut self, mac: [u8; 6], requester: IpAddr) -> &mut MacStats {
-        let entry = self.macs.entry(mac, MacStats::default);
+    pub(super) fn lookup(&mut self, mac: [u8; 6], requester: IpAddr) -> &mut Mac {
+        let entry = self.macs.entry(mac, Mac::default);
         entry.lookups += 1;
         entry.requester.get_or_insert(requester);
         entry
     }
 
     /// The entry of a MAC someone answered for.
-    pub(super) fn answered(&mut self, mac: [u8; 6]) -> &mut MacStats {
-        self.macs.entry(mac, MacStats::default)
+    pub(super) fn answered(&mut self, mac: [u8; 6]) -> &mut Mac {
+        self.macs.entry(mac, Mac::default)
     }
 
     pub fn rtt(&mut self, msg_type: Option<MsgType>, secs: f64) {
@@ -371,7 +371,7 @@ impl Stats {
     fn mac_rows(&self) -> Vec<Vec<String>> {
         let header = ["mac", "lookups", "looked_up_by", "owners", "collisions", "late", "verdict"];
         let mut rows = vec![header.iter().map(|h| h.to_string()).collect()];
-        let mut macs: Vec<(&[u8; 6], &MacStats)> = self.macs.iter().collect();
+        let mut macs: Vec<(&[u8; 6], &Mac)> = self.macs.iter().collect();
         macs.sort_by_key(|(mac, _)| **mac);
         for (mac, m) in macs {
             let owners: Vec<String> = m.owners.iter().map(|(o, _)| o.to_string()).collect();

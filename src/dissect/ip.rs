@@ -263,10 +263,10 @@ fn udp_checksum_status(
 /// The ones'-complement sum of `bytes` read as big-endian 16-bit words (an odd
 /// last byte padded with zero), folded to 16 bits. Every ldm datagram is
 /// summed, so this is on the hot path. Two facts make it cheap: 2^16 is 1
-/// modulo 0xFFFF, so 32-bit words summed into a u64 and folded once give the
-/// same sum; and the ones'-complement sum of byte-swapped words is the
-/// byte-swapped sum (RFC 1071), so the words are read little-endian (a plain
-/// load, which the compiler vectorises) and the result swapped once.
+/// modulo 0xFFFF, so 64-bit words summed with end-around carry and folded
+/// once give the same sum; and the ones'-complement sum of byte-swapped
+/// words is the byte-swapped sum (RFC 1071), so the words are read
+/// little-endian (a plain load) and the result swapped once.
 fn folded_sum(bytes: &[u8]) -> u16 {
     let mut sum: u64 = 0;
     // 64-bit words with end-around carry (also 1 modulo 0xFFFF), then the
