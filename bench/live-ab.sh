@@ -6,20 +6,14 @@
 # machine load: on a noisy machine this is the comparison that shows a
 # change, where separate runs of bench/live.sh swing by a third.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 [[ $# -ge 2 ]] || { echo "usage: bench/live-ab.sh BINARY_A BINARY_B [COUNT] [RUNS]" >&2; exit 2; }
 bin_a=$(realpath "$1"); bin_b=$(realpath "$2")
+cd "$(dirname "$0")/.."
 count=${3:-1000000}; runs=${4:-5}
 cargo build --release -q --example blast
 a=ldmab-a; b=ldmab-b
-cleanup() { ip netns del "$a" 2>/dev/null || true; ip netns del "$b" 2>/dev/null || true; }
-trap cleanup EXIT
-cleanup
-ip netns add "$a"; ip netns add "$b"
-ip link add vaa netns "$a" type veth peer name vab netns "$b"
-ip -n "$a" addr add 10.82.0.1/24 dev vaa; ip -n "$b" addr add 10.82.0.2/24 dev vab
-ip -n "$a" link set vaa up; ip -n "$b" link set vab up
-ip -n "$a" route add 224.0.0.0/4 dev vaa
+source bench/netns.sh
+blast_link "$a" "$b" vaa vab 10.82.0
 tmp=$(mktemp -d)
 echo "run  A user+sys s  B user+sys s  (A: $bin_a, B: $bin_b, $count datagrams)"
 for run in $(seq "$runs"); do

@@ -10,14 +10,8 @@ count=${1:-500000}
 cargo build --release -q --example blast
 cargo build --release -q
 a=ldmbench-a; b=ldmbench-b
-cleanup() { ip netns del "$a" 2>/dev/null || true; ip netns del "$b" 2>/dev/null || true; }
-trap cleanup EXIT
-cleanup
-ip netns add "$a"; ip netns add "$b"
-ip link add vba netns "$a" type veth peer name vbb netns "$b"
-ip -n "$a" addr add 10.80.0.1/24 dev vba; ip -n "$b" addr add 10.80.0.2/24 dev vbb
-ip -n "$a" link set vba up; ip -n "$b" link set vbb up
-ip -n "$a" route add 224.0.0.0/4 dev vba
+source bench/netns.sh
+blast_link "$a" "$b" vba vbb 10.80.0
 tmp=$(mktemp -d)
 for percent in 100 10; do
   ip netns exec "$b" /usr/bin/time -f "%U %S" -o "$tmp/ls.time" ./target/release/ldm-sniff -i vbb -q -a duration:30 2> "$tmp/ls.err" &
