@@ -70,14 +70,27 @@ const MAX_LINE_TEXT: usize = 64;
 
 /// `bytes` escaped as Wireshark shows text, and shortened.
 fn short_text(bytes: &[u8]) -> String {
-    let mut value = String::with_capacity(bytes.len().min(MAX_LINE_TEXT + 8));
-    escape_text(bytes, &mut value);
-    if value.len() > MAX_LINE_TEXT {
-        // Escaped text is ASCII, so any byte index is a char boundary.
-        value.truncate(MAX_LINE_TEXT - 3);
-        value.push_str("...");
+    let mut value = Vec::new();
+    push_short_text(&mut value, bytes);
+    // Escaped text is ASCII.
+    String::from_utf8_lossy(&value).into_owned()
+}
+
+/// Appends what `short_text` returns, in place: no temporary string unless
+/// something needs escaping.
+fn push_short_text(out: &mut Vec<u8>, bytes: &[u8]) {
+    let start = out.len();
+    if bytes.iter().all(|&b| (0x20..=0x7e).contains(&b) && b != b'\\') {
+        out.extend_from_slice(bytes);
+    } else {
+        let mut escaped = String::with_capacity(bytes.len() + 8);
+        escape_text(bytes, &mut escaped);
+        out.extend_from_slice(escaped.as_bytes());
     }
-    value
+    if out.len() - start > MAX_LINE_TEXT {
+        out.truncate(start + MAX_LINE_TEXT - 3);
+        out.extend_from_slice(b"...");
+    }
 }
 
 fn quoted(value: &str) -> String {
@@ -97,17 +110,7 @@ fn line_value(bytes: &[u8]) -> String {
 /// temporary string unless it needs escaping or quotes).
 fn push_line_value(out: &mut Vec<u8>, bytes: &[u8]) {
     let start = out.len();
-    if bytes.iter().all(|&b| (0x20..=0x7e).contains(&b) && b != b'\\') {
-        out.extend_from_slice(bytes);
-    } else {
-        let mut escaped = String::with_capacity(bytes.len() + 8);
-        escape_text(bytes, &mut escaped);
-        out.extend_from_slice(escaped.as_bytes());
-    }
-    if out.len() - start > MAX_LINE_TEXT {
-        out.truncate(start + MAX_LINE_TEXT - 3);
-        out.extend_from_slice(b"...");
-    }
+    push_short_text(out, bytes);
     let value = &out[start..];
     if value.is_empty() || value.iter().any(|b| matches!(b, b' ' | b'"' | b',')) {
         let value = quoted(&String::from_utf8_lossy(value));
