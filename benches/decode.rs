@@ -5,7 +5,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 
-use ldm_sniff::capture::{Frame, Linktype, Timestamp};
+use ldm_sniff::capture::{Frame, KernelChecksum, Linktype, Timestamp};
 use ldm_sniff::dissect::{self, Dissector};
 use ldm_sniff::synth::{ipv4_ethernet, Ipv4Udp};
 use ldm_sniff::wire::ldm::{Message, MsgType, Repr};
@@ -28,6 +28,7 @@ fn frame(data: &[u8]) -> Frame<'_> {
         interface: 0,
         file_offset: 0,
         data,
+        kernel_checksum: KernelChecksum::Unknown,
     }
 }
 

@@ -5,7 +5,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use ldm_sniff::analyze::{self, Analyzer};
-use ldm_sniff::capture::{CaptureReader, Frame, Linktype, Timestamp};
+use ldm_sniff::capture::{CaptureReader, Frame, KernelChecksum, Linktype, Timestamp};
 use ldm_sniff::dissect::{self, Dissector, Stop};
 use ldm_sniff::output::Packet;
 use ldm_sniff::pipeline;
@@ -103,6 +103,7 @@ fn dissect_bytes(dissector: &mut Dissector, linktype: Linktype, data: &[u8], num
         interface: 0,
         file_offset: 0,
         data,
+        kernel_checksum: KernelChecksum::Unknown,
     };
     let d = dissector.dissect(frame);
     let mut analyzer = Analyzer::new(analyze::Options::default());
@@ -175,7 +176,7 @@ proptest! {
                 *byte = value;
             }
         }
-        let frame = Frame { number: 1, ts: Timestamp::new(1, 0), len: data.len() as u32, linktype, interface: 0, file_offset: 0, data: &data };
+        let frame = Frame { number: 1, ts: Timestamp::new(1, 0), len: data.len() as u32, linktype, interface: 0, file_offset: 0, data: &data, kernel_checksum: KernelChecksum::Unknown };
         let mut skimmed = false;
         let mut skimming = Dissector::new(dissect::Options { skim_other: true, ..Default::default() });
         skimming.dissect_each(frame, |d| { skimmed = d.stop == Some(Stop::NotDecoded); Ok::<_, ()>(true) }).unwrap();

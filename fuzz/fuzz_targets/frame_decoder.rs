@@ -5,7 +5,7 @@
 #![no_main]
 
 use ldm_sniff::analyze::{self, Analyzer};
-use ldm_sniff::capture::{Frame, Linktype, Timestamp};
+use ldm_sniff::capture::{Frame, KernelChecksum, Linktype, Timestamp};
 use ldm_sniff::dissect::{self, Dissector};
 use ldm_sniff::output::{self, Format, Packet, Printer, Style};
 use libfuzzer_sys::fuzz_target;
@@ -49,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
             interface: 0,
             file_offset: 0,
             data: chunk,
+            kernel_checksum: KernelChecksum::Unknown,
         };
         let d = dissector.dissect(frame);
         let note = analyzer.observe(&d);

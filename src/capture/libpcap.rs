@@ -9,7 +9,7 @@ use std::time::Instant;
 use pcap::{Active, Capture, Precision};
 
 use super::live::KernelStats;
-use super::{CaptureError, Frame, Linktype, Timestamp};
+use super::{CaptureError, Frame, KernelChecksum, Linktype, Timestamp};
 
 pub struct PcapCapture {
     capture: Capture<Active>,
@@ -106,6 +106,7 @@ impl PcapCapture {
             interface: 0,
             file_offset: 0,
             data: &self.scratch,
+            kernel_checksum: KernelChecksum::Unknown,
         }))
     }
 }

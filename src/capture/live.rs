@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Frame, Linktype, Timestamp};
+use super::{Frame, KernelChecksum, Linktype, Timestamp};
 
 /// The ring: 8 blocks of 1 MiB; a block is handed over when full or after
 /// `BLOCK_TIMEOUT_MS`, so a quiet link still shows packets promptly.
@@ -513,7 +513,28 @@ impl LiveCapture {
         } else {
             packet
         };
-        Frame { number: self.frames, ts, len, linktype: self.linktype, interface: 0, file_offset: 0, data }
+        let kernel_checksum = kernel_checksum(header.tp_status);
+        Frame {
+            number: self.frames,
+            ts,
+            len,
+            linktype: self.linktype,
+            interface: 0,
+            file_offset: 0,
+            data,
+            kernel_checksum,
+        }
+    }
+}
+
+/// What a packet's ring status says of its transport checksum (packet(7)).
+fn kernel_checksum(tp_status: u32) -> KernelChecksum {
+    if tp_status & libc::TP_STATUS_CSUMNOTREADY != 0 {
+        KernelChecksum::NotReady
+    } else if tp_status & libc::TP_STATUS_CSUM_VALID != 0 {
+        KernelChecksum::Valid
+    } else {
+        KernelChecksum::Unknown
     }
 }
 

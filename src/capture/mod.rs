@@ -77,6 +77,20 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// What the capturing kernel said of a frame's transport checksum: Linux
+/// live capture reads it from the packet's ring status; frames from files
+/// and libpcap say nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KernelChecksum {
+    #[default]
+    Unknown,
+    /// `TP_STATUS_CSUMNOTREADY`: the stack left the checksum to the NIC, so
+    /// the field holds the offload placeholder, not a checksum.
+    NotReady,
+    /// `TP_STATUS_CSUM_VALID`: the NIC or the stack already validated it.
+    Valid,
+}
+
 /// One captured frame, borrowed from the reader's buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct Frame<'a> {
@@ -91,6 +105,8 @@ pub struct Frame<'a> {
     /// Byte offset of the frame's record in the file.
     pub file_offset: u64,
     pub data: &'a [u8],
+    /// Lets the dissector skip summing a datagram the kernel already judged.
+    pub kernel_checksum: KernelChecksum,
 }
 
 impl Frame<'_> {

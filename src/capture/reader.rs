@@ -10,7 +10,7 @@ use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{Linktype, PcapBlockOwned, PcapError};
 
 use super::mapped::MappedReader;
-use super::{Frame, Timestamp};
+use super::{Frame, KernelChecksum, Timestamp};
 
 /// Read size and initial buffer: large reads are what make a file walk fast.
 const BUFFER_SIZE: usize = 1 << 20;
@@ -288,6 +288,7 @@ impl CaptureReader {
                 interface: 0,
                 file_offset: parser.consumed() as u64,
                 data: &parser.data()[record.data_start..record.data_start + record.data_len],
+                kernel_checksum: KernelChecksum::Unknown,
             }));
         }
         loop {
@@ -305,6 +306,7 @@ impl CaptureReader {
                         interface: at.interface,
                         file_offset,
                         data,
+                        kernel_checksum: KernelChecksum::Unknown,
                     }));
                 }
                 Step::Skip(n) => self.inner.get().consume_noshift(n),

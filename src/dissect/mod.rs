@@ -12,7 +12,7 @@ pub mod tcp;
 
 use etherparse::IpNumber;
 
-use crate::capture::Frame;
+use crate::capture::{Frame, KernelChecksum};
 use crate::expert::{Detail, Finding, Key};
 use crate::wire::ldm::{self, Message};
 use crate::wire::libvirt;
@@ -268,6 +268,7 @@ impl OwnedDissection {
                 interface: k.interface,
                 file_offset: k.file_offset,
                 data: &k.data,
+                kernel_checksum: KernelChecksum::Unknown,
             },
             link: self.link.clone(),
             ip: self.ip,
@@ -412,6 +413,7 @@ impl Dissector {
             interface: kept.interface,
             file_offset: kept.file_offset,
             data: &kept.data,
+            kernel_checksum: KernelChecksum::Unknown,
         };
         let mut d = self.dissect_inner(frame, true);
         if d.udp.is_some() {
@@ -506,11 +508,13 @@ impl Dissector {
             }
             _ => Carrier::Frame(ip_payload),
         };
-        let udp_bytes: &'a [u8] = match carrier {
-            Carrier::Frame(bytes) => bytes,
+        // The kernel's checksum status is of the frame's own datagram.
+        let (udp_bytes, kernel_checksum): (&'a [u8], _) = match carrier {
+            Carrier::Frame(bytes) if !incomplete => (bytes, frame.kernel_checksum),
+            Carrier::Frame(bytes) => (bytes, KernelChecksum::Unknown),
             Carrier::Reassembled(origin) => {
                 d.reassembled = Some(origin);
-                &self.scratch
+                (&self.scratch, KernelChecksum::Unknown)
             }
         };
         // A fragment or reassembled datagram: the IP header's lengths describe
@@ -531,7 +535,7 @@ impl Dissector {
         // capture, and its checksums say nothing about ldm.
         let is_ldm = self.is_ldm(&udp_info, payload);
         if is_ldm || checksum_all {
-            ip::verify_udp_checksum(&udp_ip, udp_bytes, outgoing, &mut udp_info);
+            ip::verify_udp_checksum(&udp_ip, udp_bytes, outgoing, kernel_checksum, &mut udp_info);
         }
         d.udp = Some(udp_info);
         if !is_ldm {
@@ -696,6 +700,7 @@ mod tests {
             interface: 0,
             file_offset: 0,
             data,
+            kernel_checksum: KernelChecksum::Unknown,
         }
     }
 
