@@ -11,7 +11,7 @@ use crate::capture::Linktype;
 
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_VLAN: [u16; 3] = [0x8100, 0x88a8, 0x9100];
+pub const ETHERTYPE_VLAN: [u16; 3] = [0x8100, 0x88a8, 0x9100];
 /// Most VLAN tags we unwrap (QinQ is two).
 pub const MAX_VLANS: usize = 4;
 const SLL2_LEN: usize = 20;

@@ -12,7 +12,7 @@ pub mod tcp;
 
 use etherparse::IpNumber;
 
-use crate::capture::{Frame, KernelChecksum};
+use crate::capture::{Frame, KernelChecksum, Linktype};
 use crate::expert::{Detail, Finding, Key};
 use crate::wire::ldm::{self, Message};
 use crate::wire::libvirt;
@@ -348,8 +348,13 @@ impl Dissector {
         // Built here and filled in place: a dissection is about 500 bytes,
         // and returning one by value copied it once per frame.
         let mut d = Dissection::undecoded(frame, false);
+        let skim = self.options.skim_other;
+        if skim && frame.linktype == Linktype::ETHERNET && skim::ethernet_is_other(frame.data, &self.options) {
+            d.stop = Some(Stop::NotDecoded);
+            return visit(&d);
+        }
         let link = link::decode(frame.linktype, frame.data);
-        if self.options.skim_other && skim::is_other_traffic(&link, &self.options) {
+        if skim && skim::is_other_traffic(&link, &self.options) {
             d.stop = Some(Stop::NotDecoded);
             return visit(&d);
         }
