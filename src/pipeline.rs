@@ -248,12 +248,12 @@ pub fn run<S: Source, W: Write>(reader: S, out: W, mut config: Config) -> Result
                 emit(&mut printer, filter, d, note)?;
             }
         }
-        while let Some((owned, note, _)) = held.pop_settled(Some(d.frame.ts)) {
+        while let Some((mut owned, note, _)) = held.pop_settled(Some(d.frame.ts)) {
             emit(&mut printer, filter, &owned.view(), &note)?;
         }
         Ok(config.count.is_none_or(|c| summary.shown() < c))
     })?;
-    while let Some((owned, note, _)) = held.pop_settled(None) {
+    while let Some((mut owned, note, _)) = held.pop_settled(None) {
         emit(&mut printer, filter, &owned.view(), &note)?;
     }
     summary.evicted = analyzer.evicted();

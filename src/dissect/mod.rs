@@ -201,8 +201,7 @@ impl<'a> Dissection<'a> {
 #[derive(Debug, Clone)]
 pub struct OwnedDissection {
     frame: KeptFrame,
-    /// The UDP payload (the ldm message, possibly reassembled).
-    payload: Vec<u8>,
+    payload: HeldPayload,
     is_ldm: bool,
     is_libvirt: bool,
     is_tls: bool,
@@ -218,9 +217,35 @@ pub struct OwnedDissection {
     continuation: bool,
 }
 
+/// The message bytes of a held dissection: the ldm message (possibly
+/// reassembled), the libvirt message or the TLS record.
+#[derive(Debug, Clone)]
+enum HeldPayload {
+    /// Where the message lies in the kept frame: an ldm message from one
+    /// frame, the usual case, is not copied twice.
+    InFrame(std::ops::Range<usize>),
+    Copied(Vec<u8>),
+}
+
+/// Where `part` lies inside `whole`, if it does.
+fn range_within(whole: &[u8], part: &[u8]) -> Option<std::ops::Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start + part.len();
+    (end <= whole.len()).then_some(start..end)
+}
+
 impl Dissection<'_> {
     pub fn to_owned(&self) -> OwnedDissection {
         let f = &self.frame;
+        let payload = match (self.ldm, self.libvirt, self.tls) {
+            (Some(m), _, _) => match range_within(f.data, m.bytes) {
+                Some(range) => HeldPayload::InFrame(range),
+                None => HeldPayload::Copied(m.bytes.to_vec()),
+            },
+            (None, Some(m), _) => HeldPayload::Copied(m.to_bytes()),
+            (None, None, Some(r)) => HeldPayload::Copied(tls::build_record(r.content_type, r.fragment)),
+            (None, None, None) => HeldPayload::Copied(Vec::new()),
+        };
         OwnedDissection {
             frame: KeptFrame {
                 number: f.number,
@@ -231,12 +256,7 @@ impl Dissection<'_> {
                 file_offset: f.file_offset,
                 data: f.data.to_vec(),
             },
-            payload: match (self.ldm, self.libvirt, self.tls) {
-                (Some(m), _, _) => m.bytes.to_vec(),
-                (None, Some(m), _) => m.to_bytes(),
-                (None, None, Some(r)) => tls::build_record(r.content_type, r.fragment),
-                (None, None, None) => Vec::new(),
-            },
+            payload,
             is_ldm: self.ldm.is_some(),
             is_libvirt: self.libvirt.is_some(),
             is_tls: self.tls.is_some(),
@@ -255,9 +275,19 @@ impl Dissection<'_> {
 }
 
 impl OwnedDissection {
+    fn payload(&self) -> &[u8] {
+        match &self.payload {
+            HeldPayload::InFrame(range) => &self.frame.data[range.clone()],
+            HeldPayload::Copied(bytes) => bytes,
+        }
+    }
+
     /// The same dissection again (the message view is re-parsed from the
-    /// stored bytes, which gives the same view).
-    pub fn view(&self) -> Dissection<'_> {
+    /// stored bytes, which gives the same view). Its findings move into the
+    /// view: a held dissection is shown once.
+    pub fn view(&mut self) -> Dissection<'_> {
+        let findings = std::mem::take(&mut self.findings);
+        let payload = self.payload();
         let k = &self.frame;
         Dissection {
             frame: Frame {
@@ -273,14 +303,14 @@ impl OwnedDissection {
             link: self.link.clone(),
             ip: self.ip,
             udp: self.udp,
-            ldm: self.is_ldm.then(|| Message::parse(&self.payload)),
+            ldm: self.is_ldm.then(|| Message::parse(payload)),
             tcp: self.tcp,
-            libvirt: if self.is_libvirt { libvirt::Message::parse(&self.payload) } else { None },
-            tls: if self.is_tls { tls::Record::parse(&self.payload) } else { None },
+            libvirt: if self.is_libvirt { libvirt::Message::parse(payload) } else { None },
+            tls: if self.is_tls { tls::Record::parse(payload) } else { None },
             libvirt_from_start: self.libvirt_from_start,
             reassembled: self.reassembled,
             stop: self.stop,
-            findings: self.findings.clone(),
+            findings,
             replayed: self.replayed,
             continuation: self.continuation,
         }
@@ -288,7 +318,11 @@ impl OwnedDissection {
 
     /// Bytes held, for capping what waits.
     pub fn size(&self) -> usize {
-        self.frame.data.len() + self.payload.len()
+        let copied = match &self.payload {
+            HeldPayload::InFrame(_) => 0,
+            HeldPayload::Copied(bytes) => bytes.len(),
+        };
+        self.frame.data.len() + copied
     }
 
     pub fn number(&self) -> u64 {
