@@ -383,12 +383,17 @@ impl Dissector {
         // and returning one by value copied it once per frame.
         let mut d = Dissection::undecoded(frame, false);
         let skim = self.options.skim_other;
-        if skim && frame.linktype == Linktype::ETHERNET && skim::ethernet_is_other(frame.data, &self.options) {
+        // Plain Ethernet is judged from its bytes, the rest once its link is decoded.
+        let raw_verdict = match frame.linktype {
+            Linktype::ETHERNET if skim => skim::ethernet_is_other(frame.data, &self.options),
+            _ => None,
+        };
+        if raw_verdict == Some(true) {
             d.stop = Some(Stop::NotDecoded);
             return visit(&d);
         }
         let link = link::decode(frame.linktype, frame.data);
-        if skim && skim::is_other_traffic(&link, &self.options) {
+        if skim && raw_verdict.is_none() && skim::is_other_traffic(&link, &self.options) {
             d.stop = Some(Stop::NotDecoded);
             return visit(&d);
         }

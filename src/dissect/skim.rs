@@ -12,18 +12,19 @@ const UDP: u8 = 17;
 const TCP: u8 = 6;
 const ETHERNET_LEN: usize = 14;
 
-/// Whether an untagged Ethernet frame is other traffic, read from its bytes
-/// before the link layer is decoded (a busy link's usual frame, for a tenth
-/// of the cost). False when unsure: the frame then takes the full way.
-pub fn ethernet_is_other(frame: &[u8], options: &Options) -> bool {
-    let Some(&[high, low]) = frame.get(12..ETHERNET_LEN) else {
-        return false;
+/// Whether an Ethernet frame is other traffic, read from its bytes before
+/// the link layer is decoded (a busy link's usual frame, for a tenth of the
+/// cost): the answer [`is_other_traffic`] would give, or `None` for a
+/// VLAN-tagged or cut frame, which is told apart after decoding the link.
+pub fn ethernet_is_other(frame: &[u8], options: &Options) -> Option<bool> {
+    let &[high, low] = frame.get(12..ETHERNET_LEN)? else {
+        return None;
     };
     match u16::from_be_bytes([high, low]) {
-        ETHERTYPE_IPV4 => ipv4_is_other(&frame[ETHERNET_LEN..], options),
-        ETHERTYPE_IPV6 => false,
-        tagged if ETHERTYPE_VLAN.contains(&tagged) => false,
-        _ => true,
+        ETHERTYPE_IPV4 => Some(ipv4_is_other(&frame[ETHERNET_LEN..], options)),
+        ETHERTYPE_IPV6 => Some(false),
+        tagged if ETHERTYPE_VLAN.contains(&tagged) => None,
+        _ => Some(true),
     }
 }
 
