@@ -17,7 +17,9 @@ pub enum Value<'a> {
     I64(i64),
     F64(f64),
     Bool(bool),
-    Str(&'a str),
+    /// One of our own names (a type, status or state name): plain ASCII,
+    /// nothing to escape.
+    Str(&'static str),
     /// A C string's bytes; outputs escape what is not printable.
     Text(&'a [u8]),
     Mac([u8; 6]),
@@ -128,7 +130,7 @@ pub fn rfc3339(ts: Timestamp) -> String {
     Rfc3339(ts).to_string()
 }
 
-fn text(sink: &mut dyn FieldSink, name: &'static str, field: Option<CharField<'_>>) {
+fn text<S: FieldSink>(sink: &mut S, name: &'static str, field: Option<CharField<'_>>) {
     if let Some(field) = field {
         sink.field(name, Value::Text(field.text()));
     }
@@ -137,7 +139,12 @@ fn text(sink: &mut dyn FieldSink, name: &'static str, field: Option<CharField<'_
 /// Walks every field of `d`. `time_relative` is seconds since the first
 /// frame; `ldm_extra` adds fields to the ldm layer (the analysis's links and
 /// response times), so this stage needs nothing from later ones.
-pub fn walk(d: &Dissection<'_>, time_relative: f64, sink: &mut dyn FieldSink, ldm_extra: &dyn Fn(&mut dyn FieldSink)) {
+pub fn walk<S: FieldSink>(
+    d: &Dissection<'_>,
+    time_relative: f64,
+    sink: &mut S,
+    ldm_extra: &dyn Fn(&mut dyn FieldSink),
+) {
     frame(d, time_relative, sink);
     link(d, sink);
     ip(d, sink);
@@ -148,7 +155,7 @@ pub fn walk(d: &Dissection<'_>, time_relative: f64, sink: &mut dyn FieldSink, ld
     tls(d, sink);
 }
 
-fn frame(d: &Dissection<'_>, time_relative: f64, sink: &mut dyn FieldSink) {
+fn frame<S: FieldSink>(d: &Dissection<'_>, time_relative: f64, sink: &mut S) {
     let f = &d.frame;
     sink.layer("frame");
     sink.field("number", Value::U64(f.number));
@@ -162,7 +169,7 @@ fn frame(d: &Dissection<'_>, time_relative: f64, sink: &mut dyn FieldSink) {
     sink.end_layer();
 }
 
-fn link(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
+fn link<S: FieldSink>(d: &Dissection<'_>, sink: &mut S) {
     let Some(link) = &d.link else { return };
     match link.kind {
         LinkKind::Ethernet => {
@@ -198,7 +205,7 @@ fn checksum_status(status: ChecksumStatus) -> Value<'static> {
     Value::Str(status.name())
 }
 
-fn ip(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
+fn ip<S: FieldSink>(d: &Dissection<'_>, sink: &mut S) {
     let Some(ip) = &d.ip else { return };
     sink.layer(if ip.version == 4 { "ip" } else { "ipv6" });
     sink.field("src", Value::Ip(ip.src));
@@ -223,7 +230,7 @@ fn ip(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
     sink.end_layer();
 }
 
-fn udp(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
+fn udp<S: FieldSink>(d: &Dissection<'_>, sink: &mut S) {
     let Some(udp) = &d.udp else { return };
     sink.layer("udp");
     sink.field("srcport", Value::U64(udp.src_port.into()));
@@ -234,7 +241,7 @@ fn udp(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
     sink.end_layer();
 }
 
-fn tcp(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
+fn tcp<S: FieldSink>(d: &Dissection<'_>, sink: &mut S) {
     let Some(tcp) = &d.tcp else { return };
     sink.layer("tcp");
     sink.field("srcport", Value::U64(tcp.src_port.into()));
@@ -248,7 +255,7 @@ fn tcp(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
 
 /// The libvirt message: header fields by number and by name, the error of an
 /// error reply, and (through `extra`) the analysis's pairing and latency.
-fn libvirt(d: &Dissection<'_>, sink: &mut dyn FieldSink, extra: &dyn Fn(&mut dyn FieldSink)) {
+fn libvirt<S: FieldSink>(d: &Dissection<'_>, sink: &mut S, extra: &dyn Fn(&mut dyn FieldSink)) {
     let Some(msg) = &d.libvirt else { return };
     let h = &msg.header;
     sink.layer("libvirt");
@@ -292,7 +299,7 @@ fn libvirt(d: &Dissection<'_>, sink: &mut dyn FieldSink, extra: &dyn Fn(&mut dyn
 
 /// A TLS record of libvirt over TLS: the record header and, in a hello, the
 /// version and server name.
-fn tls(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
+fn tls<S: FieldSink>(d: &Dissection<'_>, sink: &mut S) {
     let Some(record) = &d.tls else { return };
     sink.layer("tls");
     sink.field("content_type", Value::U64(record.content_type.into()));
@@ -312,7 +319,7 @@ fn tls(d: &Dissection<'_>, sink: &mut dyn FieldSink) {
     sink.end_layer();
 }
 
-fn ldm(d: &Dissection<'_>, sink: &mut dyn FieldSink, extra: &dyn Fn(&mut dyn FieldSink)) {
+fn ldm<S: FieldSink>(d: &Dissection<'_>, sink: &mut S, extra: &dyn Fn(&mut dyn FieldSink)) {
     let Some(msg) = &d.ldm else { return };
     sink.layer("ldm");
     sink.field("len", Value::U64(msg.bytes.len() as u64));

@@ -44,7 +44,9 @@ fn string(buf: &mut Vec<u8>, s: &str) {
 }
 
 /// `"s"` for text known to need no escaping (our own names).
+#[inline(always)]
 fn plain_string(buf: &mut Vec<u8>, s: &str) {
+    debug_assert!(!needs_escape(s.as_bytes()), "{s}");
     buf.push(b'"');
     buf.extend_from_slice(s.as_bytes());
     buf.push(b'"');
@@ -87,6 +89,7 @@ fn number_list(buf: &mut Vec<u8>, values: impl Iterator<Item = u64>) {
 }
 
 impl Sink<'_> {
+    #[inline(always)]
     fn key(&mut self, name: &str) {
         if !self.first_field {
             self.buf.push(b',');
@@ -126,6 +129,7 @@ impl FieldSink for Sink<'_> {
         self.first_field = true;
     }
 
+    #[inline(always)]
     fn field(&mut self, name: &'static str, value: Value<'_>) {
         self.key(name);
         let buf = &mut *self.buf;
@@ -134,8 +138,8 @@ impl FieldSink for Sink<'_> {
             Value::I64(v) => write_integer(buf, v),
             Value::F64(v) => write_fixed(buf, v, 9, 0),
             Value::Bool(v) => buf.write_all(if v { b"true" } else { b"false" }),
-            Value::Str(s) => {
-                string(buf, s);
+            Value::Str(name) => {
+                plain_string(buf, name);
                 Ok(())
             }
             Value::Text(bytes) => {
@@ -205,9 +209,9 @@ fn expert_plain(buf: &mut Vec<u8>, p: &Packet<'_, '_>) {
             buf.push(b',');
         }
         buf.extend_from_slice(b"{\"key\":");
-        string(buf, finding.key.name());
+        plain_string(buf, finding.key.name());
         buf.extend_from_slice(b",\"severity\":");
-        string(buf, finding.severity().name());
+        plain_string(buf, finding.severity().name());
         if finding.detail != crate::expert::Detail::None {
             buf.extend_from_slice(b",\"detail\":");
             detail(buf, &finding.detail);
@@ -223,14 +227,14 @@ fn expert_ek(buf: &mut Vec<u8>, p: &Packet<'_, '_>) {
         if i > 0 {
             buf.push(b',');
         }
-        string(buf, finding.key.name());
+        plain_string(buf, finding.key.name());
     }
     buf.extend_from_slice(b"],\"expert_expert_severity\":[");
     for (i, finding) in p.findings().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
-        string(buf, finding.severity().name());
+        plain_string(buf, finding.severity().name());
     }
     buf.extend_from_slice(b"]}");
 }
