@@ -160,6 +160,22 @@ proptest! {
         decode(bytes);
     }
 
+    /// Damaged pcapng files, where a block's type, lengths or interface may be
+    /// wrong: the mapped file's fast path for packet blocks must read them as
+    /// the general parser does (`decode` compares the two).
+    #[test]
+    fn damaged_pcapng_files_read_alike_mapped_and_streamed(
+        which in 0usize..3,
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let mut bytes = capture(["two-interfaces.pcapng", "recorded/dumpcap.pcapng", "anomalies.pcapng"][which]);
+        for (at, value) in flips {
+            let at = at.index(bytes.len());
+            bytes[at] = value;
+        }
+        decode(bytes);
+    }
+
     #[test]
     fn random_frames_never_panic(data in prop::collection::vec(any::<u8>(), 0..400), which in 0usize..LINKTYPES.len()) {
         let mut dissector = Dissector::new(dissect::Options { port: 64535, heuristic: true, checksum_all: true, ..Default::default() });

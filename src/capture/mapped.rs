@@ -137,6 +137,23 @@ fn incomplete_to_eof<'a, T>(
     }
 }
 
+/// pcapng's Enhanced Packet Block type, and its fixed part before the packet
+/// bytes (type, length, interface, timestamp high and low, lengths).
+const EPB_TYPE: u32 = 6;
+const EPB_HEADER_LEN: usize = 28;
+
+/// A pcapng packet found on the hot path: where its bytes lie from the read
+/// position, and its header.
+pub struct PcapNgPacket {
+    pub record_len: usize,
+    pub data_start: usize,
+    pub data_len: usize,
+    pub interface: u32,
+    /// Timestamp in the interface's units.
+    pub ts_units: u64,
+    pub origlen: u32,
+}
+
 /// A classic pcap record found on the hot path: its header, and where its
 /// bytes lie from the read position.
 pub struct PcapRecord {
@@ -171,6 +188,43 @@ impl MappedReader {
             ts_sec: block.ts_sec,
             ts_usec: block.ts_usec,
             origlen: block.origlen,
+        })
+    }
+}
+
+impl MappedReader {
+    /// The next pcapng packet, on the hot path: an Enhanced Packet Block
+    /// without options (what dumpcap and `-w` write for each packet),
+    /// read field by field. `None` for any other block, and for one that
+    /// is cut short or inconsistent, which `next` then handles and reports.
+    pub fn next_pcapng_packet(&mut self) -> Option<PcapNgPacket> {
+        let Container::PcapNg { big_endian } = self.container else {
+            return None;
+        };
+        self.release_behind();
+        self.prefetch_ahead();
+        let data = &self.map[self.position..];
+        let word = |at: usize| -> Option<u32> {
+            let bytes: [u8; 4] = data.get(at..at.checked_add(4)?)?.try_into().ok()?;
+            Some(if big_endian { u32::from_be_bytes(bytes) } else { u32::from_le_bytes(bytes) })
+        };
+        if word(0)? != EPB_TYPE {
+            return None;
+        }
+        let total = word(4)? as usize;
+        let caplen = word(20)? as usize;
+        let padded = caplen.checked_add(3)? & !3;
+        let whole_without_options = total == EPB_HEADER_LEN + padded + 4 && word(total - 4)? as usize == total;
+        if !whole_without_options {
+            return None;
+        }
+        Some(PcapNgPacket {
+            record_len: total,
+            data_start: EPB_HEADER_LEN,
+            data_len: caplen,
+            interface: word(8)?,
+            ts_units: (u64::from(word(12)?) << 32) | u64::from(word(16)?),
+            origlen: word(24)?,
         })
     }
 }

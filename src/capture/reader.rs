@@ -291,6 +291,27 @@ impl CaptureReader {
                 kernel_checksum: KernelChecksum::Unknown,
             }));
         }
+        // The same for pcapng's usual packet block, once its interface is known.
+        let packet = match &mut self.inner {
+            Parser::Mapped(mapped) => mapped.next_pcapng_packet(),
+            Parser::Stream(_) => None,
+        };
+        let known = packet.and_then(|p| self.interfaces.get(p.interface as usize).map(|iface| (p, iface)));
+        if let Some((packet, iface)) = known {
+            self.frames += 1;
+            self.pending = packet.record_len;
+            let parser = self.inner.get_ref();
+            return Ok(Some(Frame {
+                number: self.frames,
+                ts: timestamp_from_units(packet.ts_units, iface.units_per_sec, iface.offset_secs),
+                len: packet.origlen,
+                linktype: iface.linktype,
+                interface: packet.interface,
+                file_offset: parser.consumed() as u64,
+                data: &parser.data()[packet.data_start..packet.data_start + packet.data_len],
+                kernel_checksum: KernelChecksum::Unknown,
+            }));
+        }
         loop {
             match self.step() {
                 Step::Packet(at) => {
