@@ -469,6 +469,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_keys_number_is_its_place_in_the_catalogue() {
+        // The summary counts findings in a table indexed by `Key as usize`.
+        for (place, key) in Key::ALL.iter().enumerate() {
+            assert_eq!(*key as usize, place);
+            assert_eq!(CATALOGUE[place].key, key.name());
+        }
+    }
+
+    #[test]
     fn keys_are_unique_dotted_lower_case() {
         let mut seen = std::collections::HashSet::new();
         for info in CATALOGUE {

@@ -264,7 +264,7 @@ impl Stats {
         }
         for info in CATALOGUE {
             if let Some(key) = crate::expert::Key::from_name(info.key) {
-                if let Some(count) = summary.by_key.get(&key) {
+                if let Some(count) = summary.count(key) {
                     rows.push(vec![info.key.to_string(), info.severity.to_string(), count.to_string()]);
                 }
             }

@@ -1,6 +1,5 @@
 //! Counts for the closing summary line and the exit status.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::dissect::Dissection;
@@ -22,7 +21,9 @@ pub struct Summary {
     pub errors: u64,
     pub warnings: u64,
     pub notes: u64,
-    pub by_key: BTreeMap<Key, u64>,
+    /// Findings per key, indexed by `Key as usize` (a map's search per
+    /// finding showed in profiles); empty until the first finding.
+    by_key: Vec<u64>,
     pub worst: Option<Severity>,
     /// Analysis table entries evicted by the caps.
     pub evicted: u64,
@@ -46,12 +47,20 @@ impl Summary {
                 Severity::Warn => self.warnings += 1,
                 Severity::Note => self.notes += 1,
             }
-            *self.by_key.entry(finding.key).or_default() += 1;
+            if self.by_key.is_empty() {
+                self.by_key = vec![0; Key::ALL.len()];
+            }
+            self.by_key[finding.key as usize] += 1;
             self.worst = self.worst.max(Some(severity));
         }
     }
 
     /// Packets shown: ldm, and libvirt messages.
+    /// How many findings had `key`, if any did.
+    pub fn count(&self, key: Key) -> Option<u64> {
+        self.by_key.get(key as usize).copied().filter(|&n| n > 0)
+    }
+
     pub fn shown(&self) -> u64 {
         self.ldm + self.libvirt
     }
