@@ -200,10 +200,18 @@ fn units_per_sec(tsresol: u8) -> Option<u64> {
 }
 
 fn timestamp_from_units(units: u64, per_sec: u64, offset_secs: i64) -> Timestamp {
-    let secs = (units / per_sec) as i64 + offset_secs;
-    let frac = u128::from(units % per_sec);
-    let nanos = (frac * 1_000_000_000 / u128::from(per_sec)) as u32;
-    Timestamp::new(secs, nanos)
+    // Microseconds (pcapng's default) and nanoseconds divide by constants,
+    // which compile to multiplications: a division by a variable, and the
+    // u128 one, cost more than the rest of reading a packet block.
+    let (secs, nanos) = match per_sec {
+        1_000_000 => (units / 1_000_000, (units % 1_000_000) as u32 * 1_000),
+        1_000_000_000 => (units / 1_000_000_000, (units % 1_000_000_000) as u32),
+        _ => {
+            let frac = u128::from(units % per_sec);
+            (units / per_sec, (frac * 1_000_000_000 / u128::from(per_sec)) as u32)
+        }
+    };
+    Timestamp::new(secs as i64 + offset_secs, nanos)
 }
 
 impl CaptureReader {
@@ -531,6 +539,19 @@ mod tests {
         assert_eq!(ts, Timestamp::new(11, 500_000_123));
         let ts = timestamp_from_units(3 * 1024 + 512, 1024, 0);
         assert_eq!(ts, Timestamp::new(3, 500_000_000));
+    }
+
+    proptest::proptest! {
+        /// The microsecond and nanosecond shortcuts give what the general
+        /// conversion gives.
+        #[test]
+        fn usual_resolutions_convert_as_the_general_way(units in proptest::prelude::any::<u64>(), offset in -1_000i64..1_000) {
+            for per_sec in [1_000_000u64, 1_000_000_000] {
+                let frac = u128::from(units % per_sec);
+                let general = Timestamp::new((units / per_sec) as i64 + offset, (frac * 1_000_000_000 / u128::from(per_sec)) as u32);
+                proptest::prop_assert_eq!(timestamp_from_units(units, per_sec, offset), general);
+            }
+        }
     }
 
     #[test]
