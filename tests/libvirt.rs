@@ -249,7 +249,21 @@ fn virsh_session_decodes_like_libvirts_own_dissector() {
     sorted.sort();
     theirs.sort();
     assert!(ours.len() >= 40, "a virsh session is dozens of messages: {}", ours.len());
-    assert_eq!(sorted, theirs, "(frame, prog, proc, type, serial, status) per message, ours vs libvirt-wireshark");
+    if sorted != theirs {
+        // Seen once in about twenty runs and not since: keep what it takes to
+        // tell why (the capture outlives the daemon's temporary directory).
+        let kept = std::env::temp_dir().join(format!("ldm-virsh-session-mismatch-{}.pcap", std::process::id()));
+        let _ = std::fs::copy(&capture, &kept);
+        let only_ours: Vec<&Row> = sorted.iter().filter(|r| !theirs.contains(r)).collect();
+        let only_theirs: Vec<&Row> = theirs.iter().filter(|r| !sorted.contains(r)).collect();
+        panic!(
+            "(frame, prog, proc, type, serial, status) per message differ, ours ({}) vs libvirt-wireshark ({}): \
+             only ours {only_ours:?}, only theirs {only_theirs:?}; capture kept in {}",
+            sorted.len(),
+            theirs.len(),
+            kept.display()
+        );
+    }
 
     let messages: Vec<&serde_json::Value> = records.iter().filter(|r| r["libvirt"].is_object()).collect();
     for r in &messages {
