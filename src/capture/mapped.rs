@@ -190,9 +190,7 @@ impl MappedReader {
             origlen: block.origlen,
         })
     }
-}
 
-impl MappedReader {
     /// The next pcapng packet, on the hot path: an Enhanced Packet Block
     /// without options (what dumpcap and `-w` write for each packet),
     /// read field by field. `None` for any other block, and for one that

@@ -12,10 +12,10 @@ const UDP: u8 = 17;
 const TCP: u8 = 6;
 const ETHERNET_LEN: usize = 14;
 
-/// Whether an Ethernet frame is other traffic, read from its bytes before
-/// the link layer is decoded (a busy link's usual frame, for a tenth of the
-/// cost): the answer [`is_other_traffic`] would give, or `None` for a
-/// VLAN-tagged or cut frame, which is told apart after decoding the link.
+/// Whether an Ethernet frame is other traffic, read from its bytes without
+/// decoding the link layer (a busy link's usual frame): the answer
+/// [`is_other_traffic`] would give, or `None` for a VLAN-tagged or cut
+/// frame, which is told apart after decoding the link.
 pub fn ethernet_is_other(frame: &[u8], options: &Options) -> Option<bool> {
     let &[high, low] = frame.get(12..ETHERNET_LEN)? else {
         return None;

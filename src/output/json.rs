@@ -129,6 +129,9 @@ impl FieldSink for Sink<'_> {
         self.first_field = true;
     }
 
+    // Inlined into each call of the (generic) field walk, where the name and
+    // the kind of value are known: a fifth of a record's cost went to the
+    // call, the dispatch on the value and copying names of unknown length.
     #[inline(always)]
     fn field(&mut self, name: &'static str, value: Value<'_>) {
         self.key(name);
