@@ -278,71 +278,66 @@ impl CaptureReader {
             self.inner.get().consume_noshift(self.pending);
             self.pending = 0;
         }
-        // Classic pcap from a mapped file, the common case for big captures:
-        // straight from the record to the frame, without the block enum.
-        let record = match &mut self.inner {
-            Parser::Mapped(mapped) => mapped.next_pcap_record(),
-            Parser::Stream(_) => None,
-        };
-        if let Some(record) = record {
-            self.frames += 1;
-            self.pending = record.record_len;
-            let parser = self.inner.get_ref();
-            return Ok(Some(Frame {
-                number: self.frames,
-                ts: legacy_timestamp(record.ts_sec, record.ts_usec, self.format),
-                len: record.origlen,
-                linktype: self.pcap_linktype,
-                interface: 0,
-                file_offset: parser.consumed() as u64,
-                data: &parser.data()[record.data_start..record.data_start + record.data_len],
-                kernel_checksum: KernelChecksum::Unknown,
-            }));
-        }
-        // The same for pcapng's usual packet block, once its interface is known.
-        let packet = match &mut self.inner {
-            Parser::Mapped(mapped) => mapped.next_pcapng_packet(),
-            Parser::Stream(_) => None,
-        };
-        let known = packet.and_then(|p| self.interfaces.get(p.interface as usize).map(|iface| (p, iface)));
-        if let Some((packet, iface)) = known {
-            self.frames += 1;
-            self.pending = packet.record_len;
-            let parser = self.inner.get_ref();
-            return Ok(Some(Frame {
-                number: self.frames,
-                ts: timestamp_from_units(packet.ts_units, iface.units_per_sec, iface.offset_secs),
-                len: packet.origlen,
-                linktype: iface.linktype,
-                interface: packet.interface,
-                file_offset: parser.consumed() as u64,
-                data: &parser.data()[packet.data_start..packet.data_start + packet.data_len],
-                kernel_checksum: KernelChecksum::Unknown,
-            }));
+        if let Some(at) = self.mapped_packet() {
+            return Ok(Some(self.frame_at(at)));
         }
         loop {
             match self.step() {
-                Step::Packet(at) => {
-                    self.frames += 1;
-                    self.pending = at.record_len;
-                    let file_offset = self.inner.get_ref().consumed() as u64;
-                    let data = &self.inner.get_ref().data()[at.start..at.start + at.len];
-                    return Ok(Some(Frame {
-                        number: self.frames,
-                        ts: at.ts,
-                        len: at.orig_len,
-                        linktype: at.linktype,
-                        interface: at.interface,
-                        file_offset,
-                        data,
-                        kernel_checksum: KernelChecksum::Unknown,
-                    }));
-                }
+                Step::Packet(at) => return Ok(Some(self.frame_at(at))),
                 Step::Skip(n) => self.inner.get().consume_noshift(n),
                 Step::Refill => self.refill_or_grow()?,
                 Step::Eof => return Ok(None),
                 Step::Fail(e) => return Err(e),
             }
+        }
+    }
+
+    /// The next packet of a mapped file on the hot path, the common case for
+    /// big captures: a classic pcap record, or a pcapng packet block whose
+    /// interface is known, read straight from its header without the block
+    /// enum. `None` for everything else, which `step` handles and reports.
+    fn mapped_packet(&mut self) -> Option<PacketAt> {
+        let Parser::Mapped(mapped) = &mut self.inner else {
+            return None;
+        };
+        if let Some(record) = mapped.next_pcap_record() {
+            return Some(PacketAt {
+                start: record.data_start,
+                len: record.data_len,
+                orig_len: record.origlen,
+                ts: legacy_timestamp(record.ts_sec, record.ts_usec, self.format),
+                linktype: self.pcap_linktype,
+                interface: 0,
+                record_len: record.record_len,
+            });
+        }
+        let packet = mapped.next_pcapng_packet()?;
+        let iface = self.interfaces.get(packet.interface as usize)?;
+        Some(PacketAt {
+            start: packet.data_start,
+            len: packet.data_len,
+            orig_len: packet.origlen,
+            ts: timestamp_from_units(packet.ts_units, iface.units_per_sec, iface.offset_secs),
+            linktype: iface.linktype,
+            interface: packet.interface,
+            record_len: packet.record_len,
+        })
+    }
+
+    /// The frame at `at` in the buffer; it is consumed before the next one.
+    fn frame_at(&mut self, at: PacketAt) -> Frame<'_> {
+        self.frames += 1;
+        self.pending = at.record_len;
+        let parser = self.inner.get_ref();
+        Frame {
+            number: self.frames,
+            ts: at.ts,
+            len: at.orig_len,
+            linktype: at.linktype,
+            interface: at.interface,
+            file_offset: parser.consumed() as u64,
+            data: &parser.data()[at.start..at.start + at.len],
+            kernel_checksum: KernelChecksum::Unknown,
         }
     }
 
