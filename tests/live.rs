@@ -53,7 +53,9 @@ fn every_frame_sent_is_captured_decoded_and_written() {
     let mut reread: Vec<serde_json::Value> =
         String::from_utf8_lossy(&reread.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
     for record in &mut reread {
-        record["ldm"].as_object_mut().map(|ldm| ldm.remove("response_in"));
+        if let Some(ldm) = record["ldm"].as_object_mut() {
+            ldm.remove("response_in");
+        }
     }
     assert_eq!(reread, records);
     assert!(records.iter().all(|r| r["udp"]["checksum_status"] == "partial"), "{stdout}");

@@ -388,7 +388,8 @@ mod tests {
         assert!(matches!(status(KernelChecksum::Unknown), ChecksumStatus::Bad { .. }), "summed");
         assert_eq!(status(KernelChecksum::NotReady), ChecksumStatus::Partial);
         assert_eq!(status(KernelChecksum::Valid), ChecksumStatus::Good);
-        // A datagram cut short, or without a checksum, is that whatever the kernel says.
+        // Cut short, a datagram is unverified, and without a checksum it is
+        // absent, whatever the kernel says.
         let (cut, cut_payload) = ipv4(&packet[..30]).unwrap();
         let (mut info, _) = udp_unverified(&cut, cut_payload).unwrap();
         verify_udp_checksum(&cut, cut_payload, false, KernelChecksum::Valid, &mut info);

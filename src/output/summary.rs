@@ -55,12 +55,12 @@ impl Summary {
         }
     }
 
-    /// Packets shown: ldm, and libvirt messages.
     /// How many findings had `key`, if any did.
     pub fn count(&self, key: Key) -> Option<u64> {
         self.by_key.get(key as usize).copied().filter(|&n| n > 0)
     }
 
+    /// Packets shown: ldm, and libvirt messages.
     pub fn shown(&self) -> u64 {
         self.ldm + self.libvirt
     }
