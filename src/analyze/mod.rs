@@ -5,6 +5,7 @@
 //! ("Analysis over time"). Time is the capture's time; every table is bounded.
 
 pub mod bounded;
+mod discoveries;
 pub mod libvirt;
 pub mod stats;
 
@@ -20,6 +21,7 @@ use crate::expert::{Detail, Finding, Key};
 use crate::wire::ldm::{Message, MsgType, Payload};
 
 use bounded::BoundedMap;
+use discoveries::Discoveries;
 pub use stats::{Stats, StatsKind};
 
 /// ldmd gives up on a MAC after this long ("30 seconds").
@@ -146,19 +148,12 @@ pub(crate) struct RequesterState {
     burst_flagged: Option<Key>,
 }
 
-#[derive(Debug, Clone)]
-struct DiscRequest {
-    frame: u64,
-    ts: Timestamp,
-    responders: Vec<Responder>,
-}
-
 pub struct Analyzer {
     options: Options,
     first_ts: Option<Timestamp>,
     /// The analysis clock: the latest timestamp seen (never goes back).
     now: Option<Timestamp>,
-    discoveries: VecDeque<DiscRequest>,
+    discoveries: Discoveries,
     /// Addresses advertised for each hostname, with the frame of the first.
     hostnames: BoundedMap<Vec<u8>, (ArrayVec<IpAddr, 4>, u64)>,
     /// The first ldmd version seen, who said it, where.
@@ -179,7 +174,7 @@ impl Analyzer {
             options,
             first_ts: None,
             now: None,
-            discoveries: VecDeque::new(),
+            discoveries: Discoveries::default(),
             hostnames: BoundedMap::new(hosts),
             fleet_version: None,
             version_flagged: BoundedMap::new(hosts),
@@ -242,7 +237,7 @@ impl Analyzer {
                 host.macs_claimed += 1;
                 self.lookup_response(mac, datagram, ts, frame, note);
             }
-            (Some(MsgType::DiscSend), _) => self.discovery_request(ts, frame),
+            (Some(MsgType::DiscSend), _) => self.discoveries.push(frame, ts),
             (Some(MsgType::DiscResp), _) => self.discovery_response(msg, datagram, ts, frame, note),
             _ => {}
         }
@@ -331,14 +326,6 @@ impl Analyzer {
         }
     }
 
-    fn discovery_request(&mut self, ts: Timestamp, frame: u64) {
-        self.discoveries.retain(|r| secs(ts, r.ts) <= LATE_HORIZON);
-        if self.discoveries.len() >= 64 {
-            self.discoveries.pop_front();
-        }
-        self.discoveries.push_back(DiscRequest { frame, ts, responders: Vec::new() });
-    }
-
     fn discovery_response(
         &mut self,
         msg: &Message<'_>,
@@ -388,7 +375,7 @@ impl Analyzer {
     /// Links a discovery response to the latest request before it.
     fn match_discovery(&mut self, datagram: Responder, ts: Timestamp, note: &mut Annotation) {
         let window = self.options.window;
-        let Some(request) = self.discoveries.iter_mut().rev().find(|r| r.ts <= ts) else {
+        let Some(request) = self.discoveries.latest_at_or_before(ts) else {
             unmatched(self.capture_covered(ts), note);
             return;
         };
