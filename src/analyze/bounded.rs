@@ -2,20 +2,26 @@
 //! Keeps every analysis table's memory bounded whatever the traffic.
 
 use std::borrow::Borrow;
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 
 /// Keys come from the network, so the hasher must resist crafted collisions
 /// (randomly keyed), and be fast: ahash rather than std's SipHash.
 type Hasher = ahash::RandomState;
-use std::hash::Hash;
 
 /// Entries reserved at creation, at most (a huge --max-entries grows as used).
 const PREALLOCATE_MAX: usize = 1 << 16;
 
+/// The values live in `slots`, apart from the hash table, which holds only
+/// each key's slot number. The analysis's values are hundreds of bytes; in
+/// the table itself they made it megabytes, so that under churn every probe
+/// missed the cache (perf: a fifth of the ldm-only run in `entry`).
 #[derive(Debug)]
 pub struct BoundedMap<K, V> {
-    map: HashMap<K, V, Hasher>,
+    slot_of: HashMap<K, u32, Hasher>,
+    /// Values by slot; `None` for a slot freed by `remove`, until reused.
+    slots: Vec<Option<V>>,
+    free: Vec<u32>,
     /// Keys in insertion order: the front is the oldest.
     order: VecDeque<K>,
     cap: usize,
@@ -24,15 +30,18 @@ pub struct BoundedMap<K, V> {
 
 impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     pub fn new(cap: usize) -> BoundedMap<K, V> {
-        // Sized up front for twice the cap: hashbrown grows a table whose
-        // tombstones (from evictions) fill it unless it is at most half
-        // full, and growing copies the table while the old one is still
-        // allocated, which showed as the peak of RSS (massif).
-        let reserve = cap.saturating_mul(2).clamp(2, PREALLOCATE_MAX);
+        // The table is sized up front for twice the cap: hashbrown grows a
+        // table whose tombstones (from evictions) fill it unless it is at
+        // most half full, and growing copies the table while the old one is
+        // still allocated, which showed as the peak of RSS (massif).
+        let cap = cap.clamp(1, u32::MAX as usize);
+        let reserve = cap.saturating_mul(2).min(PREALLOCATE_MAX);
         BoundedMap {
-            map: HashMap::with_capacity_and_hasher(reserve, Hasher::new()),
+            slot_of: HashMap::with_capacity_and_hasher(reserve, Hasher::new()),
+            slots: Vec::with_capacity(cap.min(PREALLOCATE_MAX)),
+            free: Vec::new(),
             order: VecDeque::with_capacity(reserve),
-            cap: cap.max(1),
+            cap,
             evicted: 0,
         }
     }
@@ -43,63 +52,87 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     where
         K: Borrow<Q>,
     {
-        self.map.get(key)
+        let slot = *self.slot_of.get(key)?;
+        self.slots.get(slot as usize)?.as_ref()
     }
 
     pub fn get_mut<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
     {
-        self.map.get_mut(key)
+        let slot = *self.slot_of.get(key)?;
+        self.slots.get_mut(slot as usize)?.as_mut()
     }
 
     /// The entry for `key`, made with `make` (evicting the oldest entry if
     /// the map is full) when there is none.
     pub fn entry(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
-        // One hash probe for the common case; a second only when full.
-        if self.map.len() >= self.cap && !self.map.contains_key(&key) {
+        if let Some(&slot) = self.slot_of.get(&key) {
+            return self.slots[slot as usize].get_or_insert_with(make);
+        }
+        if self.slot_of.len() >= self.cap {
             self.evict_oldest();
         }
-        match self.map.entry(key) {
-            Entry::Occupied(present) => present.into_mut(),
-            Entry::Vacant(absent) => {
-                self.order.push_back(absent.key().clone());
-                absent.insert(make())
-            }
+        let slot = self.free_slot();
+        self.slot_of.insert(key.clone(), slot);
+        self.order.push_back(key);
+        self.slots[slot as usize].insert(make())
+    }
+
+    /// A slot for a new entry: one freed before, else a new one.
+    fn free_slot(&mut self) -> u32 {
+        if let Some(slot) = self.free.pop() {
+            return slot;
         }
+        self.slots.push(None);
+        // At most `cap` slots are ever live, and the cap fits in a u32.
+        (self.slots.len() - 1) as u32
     }
 
     fn evict_oldest(&mut self) {
         while let Some(oldest) = self.order.pop_front() {
-            if self.map.remove(&oldest).is_some() {
-                self.evicted += 1;
-                return;
-            }
+            let Some(slot) = self.forget(&oldest) else { continue };
+            // Dropped where it lies: moving it out first copied hundreds
+            // of bytes per eviction.
+            self.slots[slot] = None;
+            self.evicted += 1;
+            return;
         }
+    }
+
+    /// Forgets `key` and frees its slot, whose value the caller takes or drops.
+    fn forget(&mut self, key: &K) -> Option<usize> {
+        let slot = self.slot_of.remove(key)?;
+        self.free.push(slot);
+        Some(slot as usize)
     }
 
     /// Removes `key`. Its place in the age order is dropped lazily, and
     /// the order is compacted when stale places outnumber live ones.
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        let removed = self.map.remove(key)?;
+        let slot = self.forget(key)?;
+        let removed = self.slots[slot].take()?;
         if self.order.len() > 2 * self.cap {
-            let map = &self.map;
-            self.order.retain(|k| map.contains_key(k));
+            let slot_of = &self.slot_of;
+            self.order.retain(|k| slot_of.contains_key(k));
         }
         Some(removed)
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.slot_of.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.slot_of.is_empty()
     }
 
     /// Entries, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.order.iter().filter_map(|k| self.map.get_key_value(k))
+        self.order.iter().filter_map(|k| {
+            let slot = *self.slot_of.get(k)?;
+            Some((k, self.slots.get(slot as usize)?.as_ref()?))
+        })
     }
 }
 
