@@ -154,6 +154,23 @@ mod tests {
     }
 
     #[test]
+    fn freed_slots_are_reused_without_mixing_values() {
+        let mut m = BoundedMap::new(3);
+        for i in 0..3u32 {
+            *m.entry(i, || 0) = i * 10;
+        }
+        assert_eq!(m.remove(&1), Some(10));
+        *m.entry(3, || 0) = 30; // takes the slot 1 had
+        *m.entry(4, || 0) = 40; // full: evicts 0 and takes its slot
+        assert_eq!(m.slots.len(), 3, "no slot beyond the cap");
+        assert_eq!(m.get(&1), None);
+        assert_eq!(m.get(&0), None);
+        let entries: Vec<_> = m.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(entries, [(2, 20), (3, 30), (4, 40)]);
+        assert_eq!(m.evicted, 1);
+    }
+
+    #[test]
     fn removing_keeps_the_order_bounded() {
         let mut m = BoundedMap::new(4);
         for i in 0..10_000u32 {
