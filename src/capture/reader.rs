@@ -105,6 +105,24 @@ impl Parser {
             Parser::Mapped(mapped) => mapped,
         }
     }
+
+    // The two calls made for every frame, matched on the concrete reader:
+    // through `get` they were calls through the trait object's table.
+
+    fn consume(&mut self, len: usize) {
+        match self {
+            Parser::Stream(stream) => stream.consume_noshift(len),
+            Parser::Mapped(mapped) => mapped.consume_noshift(len),
+        }
+    }
+
+    /// The unread bytes, and the file offset they start at.
+    fn unread(&self) -> (&[u8], usize) {
+        match self {
+            Parser::Stream(stream) => (stream.data(), stream.consumed()),
+            Parser::Mapped(mapped) => (mapped.data(), mapped.consumed()),
+        }
+    }
 }
 
 /// A classic pcap record's time: micro- or nanoseconds, as the file header says.
@@ -275,7 +293,7 @@ impl CaptureReader {
         // instructions on a mixed capture); refill shifts the short tail
         // once, when more data is needed anyway.
         if self.pending > 0 {
-            self.inner.get().consume_noshift(self.pending);
+            self.inner.consume(self.pending);
             self.pending = 0;
         }
         if let Some(at) = self.mapped_packet() {
@@ -328,15 +346,15 @@ impl CaptureReader {
     fn frame_at(&mut self, at: PacketAt) -> Frame<'_> {
         self.frames += 1;
         self.pending = at.record_len;
-        let parser = self.inner.get_ref();
+        let (unread, offset) = self.inner.unread();
         Frame {
             number: self.frames,
             ts: at.ts,
             len: at.orig_len,
             linktype: at.linktype,
             interface: at.interface,
-            file_offset: parser.consumed() as u64,
-            data: &parser.data()[at.start..at.start + at.len],
+            file_offset: offset as u64,
+            data: &unread[at.start..at.start + at.len],
             kernel_checksum: KernelChecksum::Unknown,
         }
     }
