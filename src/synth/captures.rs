@@ -173,6 +173,7 @@ pub fn all() -> Vec<Generated> {
         raw_ip_big_endian_ns(),
         loopback_null(),
         mixed_traffic(),
+        busy_link(),
         late_response(),
         two_owners(),
         allocation_failure(),
@@ -613,6 +614,93 @@ fn mixed_traffic() -> Generated {
     r.pcapng(
         "mixed-traffic.pcapng",
         "ldm among other traffic (ARP, DNS, the XMPP TCP port) and one ldm packet with an IPv4 option (Router Alert): a default run shows the three ldm packets only; --all lists every frame; --heuristic (or --port 5000) also finds a discovery response sent to UDP port 5000.",
+        ETHERNET_US,
+    )
+}
+
+/// One frame of each kind of other traffic that the skim
+/// (src/dissect/skim.rs) judges by a different path: settled from the raw
+/// bytes (ARP, UDP, TCP, ICMP, IPv4 with an option), left to the full
+/// dissection (IPv6, IPv4 fragments), or judged after the link layer is
+/// decoded (802.1Q-tagged).
+fn background_round(round: u16) -> Vec<Vec<u8>> {
+    let router = [0x00, 0x10, 0xe0, 0x09, 0x09, 0x09];
+    let server = Ipv4Addr::new(10, 1, 1, 53);
+    let udp = |src_port: u16, dst_port: u16| Ipv4Udp {
+        dst: server,
+        ttl: 64,
+        src_port,
+        dst_port,
+        ..Ipv4Udp::ldm(CLIENT.ip, 0x7000 + round)
+    };
+    let on_wire = |ip_packet: &[u8]| ethernet(CLIENT.mac, router, &[], ETHERTYPE_IPV4, ip_packet);
+    let mut arp = vec![0u8; 28];
+    arp[..8].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    let mut https = Vec::new();
+    etherparse::PacketBuilder::ipv4(CLIENT.ip.octets(), server.octets(), 64)
+        .tcp(50_000 + round, 443, u32::from(round) * 1000, 64_000)
+        .ack(1)
+        .write(&mut https, &[0x17, 0x03, 0x03, 0x00, 0x20])
+        .expect("writing to a Vec");
+    let mut ping = Vec::new();
+    etherparse::PacketBuilder::ipv4(CLIENT.ip.octets(), server.octets(), 64)
+        .icmpv4_echo_request(0x42, round)
+        .write(&mut ping, b"ping")
+        .expect("writing to a Vec");
+    let ntp_with_option = Ipv4Udp { options: vec![0x94, 0x04, 0x00, 0x00], ..udp(40_000 + round, 123) };
+    let mdns = ipv6_udp(
+        Ipv6Addr::new(0xfe80, 0, 0, 0, 0x210, 0xe0ff, 0xfe01, 0x105),
+        Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0xfb),
+        255,
+        (5353, 5353),
+        b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x05_ldom\x04_tcp\x05local\x00\x00\x0c\x00\x01",
+    );
+    let mut frames = vec![
+        ethernet(CLIENT.mac, [0xff; 6], &[], 0x0806, &arp),
+        on_wire(
+            &udp(53_000 + round, 53)
+                .packet(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x00\x00\x01\x00\x01"),
+        ),
+        on_wire(&https),
+        on_wire(&ping),
+        on_wire(&ntp_with_option.packet(&[0x23; 48])),
+        ethernet(CLIENT.mac, [0x33, 0x33, 0, 0, 0, 0xfb], &[], ETHERTYPE_IPV6, &mdns),
+        ethernet(CLIENT.mac, router, &[(0x8100, 100)], ETHERTYPE_IPV4, &udp(514, 514).packet(b"<13>ldm-sniff test")),
+    ];
+    frames.extend(udp(40_100 + round, 2049).fragments(&[0xaa; 1200], 800).iter().map(|f| on_wire(f)));
+    frames
+}
+
+fn busy_link() -> Generated {
+    // (time, frame, the findings an ldm frame must raise; None for other traffic)
+    let mut events: Vec<(i64, Vec<u8>, Option<&[Key]>)> = Vec::new();
+    for round in 0..10u16 {
+        let start = i64::from(round) * 100_000;
+        for (i, frame) in background_round(round).into_iter().enumerate() {
+            events.push((start + 1_000 * i as i64, frame, None));
+        }
+    }
+    events.push((5_500, eth_ldm(&CLIENT, 0x1601, &Repr::discovery_request()), Some(&[])));
+    events.push((12_300, eth_ldm(&LDOM_A, 0x2801, &disc_resp(&LDOM_A)), Some(&[])));
+    events.push((27_700, eth_ldm(&LDOM_B, 0x3801, &disc_resp(&LDOM_B)), Some(&[])));
+    events.push((41_100, eth_ldm(&LDOM_C, 0x4801, &disc_resp(&LDOM_C)), Some(&[])));
+    let lookup = Repr::lookup(MsgType::SendMsg, AUTO_MAC, LDOM_A.ip);
+    events.push((400_500, eth_ldm(&LDOM_A, 0x2802, &lookup), Some(&[])));
+    let answer = Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_B.ip);
+    events.push((650_500, eth_ldm(&LDOM_B, 0x3802, &answer), Some(&[Key::LdmCollision])));
+    let unanswered = Repr::lookup(MsgType::SendMsg, AUTO_MAC_2, LDOM_A.ip);
+    events.push((1_500_500, eth_ldm(&LDOM_A, 0x2803, &unanswered), Some(&[])));
+    events.sort_by_key(|(at, _, _)| *at);
+    let mut r = Recorder::default();
+    for (at, frame, keys) in events {
+        match keys {
+            Some(keys) => r.ldm(at, frame, keys),
+            None => r.frame(at, frame),
+        };
+    }
+    r.pcapng(
+        "busy-link.pcapng",
+        "An ldm discovery and two lookups (one answered by the MAC's owner: a collision) among 90 frames of other traffic: ARP, DNS, HTTPS, ping, NTP with an IPv4 option, IPv6 mDNS, 802.1Q-tagged syslog and fragmented UDP. A default run shows the seven ldm packets only, as it does with the other traffic skipped unread (tests/robustness.rs compares the two).",
         ETHERNET_US,
     )
 }
