@@ -671,31 +671,39 @@ fn background_round(round: u16) -> Vec<Vec<u8>> {
     frames
 }
 
+/// A frame to record at `at_us`: ldm with the findings it must raise, or
+/// other traffic (`ldm_keys` None).
+struct Timed {
+    at_us: i64,
+    data: Vec<u8>,
+    ldm_keys: Option<&'static [Key]>,
+}
+
 fn busy_link() -> Generated {
-    // (time, frame, the findings an ldm frame must raise; None for other traffic)
-    let mut events: Vec<(i64, Vec<u8>, Option<&[Key]>)> = Vec::new();
+    let mut frames = Vec::new();
     for round in 0..10u16 {
         let start = i64::from(round) * 100_000;
-        for (i, frame) in background_round(round).into_iter().enumerate() {
-            events.push((start + 1_000 * i as i64, frame, None));
+        for (i, data) in background_round(round).into_iter().enumerate() {
+            frames.push(Timed { at_us: start + 1_000 * i as i64, data, ldm_keys: None });
         }
     }
-    events.push((5_500, eth_ldm(&CLIENT, 0x1601, &Repr::discovery_request()), Some(&[])));
-    events.push((12_300, eth_ldm(&LDOM_A, 0x2801, &disc_resp(&LDOM_A)), Some(&[])));
-    events.push((27_700, eth_ldm(&LDOM_B, 0x3801, &disc_resp(&LDOM_B)), Some(&[])));
-    events.push((41_100, eth_ldm(&LDOM_C, 0x4801, &disc_resp(&LDOM_C)), Some(&[])));
+    let mut ldm = |at_us, data, keys| frames.push(Timed { at_us, data, ldm_keys: Some(keys) });
+    ldm(5_500, eth_ldm(&CLIENT, 0x1601, &Repr::discovery_request()), &[]);
+    ldm(12_300, eth_ldm(&LDOM_A, 0x2801, &disc_resp(&LDOM_A)), &[]);
+    ldm(27_700, eth_ldm(&LDOM_B, 0x3801, &disc_resp(&LDOM_B)), &[]);
+    ldm(41_100, eth_ldm(&LDOM_C, 0x4801, &disc_resp(&LDOM_C)), &[]);
     let lookup = Repr::lookup(MsgType::SendMsg, AUTO_MAC, LDOM_A.ip);
-    events.push((400_500, eth_ldm(&LDOM_A, 0x2802, &lookup), Some(&[])));
+    ldm(400_500, eth_ldm(&LDOM_A, 0x2802, &lookup), &[]);
     let answer = Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_B.ip);
-    events.push((650_500, eth_ldm(&LDOM_B, 0x3802, &answer), Some(&[Key::LdmCollision])));
+    ldm(650_500, eth_ldm(&LDOM_B, 0x3802, &answer), &[Key::LdmCollision]);
     let unanswered = Repr::lookup(MsgType::SendMsg, AUTO_MAC_2, LDOM_A.ip);
-    events.push((1_500_500, eth_ldm(&LDOM_A, 0x2803, &unanswered), Some(&[])));
-    events.sort_by_key(|(at, _, _)| *at);
+    ldm(1_500_500, eth_ldm(&LDOM_A, 0x2803, &unanswered), &[]);
+    frames.sort_by_key(|f| f.at_us);
     let mut r = Recorder::default();
-    for (at, frame, keys) in events {
-        match keys {
-            Some(keys) => r.ldm(at, frame, keys),
-            None => r.frame(at, frame),
+    for Timed { at_us, data, ldm_keys } in frames {
+        match ldm_keys {
+            Some(keys) => r.ldm(at_us, data, keys),
+            None => r.frame(at_us, data),
         };
     }
     r.pcapng(
