@@ -61,11 +61,8 @@ impl Discoveries {
             return;
         }
         self.requests.retain(|r| !expired(r));
-        let (ordered, _) = self
-            .requests
-            .iter()
-            .fold((true, None), |(ordered, previous), r| (ordered && previous.is_none_or(|p| p <= r.ts), Some(r.ts)));
-        self.in_time_order = ordered;
+        let later = self.requests.iter().skip(1);
+        self.in_time_order = self.requests.iter().zip(later).all(|(earlier, next)| earlier.ts <= next.ts);
     }
 }
 
