@@ -226,14 +226,9 @@ fn keys(record: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[test]
-fn virsh_session_decodes_like_libvirts_own_dissector() {
-    if !available("virsh_session_decodes_like_libvirts_own_dissector") {
-        return;
-    }
-    let daemon = Daemon::start();
-    let capture = daemon.dir.join("session.pcap");
-    let tcpdump = daemon.tcpdump(&capture);
+/// A virsh session against the daemon, captured to `capture`.
+fn capture_session(daemon: &Daemon, capture: &Path) {
+    let tcpdump = daemon.tcpdump(capture);
     for command in ["list --all", "dominfo test", "version", "destroy test; start test; list"] {
         let out = daemon.virsh(command);
         assert!(out.status.success(), "virsh {command}: {}", String::from_utf8_lossy(&out.stderr));
@@ -242,6 +237,53 @@ fn virsh_session_decodes_like_libvirts_own_dissector() {
     assert!(!missing.status.success(), "no domain 'nosuch'");
     std::thread::sleep(Duration::from_millis(300));
     stop(tcpdump);
+}
+
+/// Frames after which tshark finds TCP bytes missing from the capture.
+fn lost_segments(path: &Path) -> Vec<u64> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args(["-Y", "tcp.analysis.lost_segment", "-T", "fields", "-e", "frame.number"])
+        .output()
+        .expect("tshark runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.parse().expect("frame number")).collect()
+}
+
+/// Sessions captured at most, when tcpdump misses segments.
+const CAPTURE_ATTEMPTS: usize = 3;
+
+#[test]
+fn virsh_session_decodes_like_libvirts_own_dissector() {
+    if !available("virsh_session_decodes_like_libvirts_own_dissector") {
+        return;
+    }
+    let daemon = Daemon::start();
+    // Under load tcpdump has been seen to miss segments of the session (CI,
+    // once in about twenty runs). Then libvirt-wireshark decodes each later
+    // segment on its own while we hold them behind the gap: the comparison
+    // needs a whole capture, so the session is captured again, after checking
+    // that the gap was reported.
+    let mut whole = None;
+    for attempt in 1..=CAPTURE_ATTEMPTS {
+        let capture = daemon.dir.join(format!("session-{attempt}.pcap"));
+        capture_session(&daemon, &capture);
+        let lost = lost_segments(&capture);
+        if lost.is_empty() {
+            whole = Some(capture);
+            break;
+        }
+        let (_, records) = our_messages(&capture);
+        assert!(
+            records.iter().any(|r| keys(r).iter().any(|k| k == "libvirt.stream_gap")),
+            "tshark finds segments missing before frames {lost:?}, and we report no libvirt.stream_gap"
+        );
+        eprintln!("attempt {attempt}: the capture missed segments before frames {lost:?}; capturing again");
+    }
+    let Some(capture) = whole else {
+        panic!("tcpdump missed segments in each of {CAPTURE_ATTEMPTS} captured sessions");
+    };
 
     let (ours, records) = our_messages(&capture);
     let mut theirs = their_messages(&capture);
@@ -250,8 +292,8 @@ fn virsh_session_decodes_like_libvirts_own_dissector() {
     theirs.sort();
     assert!(ours.len() >= 40, "a virsh session is dozens of messages: {}", ours.len());
     if sorted != theirs {
-        // Seen once in about twenty runs and not since: keep what it takes to
-        // tell why (the capture outlives the daemon's temporary directory).
+        // Keep what it takes to tell why (the capture outlives the daemon's
+        // temporary directory).
         let kept = std::env::temp_dir().join(format!("ldm-virsh-session-mismatch-{}.pcap", std::process::id()));
         let _ = std::fs::copy(&capture, &kept);
         let only_ours: Vec<&Row> = sorted.iter().filter(|r| !theirs.contains(r)).collect();
@@ -286,6 +328,27 @@ fn virsh_session_decodes_like_libvirts_own_dissector() {
     let text = error["error_message"].as_str().unwrap_or_default().to_lowercase();
     assert!(text.contains("domain not found"), "{text}");
     assert_eq!(keys(errors[0]), ["libvirt.error_reply"]);
+}
+
+/// The check that decides whether a live session is captured again: tshark
+/// sees the hole in a capture that has one (and not in a whole one), and so
+/// do we.
+#[test]
+fn a_capture_with_a_hole_is_told_from_a_whole_one() {
+    if !plugin_available() {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    assert!(lost_segments(&root.join("libvirt/virsh-session.pcap")).is_empty());
+    let with_hole = root.join("libvirt-anomalies.pcapng");
+    assert_eq!(lost_segments(&with_hole), [20]);
+    let (_, records) = our_messages(&with_hole);
+    let gap_frames: Vec<u64> = records
+        .iter()
+        .filter(|r| keys(r).iter().any(|k| k == "libvirt.stream_gap"))
+        .map(|r| r["frame"]["number"].as_u64().expect("frame"))
+        .collect();
+    assert!(gap_frames.contains(&20), "{gap_frames:?}");
 }
 
 #[test]
