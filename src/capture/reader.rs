@@ -302,7 +302,7 @@ impl CaptureReader {
         loop {
             match self.step() {
                 Step::Packet(at) => return Ok(Some(self.frame_at(at))),
-                Step::Skip(n) => self.inner.get().consume_noshift(n),
+                Step::Skip(n) => self.inner.consume(n),
                 Step::Refill => self.refill_or_grow()?,
                 Step::Eof => return Ok(None),
                 Step::Fail(e) => return Err(e),

@@ -97,10 +97,7 @@ impl Sink<'_> {
         self.first_field = false;
         match self.layout {
             // Field names are our own identifiers: nothing to escape.
-            Layout::Plain => {
-                debug_assert!(!name.bytes().any(|b| b == b'"' || b == b'\\' || !b.is_ascii_graphic()), "{name}");
-                plain_string(self.buf, name);
-            }
+            Layout::Plain => plain_string(self.buf, name),
             Layout::Ek => {
                 // tshark's ek names: layer_layer_field, dots as underscores.
                 let layer = self.layer.as_bytes();
