@@ -406,43 +406,7 @@ pub fn format_mac(mac: [u8; 6]) -> String {
     MacAddr(mac).to_string()
 }
 
-impl fmt::Display for Detail {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Detail::None => Ok(()),
-            Detail::Expected { field, got, want } => write!(f, "{field} is {got}, expected {want}"),
-            Detail::Hex { field, got } => write!(f, "{field} is {got:#x}"),
-            Detail::Value { field, got } => write!(f, "{field} is {got}"),
-            Detail::Length { got, want } => write!(f, "{got} bytes, expected {want}"),
-            Detail::Field(field) => write!(f, "in {field}"),
-            Detail::AddrMismatch { field, said, header } => write!(f, "{field} says {said}, IP source is {header}"),
-            Detail::Addr(addr) => write!(f, "{addr}"),
-            Detail::Mac(mac) => write!(f, "{}", MacAddr(mac)),
-            Detail::Ttl(ttl) => write!(f, "TTL {ttl}"),
-            Detail::Cut { caplen, len } => write!(f, "{caplen} of {len} bytes captured"),
-            Detail::Fragments { count, first_frame, last_frame } => {
-                write!(f, "{count} fragments, frames {first_frame}-{last_frame}")
-            }
-            Detail::FragmentsMissing { have, of: Some(total) } => write!(f, "{have} of {total} bytes arrived"),
-            Detail::FragmentsMissing { have, of: None } => {
-                write!(f, "{have} bytes arrived, last fragment never seen")
-            }
-            Detail::After { what, frame, secs } => write!(f, "{secs:.3} s after the {what} in frame {frame}"),
-            Detail::AlsoSeen { what, addr, frame } => write!(f, "{what} also seen from {addr} in frame {frame}"),
-            Detail::AlsoFrom { mac, frame } => write!(f, "also sent from {} in frame {frame}", MacAddr(mac)),
-            Detail::Chain { lookups, secs, first_frame } => {
-                write!(f, "lookup {lookups} of a retry chain begun {secs:.1} s ago in frame {first_frame}")
-            }
-            Detail::Burst { lookups, distinct, secs } => {
-                write!(f, "{lookups} lookups of {distinct} distinct MACs in {secs:.3} s")
-            }
-            Detail::Backwards { secs } => write!(f, "{secs:.6} s before the previous frame"),
-            Detail::Bytes(bytes) => write!(f, "{bytes} bytes"),
-            Detail::Serial { serial, frame } => write!(f, "serial {serial}, frame {frame}"),
-            Detail::LibvirtError { code, domain } => write!(f, "code {code}, domain {domain}"),
-        }
-    }
-}
+// `Display` for `Detail` lives with its writer, in output/detail.rs.
 
 impl fmt::Display for Finding {
     /// `key (detail)`, the form the one-line output uses.

@@ -79,8 +79,12 @@ impl FieldSink for Names {
     fn layer(&mut self, name: &'static str) {
         self.1 = name;
     }
-    fn field(&mut self, name: &'static str, _: Value<'_>) {
-        self.0.insert(format!("{}.{name}", self.1));
+    fn field(&mut self, name: fields::Name, _: Value<'_>) {
+        // JSON copies a key written out beforehand: it must say the name.
+        if let Some(key) = name.json_key() {
+            assert_eq!(key, format!(",\"{}\":", name.text()));
+        }
+        self.0.insert(format!("{}.{}", self.1, name.text()));
     }
     fn end_layer(&mut self) {}
 }

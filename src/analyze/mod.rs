@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use arrayvec::ArrayVec;
 
 use crate::capture::Timestamp;
-use crate::dissect::fields::{FieldSink, Value};
+use crate::dissect::fields::{name, FieldSink, Value};
 use crate::dissect::Dissection;
 use crate::expert::{Detail, Finding, Key};
 use crate::wire::ldm::{Message, MsgType, Payload};
@@ -75,13 +75,13 @@ impl Annotation {
     /// `ldm.response_in`.
     pub fn fields(&self, sink: &mut dyn FieldSink) {
         if let Some(frame) = self.request_in {
-            sink.field("request_in", Value::U64(frame));
+            sink.field(name!("request_in"), Value::U64(frame));
         }
         if let Some(rtt) = self.rtt {
-            sink.field("rtt", Value::F64(rtt));
+            sink.field(name!("rtt"), Value::F64(rtt));
         }
         if !self.response_in.is_empty() {
-            sink.field("response_in", Value::U64List(&self.response_in));
+            sink.field(name!("response_in"), Value::U64List(&self.response_in));
         }
     }
 

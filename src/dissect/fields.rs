@@ -36,10 +36,50 @@ pub enum Value<'a> {
     TextList(&'a [&'a [u8]]),
 }
 
+/// A field's name, and the JSON key written out beforehand (`,"name":`):
+/// JSON writes a key for every field of every record, and a key copied
+/// whole costs a fraction of one put together from its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Name {
+    text: &'static str,
+    json_key: Option<&'static str>,
+}
+
+impl Name {
+    /// A name known only at run time (libvirt's argument names): JSON puts
+    /// its key together.
+    pub const fn new(text: &'static str) -> Name {
+        Name { text, json_key: None }
+    }
+
+    /// For `name!`, which spells the key from the text.
+    #[doc(hidden)]
+    pub const fn with_json_key(text: &'static str, json_key: &'static str) -> Name {
+        Name { text, json_key: Some(json_key) }
+    }
+
+    pub fn text(self) -> &'static str {
+        self.text
+    }
+
+    /// `,"name":`, when written out beforehand.
+    pub fn json_key(self) -> Option<&'static str> {
+        self.json_key
+    }
+}
+
+/// `name!("mac")`: a field name with its JSON key, `,"mac":`.
+macro_rules! name {
+    ($text:literal) => {
+        $crate::dissect::fields::Name::with_json_key($text, concat!(",\"", $text, "\":"))
+    };
+}
+pub(crate) use name;
+
 /// Receives the layers and fields of one packet, in order.
 pub trait FieldSink {
     fn layer(&mut self, name: &'static str);
-    fn field(&mut self, name: &'static str, value: Value<'_>);
+    fn field(&mut self, name: Name, value: Value<'_>);
     fn end_layer(&mut self);
 }
 
@@ -130,7 +170,7 @@ pub fn rfc3339(ts: Timestamp) -> String {
     Rfc3339(ts).to_string()
 }
 
-fn text<S: FieldSink>(sink: &mut S, name: &'static str, field: Option<CharField<'_>>) {
+fn text<S: FieldSink>(sink: &mut S, name: Name, field: Option<CharField<'_>>) {
     if let Some(field) = field {
         sink.field(name, Value::Text(field.text()));
     }
@@ -158,14 +198,14 @@ pub fn walk<S: FieldSink>(
 fn frame<S: FieldSink>(d: &Dissection<'_>, time_relative: f64, sink: &mut S) {
     let f = &d.frame;
     sink.layer("frame");
-    sink.field("number", Value::U64(f.number));
-    sink.field("time", Value::Time(f.ts));
-    sink.field("time_epoch", Value::Epoch(f.ts));
-    sink.field("time_relative", Value::F64(time_relative));
-    sink.field("len", Value::U64(f.len.into()));
-    sink.field("cap_len", Value::U64(f.caplen().into()));
-    sink.field("interface_id", Value::U64(f.interface.into()));
-    sink.field("linktype", Value::Str(linktype_name(f.linktype)));
+    sink.field(name!("number"), Value::U64(f.number));
+    sink.field(name!("time"), Value::Time(f.ts));
+    sink.field(name!("time_epoch"), Value::Epoch(f.ts));
+    sink.field(name!("time_relative"), Value::F64(time_relative));
+    sink.field(name!("len"), Value::U64(f.len.into()));
+    sink.field(name!("cap_len"), Value::U64(f.caplen().into()));
+    sink.field(name!("interface_id"), Value::U64(f.interface.into()));
+    sink.field(name!("linktype"), Value::Str(linktype_name(f.linktype)));
     sink.end_layer();
 }
 
@@ -175,28 +215,28 @@ fn link<S: FieldSink>(d: &Dissection<'_>, sink: &mut S) {
         LinkKind::Ethernet => {
             sink.layer("eth");
             if let Some(src) = link.src {
-                sink.field("src", Value::Mac(src));
+                sink.field(name!("src"), Value::Mac(src));
             }
             if let Some(dst) = link.dst {
-                sink.field("dst", Value::Mac(dst));
+                sink.field(name!("dst"), Value::Mac(dst));
             }
         }
         LinkKind::LinuxSll | LinkKind::LinuxSll2 => {
             sink.layer("sll");
             if let Some(src) = link.src {
-                sink.field("src", Value::Mac(src));
+                sink.field(name!("src"), Value::Mac(src));
             }
             if let Some(pkttype) = link.packet_type {
-                sink.field("pkttype", Value::U64(pkttype.into()));
+                sink.field(name!("pkttype"), Value::U64(pkttype.into()));
             }
             if let Some(ifindex) = link.if_index {
-                sink.field("ifindex", Value::U64(ifindex.into()));
+                sink.field(name!("ifindex"), Value::U64(ifindex.into()));
             }
         }
         LinkKind::Loopback | LinkKind::RawIp => return,
     }
     if !link.vlans.is_empty() {
-        sink.field("vlan", Value::U16List(&link.vlans));
+        sink.field(name!("vlan"), Value::U16List(&link.vlans));
     }
     sink.end_layer();
 }
@@ -208,24 +248,24 @@ fn checksum_status(status: ChecksumStatus) -> Value<'static> {
 fn ip<S: FieldSink>(d: &Dissection<'_>, sink: &mut S) {
     let Some(ip) = &d.ip else { return };
     sink.layer(if ip.version == 4 { "ip" } else { "ipv6" });
-    sink.field("src", Value::Ip(ip.src));
-    sink.field("dst", Value::Ip(ip.dst));
-    sink.field("ttl", Value::U64(ip.ttl.into()));
-    sink.field("proto", Value::U64(ip.protocol.into()));
-    sink.field("len", Value::U64(ip.total_len as u64));
+    sink.field(name!("src"), Value::Ip(ip.src));
+    sink.field(name!("dst"), Value::Ip(ip.dst));
+    sink.field(name!("ttl"), Value::U64(ip.ttl.into()));
+    sink.field(name!("proto"), Value::U64(ip.protocol.into()));
+    sink.field(name!("len"), Value::U64(ip.total_len as u64));
     if ip.version == 4 {
-        sink.field("hdr_len", Value::U64(ip.header_len as u64));
-        sink.field("id", Value::U64(ip.id.into()));
-        sink.field("checksum", Value::U64(ip.checksum.into()));
-        sink.field("checksum_status", checksum_status(ip.checksum_status));
+        sink.field(name!("hdr_len"), Value::U64(ip.header_len as u64));
+        sink.field(name!("id"), Value::U64(ip.id.into()));
+        sink.field(name!("checksum"), Value::U64(ip.checksum.into()));
+        sink.field(name!("checksum_status"), checksum_status(ip.checksum_status));
     }
     if let Some(fragment) = ip.fragment {
-        sink.field("flags_mf", Value::Bool(fragment.more_fragments));
-        sink.field("frag_offset", Value::U64(fragment.offset as u64));
+        sink.field(name!("flags_mf"), Value::Bool(fragment.more_fragments));
+        sink.field(name!("frag_offset"), Value::U64(fragment.offset as u64));
     }
     if let Some(origin) = d.reassembled {
-        sink.field("reassembled_fragments", Value::U64(origin.fragments.into()));
-        sink.field("reassembled_first_frame", Value::U64(origin.first_frame));
+        sink.field(name!("reassembled_fragments"), Value::U64(origin.fragments.into()));
+        sink.field(name!("reassembled_first_frame"), Value::U64(origin.first_frame));
     }
     sink.end_layer();
 }
@@ -233,23 +273,23 @@ fn ip<S: FieldSink>(d: &Dissection<'_>, sink: &mut S) {
 fn udp<S: FieldSink>(d: &Dissection<'_>, sink: &mut S) {
     let Some(udp) = &d.udp else { return };
     sink.layer("udp");
-    sink.field("srcport", Value::U64(udp.src_port.into()));
-    sink.field("dstport", Value::U64(udp.dst_port.into()));
-    sink.field("length", Value::U64(udp.length.into()));
-    sink.field("checksum", Value::U64(udp.checksum.into()));
-    sink.field("checksum_status", checksum_status(udp.checksum_status));
+    sink.field(name!("srcport"), Value::U64(udp.src_port.into()));
+    sink.field(name!("dstport"), Value::U64(udp.dst_port.into()));
+    sink.field(name!("length"), Value::U64(udp.length.into()));
+    sink.field(name!("checksum"), Value::U64(udp.checksum.into()));
+    sink.field(name!("checksum_status"), checksum_status(udp.checksum_status));
     sink.end_layer();
 }
 
 fn tcp<S: FieldSink>(d: &Dissection<'_>, sink: &mut S) {
     let Some(tcp) = &d.tcp else { return };
     sink.layer("tcp");
-    sink.field("srcport", Value::U64(tcp.src_port.into()));
-    sink.field("dstport", Value::U64(tcp.dst_port.into()));
-    sink.field("seq", Value::U64(tcp.seq.into()));
-    sink.field("ack", Value::U64(tcp.ack.into()));
-    sink.field("flags", Value::U64(tcp.flags.into()));
-    sink.field("len", Value::U64(tcp.payload_len as u64));
+    sink.field(name!("srcport"), Value::U64(tcp.src_port.into()));
+    sink.field(name!("dstport"), Value::U64(tcp.dst_port.into()));
+    sink.field(name!("seq"), Value::U64(tcp.seq.into()));
+    sink.field(name!("ack"), Value::U64(tcp.ack.into()));
+    sink.field(name!("flags"), Value::U64(tcp.flags.into()));
+    sink.field(name!("len"), Value::U64(tcp.payload_len as u64));
     sink.end_layer();
 }
 
@@ -259,22 +299,22 @@ fn libvirt<S: FieldSink>(d: &Dissection<'_>, sink: &mut S, extra: &dyn Fn(&mut d
     let Some(msg) = &d.libvirt else { return };
     let h = &msg.header;
     sink.layer("libvirt");
-    sink.field("len", Value::U64(h.len.into()));
-    sink.field("prog", Value::U64(h.prog.into()));
+    sink.field(name!("len"), Value::U64(h.len.into()));
+    sink.field(name!("prog"), Value::U64(h.prog.into()));
     if let Some(name) = h.program_name() {
-        sink.field("prog_name", Value::Str(name));
+        sink.field(name!("prog_name"), Value::Str(name));
     }
-    sink.field("vers", Value::U64(h.vers.into()));
-    sink.field("proc", Value::I64(h.proc_.into()));
+    sink.field(name!("vers"), Value::U64(h.vers.into()));
+    sink.field(name!("proc"), Value::I64(h.proc_.into()));
     if let Some(name) = h.procedure_name() {
-        sink.field("proc_name", Value::Str(name));
+        sink.field(name!("proc_name"), Value::Str(name));
     }
-    sink.field("type", Value::I64(h.msg_type.to_i32().into()));
-    sink.field("type_name", Value::Str(h.msg_type.name()));
-    sink.field("serial", Value::U64(h.serial.into()));
-    sink.field("status", Value::I64(h.status.to_i32().into()));
-    sink.field("status_name", Value::Str(h.status.name()));
-    sink.field("payload_len", Value::U64(msg.payload_len() as u64));
+    sink.field(name!("type"), Value::I64(h.msg_type.to_i32().into()));
+    sink.field(name!("type_name"), Value::Str(h.msg_type.name()));
+    sink.field(name!("serial"), Value::U64(h.serial.into()));
+    sink.field(name!("status"), Value::I64(h.status.to_i32().into()));
+    sink.field(name!("status_name"), Value::Str(h.status.name()));
+    sink.field(name!("payload_len"), Value::U64(msg.payload_len() as u64));
     for (name, arg) in &libvirt_args::decode(msg) {
         let value = match arg {
             Arg::Int(v) => Value::I64(*v),
@@ -284,13 +324,13 @@ fn libvirt<S: FieldSink>(d: &Dissection<'_>, sink: &mut S, extra: &dyn Fn(&mut d
             Arg::Texts(list) => Value::TextList(list),
             Arg::Name(name) => Value::Str(name),
         };
-        sink.field(name, value);
+        sink.field(Name::new(name), value);
     }
     if let Some(error) = msg.error() {
-        sink.field("error_code", Value::I64(error.code.into()));
-        sink.field("error_domain", Value::I64(error.domain.into()));
+        sink.field(name!("error_code"), Value::I64(error.code.into()));
+        sink.field(name!("error_domain"), Value::I64(error.domain.into()));
         if let Some(message) = error.message {
-            sink.field("error_message", Value::Text(message));
+            sink.field(name!("error_message"), Value::Text(message));
         }
     }
     extra(sink);
@@ -302,18 +342,18 @@ fn libvirt<S: FieldSink>(d: &Dissection<'_>, sink: &mut S, extra: &dyn Fn(&mut d
 fn tls<S: FieldSink>(d: &Dissection<'_>, sink: &mut S) {
     let Some(record) = &d.tls else { return };
     sink.layer("tls");
-    sink.field("content_type", Value::U64(record.content_type.into()));
-    sink.field("record", Value::Str(record.type_name()));
-    sink.field("record_version", Value::U64(record.version.into()));
-    sink.field("length", Value::U64(record.length.into()));
+    sink.field(name!("content_type"), Value::U64(record.content_type.into()));
+    sink.field(name!("record"), Value::Str(record.type_name()));
+    sink.field(name!("record_version"), Value::U64(record.version.into()));
+    sink.field(name!("length"), Value::U64(record.length.into()));
     match record.hello() {
         Some(crate::wire::tls::Hello::Client { version, server_name }) => {
-            sink.field("version", Value::U64(version.into()));
+            sink.field(name!("version"), Value::U64(version.into()));
             if let Some(name) = server_name {
-                sink.field("server_name", Value::Text(name));
+                sink.field(name!("server_name"), Value::Text(name));
             }
         }
-        Some(crate::wire::tls::Hello::Server { version }) => sink.field("version", Value::U64(version.into())),
+        Some(crate::wire::tls::Hello::Server { version }) => sink.field(name!("version"), Value::U64(version.into())),
         None => {}
     }
     sink.end_layer();
@@ -322,46 +362,46 @@ fn tls<S: FieldSink>(d: &Dissection<'_>, sink: &mut S) {
 fn ldm<S: FieldSink>(d: &Dissection<'_>, sink: &mut S, extra: &dyn Fn(&mut dyn FieldSink)) {
     let Some(msg) = &d.ldm else { return };
     sink.layer("ldm");
-    sink.field("len", Value::U64(msg.bytes.len() as u64));
+    sink.field(name!("len"), Value::U64(msg.bytes.len() as u64));
     sink.field(
-        "byte_order",
+        name!("byte_order"),
         Value::Str(if msg.byte_order == crate::wire::ldm::ByteOrder::Big { "big" } else { "little" }),
     );
     if let Some(v) = msg.version_no {
-        sink.field("version", Value::U64(v.into()));
+        sink.field(name!("version"), Value::U64(v.into()));
     }
     if let Some(m) = msg.magic_no {
-        sink.field("magic", Value::U64(m.into()));
+        sink.field(name!("magic"), Value::U64(m.into()));
     }
     if let Some(t) = msg.msg_type {
-        sink.field("msg_type", Value::U64(t.to_u32().into()));
-        sink.field("msg_type_name", Value::Str(t.name()));
+        sink.field(name!("msg_type"), Value::U64(t.to_u32().into()));
+        sink.field(name!("msg_type_name"), Value::Str(t.name()));
     }
     if let Some(r) = msg.resv {
-        sink.field("resv", Value::U64(r.into()));
+        sink.field(name!("resv"), Value::U64(r.into()));
     }
     match msg.payload {
         Payload::Lookup(l) => {
             if let Some(raw) = l.mac_addr {
-                sink.field("mac", Value::Mac(crate::wire::ldm::mac_from_u64(raw)));
-                sink.field("mac_addr", Value::U64(raw));
+                sink.field(name!("mac"), Value::Mac(crate::wire::ldm::mac_from_u64(raw)));
+                sink.field(name!("mac_addr"), Value::U64(raw));
             }
-            text(sink, "source_ip", l.source_ip);
+            text(sink, name!("source_ip"), l.source_ip);
         }
         Payload::Discovery(disc) => {
-            text(sink, "ldmd_version", disc.ldmd_version);
-            text(sink, "hostname", disc.hostname);
+            text(sink, name!("ldmd_version"), disc.ldmd_version);
+            text(sink, name!("hostname"), disc.hostname);
             if let Some(ip) = disc.ip_address {
-                sink.field("ip_address", Value::Ip(ip.into()));
+                sink.field(name!("ip_address"), Value::Ip(ip.into()));
             }
             if let Some(port) = disc.port_no {
-                sink.field("port", Value::I64(port.into()));
+                sink.field(name!("port"), Value::I64(port.into()));
             }
         }
         Payload::Opaque(_) => {}
     }
     if !msg.trailing().is_empty() {
-        sink.field("trailing_len", Value::U64(msg.trailing().len() as u64));
+        sink.field(name!("trailing_len"), Value::U64(msg.trailing().len() as u64));
     }
     extra(sink);
     sink.end_layer();

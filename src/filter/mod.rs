@@ -479,10 +479,10 @@ impl FieldSink for Values<'_> {
         self.layers.push(name);
     }
 
-    fn field(&mut self, name: &'static str, value: Value<'_>) {
+    fn field(&mut self, name: fields::Name, value: Value<'_>) {
         let Some(layer) = self.layers.last().copied() else { return };
         let mut sink = ValueSink { values: self, layer };
-        sink.field(name, value);
+        sink.field(name.text(), value);
     }
 
     fn end_layer(&mut self) {}

@@ -4,7 +4,7 @@
 
 use std::io::Write as _;
 
-use crate::dissect::fields::{self, FieldSink, Rfc3339, Value};
+use crate::dissect::fields::{self, FieldSink, Name, Rfc3339, Value};
 use crate::expert::MacAddr;
 use crate::wire::libvirt_args::UuidText;
 
@@ -29,8 +29,9 @@ struct Sink<'b> {
 }
 
 /// Whether JSON needs any of `bytes` escaped (most values need none).
+/// Without an early exit, so that the compiler checks many bytes per step.
 fn needs_escape(bytes: &[u8]) -> bool {
-    !bytes.iter().all(|&b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+    bytes.iter().fold(false, |any, &b| any | !(0x20..=0x7e).contains(&b) | (b == b'"') | (b == b'\\'))
 }
 
 fn string(buf: &mut Vec<u8>, s: &str) {
@@ -53,11 +54,10 @@ fn plain_string(buf: &mut Vec<u8>, s: &str) {
 }
 
 /// `"text"` for text that needs no escaping (addresses, times).
-fn quoted(buf: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> std::io::Result<()> {
+fn quoted(buf: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
     buf.push(b'"');
-    write(buf)?;
+    write(buf);
     buf.push(b'"');
-    Ok(())
 }
 
 /// A C string as a JSON string, escaped as Wireshark shows it (`\xNN` for
@@ -83,22 +83,32 @@ fn number_list(buf: &mut Vec<u8>, values: impl Iterator<Item = u64>) {
         if i > 0 {
             buf.push(b',');
         }
-        let _ = write_integer(buf, v);
+        write_integer(buf, v);
     }
     buf.push(b']');
 }
 
 impl Sink<'_> {
     #[inline(always)]
-    fn key(&mut self, name: &str) {
-        if !self.first_field {
-            self.buf.push(b',');
-        }
-        self.first_field = false;
-        match self.layout {
+    fn key(&mut self, name: Name) {
+        let first = std::mem::replace(&mut self.first_field, false);
+        match (self.layout, name.json_key()) {
+            // Two copies of known length (the comma or not), not one of a
+            // length known only at run time: those are copied in place.
+            (Layout::Plain, Some(key)) if first => self.buf.extend_from_slice(&key.as_bytes()[1..]),
+            (Layout::Plain, Some(key)) => self.buf.extend_from_slice(key.as_bytes()),
             // Field names are our own identifiers: nothing to escape.
-            Layout::Plain => plain_string(self.buf, name),
-            Layout::Ek => {
+            (Layout::Plain, None) => {
+                if !first {
+                    self.buf.push(b',');
+                }
+                plain_string(self.buf, name.text());
+                self.buf.push(b':');
+            }
+            (Layout::Ek, _) => {
+                if !first {
+                    self.buf.push(b',');
+                }
                 // tshark's ek names: layer_layer_field, dots as underscores.
                 let layer = self.layer.as_bytes();
                 self.buf.push(b'"');
@@ -106,11 +116,10 @@ impl Sink<'_> {
                 self.buf.push(b'_');
                 self.buf.extend_from_slice(layer);
                 self.buf.push(b'_');
-                self.buf.extend(name.bytes().map(|c| if c == b'.' { b'_' } else { c }));
-                self.buf.push(b'"');
+                self.buf.extend(name.text().bytes().map(|c| if c == b'.' { b'_' } else { c }));
+                self.buf.extend_from_slice(b"\":");
             }
         }
-        self.buf.push(b':');
     }
 }
 
@@ -130,35 +139,25 @@ impl FieldSink for Sink<'_> {
     // the kind of value are known: a fifth of a record's cost went to the
     // call, the dispatch on the value and copying names of unknown length.
     #[inline(always)]
-    fn field(&mut self, name: &'static str, value: Value<'_>) {
+    fn field(&mut self, name: Name, value: Value<'_>) {
         self.key(name);
         let buf = &mut *self.buf;
-        let _ = match value {
+        match value {
             Value::U64(v) => write_integer(buf, v),
             Value::I64(v) => write_integer(buf, v),
             Value::F64(v) => write_fixed(buf, v, 9, 0),
-            Value::Bool(v) => buf.write_all(if v { b"true" } else { b"false" }),
-            Value::Str(name) => {
-                plain_string(buf, name);
-                Ok(())
-            }
-            Value::Text(bytes) => {
-                text(buf, bytes);
-                Ok(())
-            }
-            Value::Mac(mac) => quoted(buf, |buf| buf.write_all(&MacAddr(mac).text())),
+            Value::Bool(v) => buf.extend_from_slice(if v { b"true" } else { b"false" }),
+            Value::Str(name) => plain_string(buf, name),
+            Value::Text(bytes) => text(buf, bytes),
+            Value::Mac(mac) => quoted(buf, |buf| buf.extend_from_slice(&MacAddr(mac).text())),
             Value::Ip(ip) => quoted(buf, |buf| write_ip(buf, ip)),
             Value::Epoch(ts) => quoted(buf, |buf| write_epoch(buf, ts)),
             Value::Time(ts) => quoted(buf, |buf| write_time(buf, ts)),
-            Value::U16List(list) => {
-                number_list(buf, list.iter().map(|&v| u64::from(v)));
-                Ok(())
+            Value::U16List(list) => number_list(buf, list.iter().map(|&v| u64::from(v))),
+            Value::U64List(list) => number_list(buf, list.iter().copied()),
+            Value::Uuid(uuid) => {
+                let _ = write!(buf, "\"{}\"", UuidText(uuid));
             }
-            Value::U64List(list) => {
-                number_list(buf, list.iter().copied());
-                Ok(())
-            }
-            Value::Uuid(uuid) => write!(buf, "\"{}\"", UuidText(uuid)),
             Value::TextList(list) => {
                 buf.push(b'[');
                 for (i, item) in list.iter().enumerate() {
@@ -168,9 +167,8 @@ impl FieldSink for Sink<'_> {
                     text(buf, item);
                 }
                 buf.push(b']');
-                Ok(())
             }
-        };
+        }
     }
 
     fn end_layer(&mut self) {
@@ -184,7 +182,7 @@ impl FieldSink for Sink<'_> {
 fn detail(buf: &mut Vec<u8>, detail: &crate::expert::Detail) {
     let start = buf.len();
     buf.push(b'"');
-    let _ = write!(buf, "{detail}");
+    super::detail::write_detail(buf, detail);
     if !needs_escape(&buf[start + 1..]) {
         buf.push(b'"');
         return;
@@ -195,10 +193,12 @@ fn detail(buf: &mut Vec<u8>, detail: &crate::expert::Detail) {
 }
 
 /// A capture time, RFC 3339.
-fn write_time(buf: &mut Vec<u8>, ts: crate::capture::Timestamp) -> std::io::Result<()> {
+fn write_time(buf: &mut Vec<u8>, ts: crate::capture::Timestamp) {
     match Rfc3339(ts).bytes() {
-        Some(text) => buf.write_all(&text),
-        None => write!(buf, "{}", Rfc3339(ts)),
+        Some(text) => buf.extend_from_slice(&text),
+        None => {
+            let _ = write!(buf, "{}", Rfc3339(ts));
+        }
     }
 }
 
@@ -248,7 +248,7 @@ pub fn write_record(buf: &mut Vec<u8>, p: &Packet<'_, '_>, time_relative: f64, l
             // tshark's index name: packets-YYYY-MM-DD (the first 10 bytes of the time).
             let _ = write!(buf, "{{\"index\":{{\"_index\":\"packets-");
             let start = buf.len();
-            let _ = write_time(buf, d.frame.ts);
+            write_time(buf, d.frame.ts);
             buf.truncate(start + 10);
             let _ = writeln!(buf, "\"}}}}");
             let millis = d.frame.ts.as_nanos().div_euclid(1_000_000);

@@ -1,6 +1,7 @@
 //! Everything a human or a program reads: packet lines, trees, hex, JSON, and
 //! the closing summary.
 
+pub mod detail;
 pub mod hex;
 pub mod json;
 pub mod numbers;

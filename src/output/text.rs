@@ -43,7 +43,7 @@ impl Style {
 
 /// `SRC → DST`: IP addresses, else MAC addresses. Written straight to the
 /// output, as every line starts with them.
-fn write_endpoints(out: &mut impl Write, d: &Dissection<'_>) -> io::Result<()> {
+fn write_endpoints(out: &mut Vec<u8>, d: &Dissection<'_>) -> io::Result<()> {
     // A TCP connection is told apart by its ports.
     if let (Some(ip), Some(tcp)) = (&d.ip, &d.tcp) {
         let src = std::net::SocketAddr::new(ip.src, tcp.src_port);
@@ -51,9 +51,10 @@ fn write_endpoints(out: &mut impl Write, d: &Dissection<'_>) -> io::Result<()> {
         return write!(out, "{src} → {dst}");
     }
     if let Some(ip) = &d.ip {
-        write_ip(out, ip.src)?;
-        out.write_all(" → ".as_bytes())?;
-        return write_ip(out, ip.dst);
+        write_ip(out, ip.src);
+        out.extend_from_slice(" → ".as_bytes());
+        write_ip(out, ip.dst);
+        return Ok(());
     }
     let link = d.link.as_ref();
     let mac = |m: Option<[u8; 6]>| m.map(MacAddr);
@@ -152,11 +153,11 @@ pub fn summary_fields(msg: &Message<'_>, out: &mut Vec<u8>) {
             text_field(out, "host", disc.hostname);
             if let Some(ip) = disc.ip_address {
                 out.extend_from_slice(b" ip=");
-                let _ = write_ip(out, ip.into());
+                write_ip(out, ip.into());
             }
             if let Some(port) = disc.port_no {
                 out.extend_from_slice(b" port=");
-                let _ = write_integer(out, port);
+                write_integer(out, port);
             }
             text_field(out, "version", disc.ldmd_version);
         }
@@ -179,9 +180,9 @@ fn type_name(msg: &Message<'_>) -> &'static str {
 /// for any other frame.
 pub fn write_line(out: &mut Vec<u8>, p: &Packet<'_, '_>, time_relative: f64, style: Style) -> io::Result<()> {
     let d = p.d;
-    write_number(out, d.frame.number, 5)?;
+    write_number(out, d.frame.number, 5);
     out.write_all(b" ")?;
-    write_fixed(out, time_relative, 6, 11)?;
+    write_fixed(out, time_relative, 6, 11);
     out.write_all(b" ")?;
     write_endpoints(out, d)?;
     out.write_all(b" ")?;
@@ -201,7 +202,7 @@ pub fn write_line(out: &mut Vec<u8>, p: &Packet<'_, '_>, time_relative: f64, sty
     }
     if let Some(rtt) = p.note.rtt {
         out.extend_from_slice(b" rtt=");
-        write_fixed(out, rtt, 6, 0)?;
+        write_fixed(out, rtt, 6, 0);
     }
     if p.has_findings() {
         out.write_all(b" [")?;

@@ -1,0 +1,233 @@
+//! A finding's detail as text: "version_no is 2, expected 1". Written into
+//! bytes without `core::fmt`, because JSON records carry a detail with most
+//! findings and the formatter's machinery cost more per record than all the
+//! other fields' values together. `Display` for `Detail` is made from this
+//! writer, so the text has one definition.
+
+use std::fmt;
+use std::io::Write as _;
+
+use crate::expert::{Detail, MacAddr};
+
+use super::numbers::{write_fixed, write_integer, write_ip};
+
+/// Appends the detail's text to `out` (nothing for `Detail::None`).
+pub fn write_detail(out: &mut Vec<u8>, detail: &Detail) {
+    // Writing to a Vec cannot fail: the results are ignored.
+    let _ = write_parts(out, detail);
+}
+
+fn write_parts(out: &mut Vec<u8>, detail: &Detail) -> std::io::Result<()> {
+    match *detail {
+        Detail::None => {}
+        Detail::Expected { field, got, want } => {
+            words(out, &[field, " is "]);
+            write_integer(out, got);
+            out.extend_from_slice(b", expected ");
+            write_integer(out, want);
+        }
+        Detail::Hex { field, got } => {
+            words(out, &[field, " is 0x"]);
+            write!(out, "{got:x}")?;
+        }
+        Detail::Value { field, got } => {
+            words(out, &[field, " is "]);
+            write_integer(out, got);
+        }
+        Detail::Length { got, want } => {
+            write_integer(out, got);
+            out.extend_from_slice(b" bytes, expected ");
+            write_integer(out, want);
+        }
+        Detail::Field(field) => words(out, &["in ", field]),
+        Detail::AddrMismatch { field, said, header } => {
+            words(out, &[field, " says "]);
+            write_ip(out, said);
+            out.extend_from_slice(b", IP source is ");
+            write_ip(out, header);
+        }
+        Detail::Addr(addr) => write_ip(out, addr),
+        Detail::Mac(mac) => out.extend_from_slice(&MacAddr(mac).text()),
+        Detail::Ttl(ttl) => {
+            out.extend_from_slice(b"TTL ");
+            write_integer(out, ttl);
+        }
+        Detail::Cut { caplen, len } => {
+            write_integer(out, caplen);
+            out.extend_from_slice(b" of ");
+            write_integer(out, len);
+            out.extend_from_slice(b" bytes captured");
+        }
+        Detail::Fragments { count, first_frame, last_frame } => {
+            write_integer(out, count);
+            out.extend_from_slice(b" fragments, frames ");
+            write_integer(out, first_frame);
+            out.push(b'-');
+            write_integer(out, last_frame);
+        }
+        Detail::FragmentsMissing { have, of: Some(total) } => {
+            write_integer(out, have);
+            out.extend_from_slice(b" of ");
+            write_integer(out, total);
+            out.extend_from_slice(b" bytes arrived");
+        }
+        Detail::FragmentsMissing { have, of: None } => {
+            write_integer(out, have);
+            out.extend_from_slice(b" bytes arrived, last fragment never seen");
+        }
+        Detail::After { what, frame, secs } => {
+            write_fixed(out, secs, 3, 0);
+            words(out, &[" s after the ", what, " in frame "]);
+            write_integer(out, frame);
+        }
+        Detail::AlsoSeen { what, addr, frame } => {
+            words(out, &[what, " also seen from "]);
+            write_ip(out, addr);
+            out.extend_from_slice(b" in frame ");
+            write_integer(out, frame);
+        }
+        Detail::AlsoFrom { mac, frame } => {
+            out.extend_from_slice(b"also sent from ");
+            out.extend_from_slice(&MacAddr(mac).text());
+            out.extend_from_slice(b" in frame ");
+            write_integer(out, frame);
+        }
+        Detail::Chain { lookups, secs, first_frame } => {
+            out.extend_from_slice(b"lookup ");
+            write_integer(out, lookups);
+            out.extend_from_slice(b" of a retry chain begun ");
+            write_fixed(out, secs, 1, 0);
+            out.extend_from_slice(b" s ago in frame ");
+            write_integer(out, first_frame);
+        }
+        Detail::Burst { lookups, distinct, secs } => {
+            write_integer(out, lookups);
+            out.extend_from_slice(b" lookups of ");
+            write_integer(out, distinct);
+            out.extend_from_slice(b" distinct MACs in ");
+            write_fixed(out, secs, 3, 0);
+            out.extend_from_slice(b" s");
+        }
+        Detail::Backwards { secs } => {
+            write_fixed(out, secs, 6, 0);
+            out.extend_from_slice(b" s before the previous frame");
+        }
+        Detail::Bytes(bytes) => {
+            write_integer(out, bytes);
+            out.extend_from_slice(b" bytes");
+        }
+        Detail::Serial { serial, frame } => {
+            out.extend_from_slice(b"serial ");
+            write_integer(out, serial);
+            out.extend_from_slice(b", frame ");
+            write_integer(out, frame);
+        }
+        Detail::LibvirtError { code, domain } => {
+            out.extend_from_slice(b"code ");
+            write_integer(out, code);
+            out.extend_from_slice(b", domain ");
+            write_integer(out, domain);
+        }
+    }
+    Ok(())
+}
+
+fn words(out: &mut Vec<u8>, parts: &[&str]) {
+    for part in parts {
+        out.extend_from_slice(part.as_bytes());
+    }
+}
+
+impl fmt::Display for Detail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = Vec::with_capacity(64);
+        write_detail(&mut text, self);
+        // Only our own names, numbers and addresses go in: always UTF-8.
+        f.write_str(&String::from_utf8_lossy(&text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text each detail had when it was written with `write!`: the
+    /// oracle, kept apart from the writer on purpose.
+    fn by_formatter(detail: &Detail) -> String {
+        match *detail {
+            Detail::None => String::new(),
+            Detail::Expected { field, got, want } => format!("{field} is {got}, expected {want}"),
+            Detail::Hex { field, got } => format!("{field} is {got:#x}"),
+            Detail::Value { field, got } => format!("{field} is {got}"),
+            Detail::Length { got, want } => format!("{got} bytes, expected {want}"),
+            Detail::Field(field) => format!("in {field}"),
+            Detail::AddrMismatch { field, said, header } => format!("{field} says {said}, IP source is {header}"),
+            Detail::Addr(addr) => format!("{addr}"),
+            Detail::Mac(mac) => format!("{}", MacAddr(mac)),
+            Detail::Ttl(ttl) => format!("TTL {ttl}"),
+            Detail::Cut { caplen, len } => format!("{caplen} of {len} bytes captured"),
+            Detail::Fragments { count, first_frame, last_frame } => {
+                format!("{count} fragments, frames {first_frame}-{last_frame}")
+            }
+            Detail::FragmentsMissing { have, of: Some(total) } => format!("{have} of {total} bytes arrived"),
+            Detail::FragmentsMissing { have, of: None } => format!("{have} bytes arrived, last fragment never seen"),
+            Detail::After { what, frame, secs } => format!("{secs:.3} s after the {what} in frame {frame}"),
+            Detail::AlsoSeen { what, addr, frame } => format!("{what} also seen from {addr} in frame {frame}"),
+            Detail::AlsoFrom { mac, frame } => format!("also sent from {} in frame {frame}", MacAddr(mac)),
+            Detail::Chain { lookups, secs, first_frame } => {
+                format!("lookup {lookups} of a retry chain begun {secs:.1} s ago in frame {first_frame}")
+            }
+            Detail::Burst { lookups, distinct, secs } => {
+                format!("{lookups} lookups of {distinct} distinct MACs in {secs:.3} s")
+            }
+            Detail::Backwards { secs } => format!("{secs:.6} s before the previous frame"),
+            Detail::Bytes(bytes) => format!("{bytes} bytes"),
+            Detail::Serial { serial, frame } => format!("serial {serial}, frame {frame}"),
+            Detail::LibvirtError { code, domain } => format!("code {code}, domain {domain}"),
+        }
+    }
+
+    fn every_kind_of_detail(n: u64, secs: f64, ip: std::net::IpAddr) -> Vec<Detail> {
+        let small = n as u32;
+        vec![
+            Detail::None,
+            Detail::Expected { field: "version_no", got: n, want: 1 },
+            Detail::Hex { field: "magic_no", got: n },
+            Detail::Value { field: "msg_type", got: n },
+            Detail::Length { got: n as usize, want: 312 },
+            Detail::Field("source_ip"),
+            Detail::AddrMismatch { field: "source_ip", said: ip, header: std::net::IpAddr::from([10, 0, 0, 1]) },
+            Detail::Addr(ip),
+            Detail::Mac([0x00, 0x14, 0x4f, n as u8, 0xab, 0xff]),
+            Detail::Ttl(n as u8),
+            Detail::Cut { caplen: small, len: small.wrapping_add(1) },
+            Detail::Fragments { count: n as u16, first_frame: n, last_frame: n.wrapping_add(3) },
+            Detail::FragmentsMissing { have: n as usize, of: Some(4096) },
+            Detail::FragmentsMissing { have: n as usize, of: None },
+            Detail::After { what: "lookup", frame: n, secs },
+            Detail::AlsoSeen { what: "this hostname", addr: ip, frame: n },
+            Detail::AlsoFrom { mac: [0xfe, 0, 0x5e, 1, n as u8, 0x1b], frame: n },
+            Detail::Chain { lookups: small, secs, first_frame: n },
+            Detail::Burst { lookups: small, distinct: small / 2, secs },
+            Detail::Backwards { secs },
+            Detail::Bytes(n),
+            Detail::Serial { serial: small, frame: n },
+            Detail::LibvirtError { code: (small as i32).wrapping_neg(), domain: small as i32 },
+        ]
+    }
+
+    #[test]
+    fn every_detail_reads_as_the_formatter_wrote_it() {
+        let ips: [std::net::IpAddr; 3] =
+            [[10, 1, 2, 3].into(), [0, 0, 0, 0].into(), "fe80::214:4fff:fef8:1".parse().unwrap()];
+        // Rounding ties and huge values take the formatter's own path in write_fixed.
+        let times = [0.0, 0.0005, 0.0015, 0.25, 0.05, 1.2345678, 59.95, 86_400.5, 1e13, -0.004, f64::NAN];
+        for n in [0, 1, 9, 10, 255, 256, 65_535, 1 << 31, u64::from(u32::MAX), u64::MAX] {
+            for (ip, secs) in ips.iter().cycle().zip(times) {
+                for detail in every_kind_of_detail(n, secs, *ip) {
+                    assert_eq!(detail.to_string(), by_formatter(&detail), "{detail:?}");
+                }
+            }
+        }
+    }
+}
