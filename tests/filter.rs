@@ -76,8 +76,8 @@ fn filters_select_exactly_the_right_frames() {
 struct Names(BTreeSet<String>, &'static str);
 
 impl FieldSink for Names {
-    fn layer(&mut self, name: &'static str) {
-        self.1 = name;
+    fn layer(&mut self, name: fields::Name) {
+        self.1 = name.text();
     }
     fn field(&mut self, name: fields::Name, _: Value<'_>) {
         // JSON copies a key written out beforehand: it must say the name.

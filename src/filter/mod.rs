@@ -475,8 +475,8 @@ struct ValueSink<'v, 'f> {
 }
 
 impl FieldSink for Values<'_> {
-    fn layer(&mut self, name: &'static str) {
-        self.layers.push(name);
+    fn layer(&mut self, name: fields::Name) {
+        self.layers.push(name.text());
     }
 
     fn field(&mut self, name: fields::Name, value: Value<'_>) {

@@ -63,6 +63,13 @@ fn quoted(buf: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
 /// A C string as a JSON string, escaped as Wireshark shows it (`\xNN` for
 /// what is not printable ASCII), written straight into the buffer.
 fn text(buf: &mut Vec<u8>, bytes: &[u8]) {
+    // Most text needs nothing escaped: copied whole.
+    if !needs_escape(bytes) {
+        buf.push(b'"');
+        buf.extend_from_slice(bytes);
+        buf.push(b'"');
+        return;
+    }
     buf.push(b'"');
     for &b in bytes {
         match b {
@@ -88,50 +95,55 @@ fn number_list(buf: &mut Vec<u8>, values: impl Iterator<Item = u64>) {
     buf.push(b']');
 }
 
-impl Sink<'_> {
-    #[inline(always)]
-    fn key(&mut self, name: Name) {
-        let first = std::mem::replace(&mut self.first_field, false);
-        match (self.layout, name.json_key()) {
-            // Two copies of known length (the comma or not), not one of a
-            // length known only at run time: those are copied in place.
-            (Layout::Plain, Some(key)) if first => self.buf.extend_from_slice(&key.as_bytes()[1..]),
-            (Layout::Plain, Some(key)) => self.buf.extend_from_slice(key.as_bytes()),
+/// `"name":`, after a comma unless `first`.
+#[inline(always)]
+fn plain_key(buf: &mut Vec<u8>, name: Name, first: bool) {
+    match name.json_key() {
+        // Two copies of known length (the comma or not), not one of a
+        // length known only at run time: those are copied in place.
+        Some(key) if first => buf.extend_from_slice(&key.as_bytes()[1..]),
+        Some(key) => buf.extend_from_slice(key.as_bytes()),
+        None => {
+            if !first {
+                buf.push(b',');
+            }
             // Field names are our own identifiers: nothing to escape.
-            (Layout::Plain, None) => {
-                if !first {
-                    self.buf.push(b',');
-                }
-                plain_string(self.buf, name.text());
-                self.buf.push(b':');
-            }
-            (Layout::Ek, _) => {
-                if !first {
-                    self.buf.push(b',');
-                }
-                // tshark's ek names: layer_layer_field, dots as underscores.
-                let layer = self.layer.as_bytes();
-                self.buf.push(b'"');
-                self.buf.extend_from_slice(layer);
-                self.buf.push(b'_');
-                self.buf.extend_from_slice(layer);
-                self.buf.push(b'_');
-                self.buf.extend(name.text().bytes().map(|c| if c == b'.' { b'_' } else { c }));
-                self.buf.extend_from_slice(b"\":");
-            }
+            plain_string(buf, name.text());
+            buf.push(b':');
         }
     }
 }
 
-impl FieldSink for Sink<'_> {
-    fn layer(&mut self, name: &'static str) {
-        if !self.first_layer {
+impl Sink<'_> {
+    #[inline(always)]
+    fn key(&mut self, name: Name) {
+        let first = std::mem::replace(&mut self.first_field, false);
+        if self.layout == Layout::Plain {
+            plain_key(self.buf, name, first);
+            return;
+        }
+        // tshark's ek names: layer_layer_field, dots as underscores.
+        if !first {
             self.buf.push(b',');
         }
-        self.first_layer = false;
-        self.layer = name;
-        plain_string(self.buf, name);
-        self.buf.extend_from_slice(b":{");
+        let layer = self.layer.as_bytes();
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(layer);
+        self.buf.push(b'_');
+        self.buf.extend_from_slice(layer);
+        self.buf.push(b'_');
+        self.buf.extend(name.text().bytes().map(|c| if c == b'.' { b'_' } else { c }));
+        self.buf.extend_from_slice(b"\":");
+    }
+}
+
+impl FieldSink for Sink<'_> {
+    #[inline(always)]
+    fn layer(&mut self, name: Name) {
+        let first = std::mem::replace(&mut self.first_layer, false);
+        self.layer = name.text();
+        plain_key(self.buf, name, first);
+        self.buf.push(b'{');
         self.first_field = true;
     }
 

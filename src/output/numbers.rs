@@ -12,6 +12,7 @@ use std::io::Write as _;
 use std::net::IpAddr;
 
 use crate::capture::Timestamp;
+use crate::dissect::fields::DIGIT_PAIRS;
 
 /// Appends the first `len` bytes of `text`.
 #[inline(always)]
@@ -21,18 +22,89 @@ fn put<const N: usize>(out: &mut Vec<u8>, text: &[u8; N], len: usize) {
     out.truncate(start + len);
 }
 
+/// 10^0 to 10^19.
+const POWERS_OF_TEN: [u64; 20] = {
+    let mut powers = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        powers[i] = powers[i - 1] * 10;
+        i += 1;
+    }
+    powers
+};
+
+/// How many decimal digits `n` has: log10 from log2 (1233 / 4096 is just
+/// above log10 2), corrected by one compare.
+#[inline(always)]
+fn decimal_len(n: u64) -> usize {
+    let log2 = 63 - (n | 1).leading_zeros();
+    let guess = (((log2 + 1) * 1233) >> 12) as usize;
+    (guess + 1 - usize::from(n < POWERS_OF_TEN[guess])).max(1)
+}
+
+/// The decimal digits of `n`, left-aligned, and how many there are.
+#[inline]
+fn digits(mut n: u64) -> ([u8; 20], usize) {
+    let len = decimal_len(n);
+    let mut text = [0u8; 20];
+    let mut end = len;
+    while n >= 100 {
+        let pair = 2 * (n % 100) as usize;
+        n /= 100;
+        end -= 2;
+        text[end..end + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = 2 * n as usize;
+        text[..2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
+        text[0] = b'0' + n as u8;
+    }
+    (text, len)
+}
+
+/// The integers the writers take, as sign and magnitude.
+pub trait Integer: Copy {
+    fn sign_and_magnitude(self) -> (bool, u64);
+}
+
+macro_rules! unsigned_integer {
+    ($($t:ty),*) => {$(
+        impl Integer for $t {
+            fn sign_and_magnitude(self) -> (bool, u64) {
+                (false, self as u64)
+            }
+        }
+    )*};
+}
+macro_rules! signed_integer {
+    ($($t:ty),*) => {$(
+        impl Integer for $t {
+            fn sign_and_magnitude(self) -> (bool, u64) {
+                (self < 0, self.unsigned_abs() as u64)
+            }
+        }
+    )*};
+}
+unsigned_integer!(u8, u16, u32, u64, usize);
+signed_integer!(i32, i64);
+
 /// `{n:>width$}`.
 pub fn write_number(out: &mut Vec<u8>, n: u64, width: usize) {
-    let mut digits = itoa::Buffer::new();
-    let text = digits.format(n);
-    write_spaces(out, width.saturating_sub(text.len()));
-    out.extend_from_slice(text.as_bytes());
+    let (text, len) = digits(n);
+    write_spaces(out, width.saturating_sub(len));
+    put(out, &text, len);
 }
 
 /// `{n}` for any integer.
 #[inline]
-pub fn write_integer(out: &mut Vec<u8>, n: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+pub fn write_integer(out: &mut Vec<u8>, n: impl Integer) {
+    let (negative, magnitude) = n.sign_and_magnitude();
+    if negative {
+        out.push(b'-');
+    }
+    let (text, len) = digits(magnitude);
+    put(out, &text, len);
 }
 
 fn write_spaces(out: &mut Vec<u8>, count: usize) {
@@ -57,17 +129,16 @@ pub fn write_fixed(out: &mut Vec<u8>, value: f64, decimals: u32, width: usize) {
         return;
     }
     let scaled = scaled.round() as u64;
-    let mut whole = itoa::Buffer::new();
-    let whole = whole.format(scaled / scale).as_bytes();
+    let (whole, whole_len) = digits(scaled / scale);
     let negative = value.is_sign_negative();
     let decimals = decimals as usize;
     let point = usize::from(decimals > 0);
-    let len = usize::from(negative) + whole.len() + point + decimals;
+    let len = usize::from(negative) + whole_len + point + decimals;
     write_spaces(out, width.saturating_sub(len));
     if negative {
         out.push(b'-');
     }
-    out.extend_from_slice(whole);
+    put(out, &whole, whole_len);
     if decimals > 0 {
         out.push(b'.');
         write_zero_padded(out, scaled % scale, decimals);
@@ -76,10 +147,9 @@ pub fn write_fixed(out: &mut Vec<u8>, value: f64, decimals: u32, width: usize) {
 
 /// `{n:0width$}`, for widths up to 9 (fractions of a second).
 fn write_zero_padded(out: &mut Vec<u8>, n: u64, width: usize) {
-    let mut digits = itoa::Buffer::new();
-    let digits = digits.format(n).as_bytes();
-    put(out, b"000000000", width.min(9).saturating_sub(digits.len()));
-    out.extend_from_slice(digits);
+    let (text, len) = digits(n);
+    put(out, b"000000000", width.min(9).saturating_sub(len));
+    put(out, &text, len);
 }
 
 /// `{secs}.{nanos:09}`, as a timestamp's `Display` writes it.
@@ -98,22 +168,31 @@ pub fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
     let mut text = [0u8; 16];
     let mut len = 0;
     for octet in v4.octets() {
-        // Digit by digit: copying a 1-to-3-byte slice is a memcpy call each.
-        if octet >= 100 {
-            text[len] = b'0' + octet / 100;
-            len += 1;
-        }
-        if octet >= 10 {
-            text[len] = b'0' + octet / 10 % 10;
-            len += 1;
-        }
-        text[len] = b'0' + octet % 10;
-        text[len + 1] = b'.';
-        len += 2;
+        let (digits, count) = OCTETS[usize::from(octet)];
+        text[len..len + 4].copy_from_slice(&digits);
+        len += usize::from(count) + 1;
     }
     // The last octet's dot is cut off.
     put(out, &text, len - 1);
 }
+
+/// Each octet's digits followed by a dot, and how many digits.
+const OCTETS: [([u8; 4], u8); 256] = {
+    let mut octets = [([0u8; 4], 0u8); 256];
+    let mut n = 0;
+    while n < 256 {
+        let (hundreds, tens, ones) = ((n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8);
+        octets[n] = if n >= 100 {
+            ([b'0' + hundreds, b'0' + tens, b'0' + ones, b'.'], 3)
+        } else if n >= 10 {
+            ([b'0' + tens, b'0' + ones, b'.', 0], 2)
+        } else {
+            ([b'0' + ones, b'.', 0, 0], 1)
+        };
+        n += 1;
+    }
+    octets
+};
 
 #[cfg(test)]
 mod tests {
