@@ -16,6 +16,7 @@ pub mod expert;
 pub mod filter;
 pub mod output;
 pub mod pipeline;
+pub mod prefetch;
 pub mod probe;
 pub mod synth;
 pub mod wire;

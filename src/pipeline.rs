@@ -127,50 +127,111 @@ const MAX_HELD_BYTES: usize = 4 << 20;
 /// held until its window closes, and whatever follows it waits behind it to
 /// keep the order.
 struct Held {
-    queue: VecDeque<(OwnedDissection, Annotation, bool)>,
+    /// Boxed, so that entries move in and out as pointers, and a spent
+    /// entry is refilled where it lies.
+    queue: VecDeque<Box<HeldEntry>>,
+    /// The frame numbers of `queue`, apart: a response's request is found
+    /// by binary search, and over the entries themselves (megabytes, out of
+    /// the caches) each step was a cache miss.
+    numbers: VecDeque<u64>,
+    /// Entries already shown, whose buffers the next ones reuse. Boxed
+    /// here too: the boxes themselves go back into `queue`.
+    #[allow(clippy::vec_box)]
+    spent: Vec<Box<HeldEntry>>,
     bytes: usize,
     window: f64,
 }
 
+struct HeldEntry {
+    owned: OwnedDissection,
+    note: Annotation,
+    /// A request, waiting for its window to close.
+    waits: bool,
+}
+
+/// How many entries ahead of its turn a held entry is fetched.
+const PREFETCH_AHEAD: usize = 4;
+
+/// Spent entries kept for reuse: one is pushed for each one shown, so a
+/// few are enough.
+const MAX_SPENT: usize = 8;
+
 impl Held {
     fn new(window: f64) -> Held {
-        Held { queue: VecDeque::new(), bytes: 0, window }
+        Held { queue: VecDeque::new(), numbers: VecDeque::new(), spent: Vec::new(), bytes: 0, window }
     }
 
-    /// Bytes an entry costs, its bookkeeping included.
+    /// Bytes an entry costs, its bookkeeping included (but for its box
+    /// pointer and its number in `numbers`, 16 bytes, left out so that the
+    /// cap holds as many entries as before).
     fn cost(d: &OwnedDissection) -> usize {
         d.size() + std::mem::size_of::<(OwnedDissection, Annotation, bool)>()
     }
 
-    fn push(&mut self, d: OwnedDissection, note: Annotation, waits: bool) {
-        self.bytes += Held::cost(&d);
-        self.queue.push_back((d, note, waits));
+    /// Holds a copy of `d` and `note`, in the buffers of a spent entry if
+    /// there is one.
+    fn push(&mut self, d: &Dissection<'_>, note: &Annotation, waits: bool) {
+        let entry = match self.spent.pop() {
+            Some(mut entry) => {
+                entry.owned.refill(d);
+                entry.note.clone_from(note);
+                entry.waits = waits;
+                entry
+            }
+            None => Box::new(HeldEntry { owned: d.to_owned(), note: note.clone(), waits }),
+        };
+        self.bytes += Held::cost(&entry.owned);
+        self.numbers.push_back(entry.owned.number());
+        self.queue.push_back(entry);
     }
 
     /// Records a response on its held request. The queue is in frame order,
     /// so the request is found by binary search.
     fn link(&mut self, request: u64, response: u64) {
-        let at = self.queue.partition_point(|(d, _, _)| d.number() < request);
-        if let Some((d, note, _)) = self.queue.get_mut(at) {
-            if d.number() == request {
-                note.response_in.push(response);
-            }
+        let at = self.numbers.partition_point(|&number| number < request);
+        if self.numbers.get(at) != Some(&request) {
+            return;
+        }
+        if let Some(entry) = self.queue.get_mut(at) {
+            entry.note.response_in.push(response);
         }
     }
 
     /// The front entry, once its window has closed at `now` (or memory is short).
-    fn pop_settled(&mut self, now: Option<Timestamp>) -> Option<(OwnedDissection, Annotation, bool)> {
-        let (front, _, waits) = self.queue.front()?;
+    fn pop_settled(&mut self, now: Option<Timestamp>) -> Option<Box<HeldEntry>> {
+        let front = self.queue.front()?;
         let open = match now {
-            Some(now) => now.seconds_since(front.ts()) <= self.window,
+            Some(now) => now.seconds_since(front.owned.ts()) <= self.window,
             None => false,
         };
-        if *waits && open && self.bytes <= MAX_HELD_BYTES {
+        if front.waits && open && self.bytes <= MAX_HELD_BYTES {
             return None;
         }
         let entry = self.queue.pop_front()?;
-        self.bytes -= Held::cost(&entry.0);
+        self.numbers.pop_front();
+        self.bytes -= Held::cost(&entry.owned);
+        self.prefetch_next();
         Some(entry)
+    }
+
+    /// The held entries fill megabytes, so by their turn they have left
+    /// the caches, and reading them waited on memory. Entries leave one per
+    /// frame read, in order: each is fetched four frames ahead of its turn,
+    /// and its frame two frames later, once the entry is in cache.
+    fn prefetch_next(&self) {
+        if let Some(next) = self.queue.get(PREFETCH_AHEAD / 2) {
+            next.owned.prefetch();
+        }
+        if let Some(after) = self.queue.get(PREFETCH_AHEAD) {
+            crate::prefetch::value(after.as_ref());
+        }
+    }
+
+    /// Takes back an entry once shown, for its buffers.
+    fn recycle(&mut self, entry: Box<HeldEntry>) {
+        if self.spent.len() < MAX_SPENT {
+            self.spent.push(entry);
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -243,18 +304,19 @@ pub fn run<S: Source, W: Write>(reader: S, out: W, mut config: Config) -> Result
         }
         if (d.is_shown() || config.all) && !config.quiet {
             if config.hold && (is_request(d) || !held.is_empty()) {
-                held.push(d.to_owned(), note.clone(), is_request(d));
+                held.push(d, note, is_request(d));
             } else {
                 emit(&mut printer, filter, d, note)?;
             }
         }
-        while let Some((mut owned, note, _)) = held.pop_settled(Some(d.frame.ts)) {
-            emit(&mut printer, filter, &owned.view(), &note)?;
+        while let Some(mut entry) = held.pop_settled(Some(d.frame.ts)) {
+            emit(&mut printer, filter, &entry.owned.view(), &entry.note)?;
+            held.recycle(entry);
         }
         Ok(config.count.is_none_or(|c| summary.shown() < c))
     })?;
-    while let Some((mut owned, note, _)) = held.pop_settled(None) {
-        emit(&mut printer, filter, &owned.view(), &note)?;
+    while let Some(mut entry) = held.pop_settled(None) {
+        emit(&mut printer, filter, &entry.owned.view(), &entry.note)?;
     }
     summary.evicted = analyzer.evicted();
     for kind in &config.stats {

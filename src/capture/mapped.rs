@@ -90,12 +90,8 @@ impl MappedReader {
     /// current record, so records are in cache when decoded.
     fn prefetch_ahead(&mut self) {
         let until = (self.position + PREFETCH_AHEAD).min(self.map.len());
-        #[cfg(target_arch = "x86_64")]
         while self.prefetched < until {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            // SAFETY: a prefetch is a hint; it never faults, and the address
-            // lies inside the map.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(self.map.as_ptr().add(self.prefetched).cast()) };
+            crate::prefetch::line(self.map[self.prefetched..].as_ptr());
             self.prefetched += CACHE_LINE;
         }
         self.prefetched = self.prefetched.max(until);

@@ -236,7 +236,15 @@ fn range_within(whole: &[u8], part: &[u8]) -> Option<std::ops::Range<usize>> {
 
 impl Dissection<'_> {
     pub fn to_owned(&self) -> OwnedDissection {
+        self.owned_with(Vec::new(), Vec::new())
+    }
+
+    /// The owned copy, in the given buffers (emptied first).
+    fn owned_with(&self, mut data: Vec<u8>, mut findings: Findings) -> OwnedDissection {
         let f = &self.frame;
+        data.clear();
+        data.extend_from_slice(f.data);
+        findings.clone_from(&self.findings);
         let payload = match (self.ldm, self.libvirt, self.tls) {
             (Some(m), _, _) => match range_within(f.data, m.bytes) {
                 Some(range) => HeldPayload::InFrame(range),
@@ -254,7 +262,7 @@ impl Dissection<'_> {
                 linktype: f.linktype,
                 interface: f.interface,
                 file_offset: f.file_offset,
-                data: f.data.to_vec(),
+                data,
             },
             payload,
             is_ldm: self.ldm.is_some(),
@@ -267,7 +275,7 @@ impl Dissection<'_> {
             tcp: self.tcp,
             reassembled: self.reassembled,
             stop: self.stop,
-            findings: self.findings.clone(),
+            findings,
             replayed: self.replayed,
             continuation: self.continuation,
         }
@@ -275,6 +283,20 @@ impl Dissection<'_> {
 }
 
 impl OwnedDissection {
+    /// Holds `d` instead, in this one's buffers: output holds frames by the
+    /// thousand, and an allocation and a free for each cost more than
+    /// copying the frame.
+    pub fn refill(&mut self, d: &Dissection<'_>) {
+        let data = std::mem::take(&mut self.frame.data);
+        let findings = std::mem::take(&mut self.findings);
+        *self = d.owned_with(data, findings);
+    }
+
+    /// Asks the CPU to fetch the held frame, which `view` reads.
+    pub fn prefetch(&self) {
+        crate::prefetch::bytes(&self.frame.data);
+    }
+
     fn payload(&self) -> &[u8] {
         match &self.payload {
             HeldPayload::InFrame(range) => &self.frame.data[range.clone()],
