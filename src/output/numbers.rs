@@ -120,15 +120,22 @@ fn write_spaces(out: &mut Vec<u8>, count: usize) {
 /// unless the value lies within float error of a rounding tie, or is too
 /// large for that to be exact: those go to the formatter.
 pub fn write_fixed(out: &mut Vec<u8>, value: f64, decimals: u32, width: usize) {
-    let scale = 10u64.pow(decimals.min(9));
+    let scale = POWERS_OF_TEN[decimals.min(9) as usize];
     let scaled = value.abs() * scale as f64;
-    let tie_distance = (scaled.fract() - 0.5).abs();
-    if decimals > 9 || !scaled.is_finite() || scaled >= (1u64 << 40) as f64 || tie_distance < 1e-3 {
+    // Not a number, infinite, or too large for the cast to be exact (the
+    // comparison is false for NaN).
+    let exact = scaled < (1u64 << 40) as f64;
+    // Truncated by the cast, not by `fract` or `round`: without SSE4.1
+    // those are calls into libm, and cost more than the rest.
+    let truncated = if exact { scaled as u64 } else { 0 };
+    let fraction = scaled - truncated as f64;
+    if decimals > 9 || !exact || (fraction - 0.5).abs() < 1e-3 {
         let decimals = decimals as usize;
         let _ = write!(out, "{value:>width$.decimals$}");
         return;
     }
-    let scaled = scaled.round() as u64;
+    // Ties went to the formatter, so this rounds as `round` would.
+    let scaled = truncated + u64::from(fraction > 0.5);
     let (whole, whole_len) = digits(scaled / scale);
     let negative = value.is_sign_negative();
     let decimals = decimals as usize;
@@ -146,10 +153,27 @@ pub fn write_fixed(out: &mut Vec<u8>, value: f64, decimals: u32, width: usize) {
 }
 
 /// `{n:0width$}`, for widths up to 9 (fractions of a second).
-fn write_zero_padded(out: &mut Vec<u8>, n: u64, width: usize) {
-    let (text, len) = digits(n);
-    put(out, b"000000000", width.min(9).saturating_sub(len));
-    put(out, &text, len);
+fn write_zero_padded(out: &mut Vec<u8>, mut n: u64, width: usize) {
+    let width = width.min(9);
+    if n >= POWERS_OF_TEN[width] {
+        // More digits than the width (a damaged timestamp's nanoseconds).
+        let (text, len) = digits(n);
+        put(out, &text, len);
+        return;
+    }
+    // Exactly `width` digits, two at a time from the right.
+    let mut text = [b'0'; 9];
+    let mut end = width;
+    while end >= 2 {
+        let pair = 2 * (n % 100) as usize;
+        n /= 100;
+        end -= 2;
+        text[end..end + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if end == 1 {
+        text[0] = b'0' + n as u8;
+    }
+    put(out, &text, width);
 }
 
 /// `{secs}.{nanos:09}`, as a timestamp's `Display` writes it.
@@ -249,7 +273,17 @@ mod tests {
 
     #[test]
     fn epochs_are_written_as_display_writes_them() {
-        for (secs, nanos) in [(0, 0), (1_793_611_800, 5), (-1, 999_999_999), (i64::MAX, 123_456_789)] {
+        let damaged = (7, 1_500_000_000);
+        let cases = [
+            (0, 0),
+            (1_793_611_800, 5),
+            (-1, 999_999_999),
+            (i64::MAX, 123_456_789),
+            (3, 10),
+            (4, 100_000_000),
+            damaged,
+        ];
+        for (secs, nanos) in cases {
             let ts = Timestamp::new(secs, nanos);
             assert_eq!(text(|out| write_epoch(out, ts)), ts.to_string());
         }
