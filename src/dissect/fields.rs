@@ -137,34 +137,51 @@ impl Rfc3339 {
     /// that write bytes: the formatter's seven padded integers cost more
     /// than a JSON record's other fields together. `None` for other years.
     pub fn bytes(&self) -> Option<[u8; 30]> {
-        let ts = self.0;
-        let (year, month, day, hour, minute, second) = civil(ts);
-        if !(0..=9999).contains(&year) || ts.nanos > 999_999_999 {
+        let mut text = Rfc3339::second_bytes(self.0.secs)?;
+        Rfc3339::set_nanos(&mut text, self.0.nanos)?;
+        Some(text)
+    }
+
+    /// The text of the second `secs` begins (nanoseconds zero), for outputs
+    /// that keep it while the seconds stay the same. `None` for years
+    /// outside 0 to 9999.
+    pub fn second_bytes(secs: i64) -> Option<[u8; 30]> {
+        let (year, month, day, hour, minute, second) = civil(Timestamp::new(secs, 0));
+        if !(0..=9999).contains(&year) {
             return None;
         }
         let mut text = *b"0000-00-00T00:00:00.000000000Z";
-        // Two digits at a time, from a table: a digit at a time was a
-        // division each, 30 of them per record.
-        let mut pair = |at: usize, value: u32| {
-            let from = 2 * (value as usize % 100);
-            text[at..at + 2].copy_from_slice(&DIGIT_PAIRS[from..from + 2]);
-        };
         let year = year as u32;
-        pair(0, year / 100);
-        pair(2, year);
-        pair(5, month as u32);
-        pair(8, day as u32);
-        pair(11, hour as u32);
-        pair(14, minute as u32);
-        pair(17, second as u32);
-        let nanos = ts.nanos;
-        pair(21, nanos / 1_000_000);
-        pair(23, nanos / 10_000);
-        pair(25, nanos / 100);
-        pair(27, nanos);
-        text[20] = b'0' + (nanos / 100_000_000) as u8;
+        put_pair(&mut text, 0, year / 100);
+        put_pair(&mut text, 2, year);
+        put_pair(&mut text, 5, month as u32);
+        put_pair(&mut text, 8, day as u32);
+        put_pair(&mut text, 11, hour as u32);
+        put_pair(&mut text, 14, minute as u32);
+        put_pair(&mut text, 17, second as u32);
         Some(text)
     }
+
+    /// Writes `nanos` into the text of its second; `None` if it is not a
+    /// fraction of a second.
+    pub fn set_nanos(text: &mut [u8; 30], nanos: u32) -> Option<()> {
+        if nanos > 999_999_999 {
+            return None;
+        }
+        text[20] = b'0' + (nanos / 100_000_000) as u8;
+        put_pair(text, 21, nanos / 1_000_000);
+        put_pair(text, 23, nanos / 10_000);
+        put_pair(text, 25, nanos / 100);
+        put_pair(text, 27, nanos);
+        Some(())
+    }
+}
+
+/// The last two decimal digits of `value` at `text[at..at + 2]`: two at a
+/// time from a table, where a digit at a time was a division each.
+fn put_pair(text: &mut [u8; 30], at: usize, value: u32) {
+    let from = 2 * (value as usize % 100);
+    text[at..at + 2].copy_from_slice(&DIGIT_PAIRS[from..from + 2]);
 }
 
 impl std::fmt::Display for Rfc3339 {

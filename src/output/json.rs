@@ -4,11 +4,12 @@
 
 use std::io::Write as _;
 
+use crate::capture::Timestamp;
 use crate::dissect::fields::{self, FieldSink, Name, Rfc3339, Value};
 use crate::expert::MacAddr;
 use crate::wire::libvirt_args::UuidText;
 
-use super::numbers::{write_epoch, write_fixed, write_integer, write_ip};
+use super::numbers::{write_fixed, write_integer, write_ip, write_nanos};
 use super::Packet;
 
 /// JSON record layout.
@@ -20,8 +21,52 @@ pub enum Layout {
     Ek,
 }
 
+/// The text of the second last written, as a date and as epoch seconds:
+/// records come in time order, many to a second, and spelling the same
+/// second out again for each record cost more than most of its fields.
+#[derive(Debug, Default)]
+pub struct SecondText {
+    secs: Option<i64>,
+    /// `2026-11-02T09:30:00.000000000Z`; `None` for years outside 0 to 9999.
+    date: Option<[u8; 30]>,
+    epoch: Vec<u8>,
+}
+
+impl SecondText {
+    fn update(&mut self, secs: i64) {
+        if self.secs == Some(secs) {
+            return;
+        }
+        self.secs = Some(secs);
+        self.date = Rfc3339::second_bytes(secs);
+        self.epoch.clear();
+        write_integer(&mut self.epoch, secs);
+    }
+
+    /// A capture time, RFC 3339.
+    fn write_time(&mut self, buf: &mut Vec<u8>, ts: Timestamp) {
+        self.update(ts.secs);
+        if let Some(mut text) = self.date {
+            if Rfc3339::set_nanos(&mut text, ts.nanos).is_some() {
+                buf.extend_from_slice(&text);
+                return;
+            }
+        }
+        let _ = write!(buf, "{}", Rfc3339(ts));
+    }
+
+    /// `{secs}.{nanos:09}`, as a timestamp's `Display` writes it.
+    fn write_epoch(&mut self, buf: &mut Vec<u8>, ts: Timestamp) {
+        self.update(ts.secs);
+        buf.extend_from_slice(&self.epoch);
+        buf.push(b'.');
+        write_nanos(buf, ts.nanos);
+    }
+}
+
 struct Sink<'b> {
     buf: &'b mut Vec<u8>,
+    seconds: &'b mut SecondText,
     layout: Layout,
     layer: &'static str,
     first_layer: bool,
@@ -163,8 +208,8 @@ impl FieldSink for Sink<'_> {
             Value::Text(bytes) => text(buf, bytes),
             Value::Mac(mac) => quoted(buf, |buf| buf.extend_from_slice(&MacAddr(mac).text())),
             Value::Ip(ip) => quoted(buf, |buf| write_ip(buf, ip)),
-            Value::Epoch(ts) => quoted(buf, |buf| write_epoch(buf, ts)),
-            Value::Time(ts) => quoted(buf, |buf| write_time(buf, ts)),
+            Value::Epoch(ts) => quoted(buf, |buf| self.seconds.write_epoch(buf, ts)),
+            Value::Time(ts) => quoted(buf, |buf| self.seconds.write_time(buf, ts)),
             Value::U16List(list) => number_list(buf, list.iter().map(|&v| u64::from(v))),
             Value::U64List(list) => number_list(buf, list.iter().copied()),
             Value::Uuid(uuid) => {
@@ -202,16 +247,6 @@ fn detail(buf: &mut Vec<u8>, detail: &crate::expert::Detail) {
     let text = String::from_utf8_lossy(&buf[start + 1..]).into_owned();
     buf.truncate(start);
     string(buf, &text);
-}
-
-/// A capture time, RFC 3339.
-fn write_time(buf: &mut Vec<u8>, ts: crate::capture::Timestamp) {
-    match Rfc3339(ts).bytes() {
-        Some(text) => buf.extend_from_slice(&text),
-        None => {
-            let _ = write!(buf, "{}", Rfc3339(ts));
-        }
-    }
 }
 
 fn expert_plain(buf: &mut Vec<u8>, p: &Packet<'_, '_>) {
@@ -252,7 +287,13 @@ fn expert_ek(buf: &mut Vec<u8>, p: &Packet<'_, '_>) {
 }
 
 /// Appends one record (no trailing newline) to `buf`.
-pub fn write_record(buf: &mut Vec<u8>, p: &Packet<'_, '_>, time_relative: f64, layout: Layout) {
+pub fn write_record(
+    buf: &mut Vec<u8>,
+    seconds: &mut SecondText,
+    p: &Packet<'_, '_>,
+    time_relative: f64,
+    layout: Layout,
+) {
     let d = p.d;
     match layout {
         Layout::Plain => buf.push(b'{'),
@@ -260,14 +301,14 @@ pub fn write_record(buf: &mut Vec<u8>, p: &Packet<'_, '_>, time_relative: f64, l
             // tshark's index name: packets-YYYY-MM-DD (the first 10 bytes of the time).
             let _ = write!(buf, "{{\"index\":{{\"_index\":\"packets-");
             let start = buf.len();
-            write_time(buf, d.frame.ts);
+            seconds.write_time(buf, d.frame.ts);
             buf.truncate(start + 10);
             let _ = writeln!(buf, "\"}}}}");
             let millis = d.frame.ts.as_nanos().div_euclid(1_000_000);
             let _ = write!(buf, "{{\"timestamp\":\"{millis}\",\"layers\":{{");
         }
     }
-    let mut sink = Sink { buf, layout, layer: "", first_layer: true, first_field: true };
+    let mut sink = Sink { buf, seconds, layout, layer: "", first_layer: true, first_field: true };
     fields::walk(d, time_relative, &mut sink, &|s| p.note.fields(s));
     match layout {
         Layout::Plain => {
@@ -283,7 +324,26 @@ pub fn write_record(buf: &mut Vec<u8>, p: &Packet<'_, '_>, time_relative: f64, l
 
 #[cfg(test)]
 mod tests {
+    use super::SecondText;
+    use crate::capture::Timestamp;
+    use crate::dissect::fields::Rfc3339;
     use crate::expert::Detail;
+
+    #[test]
+    fn a_kept_second_reads_as_the_time_itself() {
+        let mut seconds = SecondText::default();
+        let far = 253_402_300_800; // year 10000: no kept date text
+        let times = [(5, 1), (5, 999_999_999), (6, 0), (5, 7), (far, 3), (far, 4), (-1, 5), (6, 1_500_000_000), (6, 2)];
+        for (secs, nanos) in times {
+            let ts = Timestamp::new(secs, nanos);
+            let mut time = Vec::new();
+            seconds.write_time(&mut time, ts);
+            assert_eq!(String::from_utf8(time).unwrap(), Rfc3339(ts).to_string(), "{ts:?}");
+            let mut epoch = Vec::new();
+            seconds.write_epoch(&mut epoch, ts);
+            assert_eq!(String::from_utf8(epoch).unwrap(), ts.to_string(), "{ts:?}");
+        }
+    }
 
     #[test]
     fn a_detail_that_needs_escaping_is_escaped() {

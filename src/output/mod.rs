@@ -70,11 +70,19 @@ pub struct Printer<W: Write> {
     first_ts: Option<Timestamp>,
     records: u64,
     buf: Vec<u8>,
+    seconds: json::SecondText,
 }
 
 impl<W: Write> Printer<W> {
     pub fn new(out: W, options: Options) -> Printer<W> {
-        Printer { out, options, first_ts: None, records: 0, buf: Vec::with_capacity(4096) }
+        Printer {
+            out,
+            options,
+            first_ts: None,
+            records: 0,
+            buf: Vec::with_capacity(4096),
+            seconds: json::SecondText::default(),
+        }
     }
 
     /// Relative times count from the first frame read, ldm or not.
@@ -101,16 +109,10 @@ impl<W: Write> Printer<W> {
             Format::Text => self.text(p, rel)?,
             Format::Json => {
                 self.out.write_all(if self.records == 0 { b"[\n" } else { b",\n" })?;
-                self.json(p, rel, json::Layout::Plain)?;
+                self.json(p, rel, json::Layout::Plain, "")?;
             }
-            Format::Jsonl => {
-                self.json(p, rel, json::Layout::Plain)?;
-                self.out.write_all(b"\n")?;
-            }
-            Format::Ek => {
-                self.json(p, rel, json::Layout::Ek)?;
-                self.out.write_all(b"\n")?;
-            }
+            Format::Jsonl => self.json(p, rel, json::Layout::Plain, "\n")?,
+            Format::Ek => self.json(p, rel, json::Layout::Ek, "\n")?,
         }
         self.records += 1;
         if self.options.line_buffered {
@@ -136,9 +138,11 @@ impl<W: Write> Printer<W> {
         Ok(())
     }
 
-    fn json(&mut self, p: &Packet<'_, '_>, rel: f64, layout: json::Layout) -> io::Result<()> {
+    /// One record and what follows it, written to the output at once.
+    fn json(&mut self, p: &Packet<'_, '_>, rel: f64, layout: json::Layout, end: &str) -> io::Result<()> {
         self.buf.clear();
-        json::write_record(&mut self.buf, p, rel, layout);
+        json::write_record(&mut self.buf, &mut self.seconds, p, rel, layout);
+        self.buf.extend_from_slice(end.as_bytes());
         self.out.write_all(&self.buf)
     }
 

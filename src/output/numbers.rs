@@ -180,7 +180,12 @@ fn write_zero_padded(out: &mut Vec<u8>, mut n: u64, width: usize) {
 pub fn write_epoch(out: &mut Vec<u8>, ts: Timestamp) {
     write_integer(out, ts.secs);
     out.push(b'.');
-    write_zero_padded(out, u64::from(ts.nanos), 9);
+    write_nanos(out, ts.nanos);
+}
+
+/// `{nanos:09}`.
+pub fn write_nanos(out: &mut Vec<u8>, nanos: u32) {
+    write_zero_padded(out, u64::from(nanos), 9);
 }
 
 /// `{ip}`; IPv4 spelled out by hand, IPv6 left to the formatter.
