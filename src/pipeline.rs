@@ -198,7 +198,17 @@ impl Held {
     }
 
     /// The front entry, once its window has closed at `now` (or memory is short).
+    /// Asked after every frame, mostly of an empty queue: that answer is
+    /// given where it is asked.
+    #[inline(always)]
     fn pop_settled(&mut self, now: Option<Timestamp>) -> Option<Box<HeldEntry>> {
+        if self.queue.is_empty() {
+            return None;
+        }
+        self.pop_front_settled(now)
+    }
+
+    fn pop_front_settled(&mut self, now: Option<Timestamp>) -> Option<Box<HeldEntry>> {
         let front = self.queue.front()?;
         let open = match now {
             Some(now) => now.seconds_since(front.owned.ts()) <= self.window,

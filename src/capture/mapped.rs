@@ -91,7 +91,8 @@ impl MappedReader {
     fn prefetch_ahead(&mut self) {
         let until = (self.position + PREFETCH_AHEAD).min(self.map.len());
         while self.prefetched < until {
-            crate::prefetch::line(self.map[self.prefetched..].as_ptr());
+            // Inside the map: `until` is at most its length.
+            crate::prefetch::line(self.map.as_ptr().wrapping_add(self.prefetched));
             self.prefetched += CACHE_LINE;
         }
         self.prefetched = self.prefetched.max(until);
