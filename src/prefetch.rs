@@ -3,7 +3,7 @@
 //! left the caches: the capture ahead of the reader, and frames held for
 //! output. A hint never faults and changes no result.
 
-const CACHE_LINE: usize = 64;
+pub const CACHE_LINE: usize = 64;
 
 /// Fetches the cache line holding `address`.
 #[inline(always)]
