@@ -44,23 +44,27 @@ fn decimal_len(n: u64) -> usize {
 
 /// The decimal digits of `n`, left-aligned, and how many there are.
 #[inline]
-fn digits(mut n: u64) -> ([u8; 20], usize) {
+fn digits(n: u64) -> ([u8; 20], usize) {
     let len = decimal_len(n);
     let mut text = [0u8; 20];
+    fill_digits(&mut text, len, n);
+    (text, len)
+}
+
+/// Fills `text[..len]` with the last `len` decimal digits of `n`, two at a
+/// time from the right.
+#[inline(always)]
+fn fill_digits<const N: usize>(text: &mut [u8; N], len: usize, mut n: u64) {
     let mut end = len;
-    while n >= 100 {
+    while end >= 2 {
         let pair = 2 * (n % 100) as usize;
         n /= 100;
         end -= 2;
         text[end..end + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
     }
-    if n >= 10 {
-        let pair = 2 * n as usize;
-        text[..2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    } else {
-        text[0] = b'0' + n as u8;
+    if end == 1 {
+        text[0] = b'0' + (n % 10) as u8;
     }
-    (text, len)
 }
 
 /// The integers the writers take, as sign and magnitude.
@@ -153,7 +157,7 @@ pub fn write_fixed(out: &mut Vec<u8>, value: f64, decimals: u32, width: usize) {
 }
 
 /// `{n:0width$}`, for widths up to 9 (fractions of a second).
-fn write_zero_padded(out: &mut Vec<u8>, mut n: u64, width: usize) {
+fn write_zero_padded(out: &mut Vec<u8>, n: u64, width: usize) {
     let width = width.min(9);
     if n >= POWERS_OF_TEN[width] {
         // More digits than the width (a damaged timestamp's nanoseconds).
@@ -161,18 +165,9 @@ fn write_zero_padded(out: &mut Vec<u8>, mut n: u64, width: usize) {
         put(out, &text, len);
         return;
     }
-    // Exactly `width` digits, two at a time from the right.
+    // Exactly `width` digits, leading zeros included.
     let mut text = [b'0'; 9];
-    let mut end = width;
-    while end >= 2 {
-        let pair = 2 * (n % 100) as usize;
-        n /= 100;
-        end -= 2;
-        text[end..end + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    }
-    if end == 1 {
-        text[0] = b'0' + n as u8;
-    }
+    fill_digits(&mut text, width, n);
     put(out, &text, width);
 }
 
