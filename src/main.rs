@@ -73,6 +73,14 @@ fn config(args: &Args, live: bool) -> Result<Config, String> {
         Err(e) => return Err(e.render(args.display_filter.as_deref().unwrap_or(""))),
     };
     let write = open_write(args)?;
+    // Holding a request until its window closes lists its responses
+    // (`ldm.response_in`), which only -V and JSON show, and a filter may
+    // test; a plain line does not, and holding it would cost more than
+    // writing it.
+    let hold = !live
+        && (args.verbose
+            || args.format != output::Format::Text
+            || filter.as_ref().is_some_and(Filter::tests_responses));
     // A capture on standard output leaves no room for packet lines.
     let quiet = args.quiet || args.write_file.as_deref() == Some("-");
     // Live on a terminal: show each packet as it comes.
@@ -110,11 +118,7 @@ fn config(args: &Args, live: bool) -> Result<Config, String> {
         stats: args.stats.clone(),
         filter,
         write,
-        // Holding a request until its window closes lists its responses
-        // (`ldm.response_in`), which only -V, JSON and -Y show or test; a
-        // plain line does not, and copying every request to hold it would
-        // cost more than writing its line.
-        hold: !live && (args.verbose || args.format != output::Format::Text || args.display_filter.is_some()),
+        hold,
     })
 }
 

@@ -7,9 +7,9 @@ use std::collections::VecDeque;
 use crate::analyze::{self, Analyzer, Annotation, StatsKind};
 use crate::capture::writer::FrameWriter;
 use crate::capture::{CaptureError, Source, Timestamp};
-use crate::dissect::{self, Dissection, Dissector, OwnedDissection};
-use crate::filter::Filter;
-use crate::output::{self, Packet, Printer, Summary};
+use crate::dissect::{self, Dissection, Dissector};
+use crate::filter::{Filter, Found};
+use crate::output::{self, Packet, Printer, ResponseSlot, Summary};
 use crate::wire::ldm::MsgType;
 
 /// `-w`: a pcapng sink, and whether `--annotate` comments go with the frames.
@@ -119,133 +119,237 @@ where
     Ok((error, analyzer))
 }
 
-/// Most bytes of frames waiting for their requests' windows to close; past
-/// it the oldest is printed early (its list of responses may then be short).
+/// Most bytes of output waiting for requests' windows to close; past it the
+/// oldest is written early (its list of responses may then be short).
 const MAX_HELD_BYTES: usize = 4 << 20;
 
 /// Output waiting so that a request can list its responses: a request is
 /// held until its window closes, and whatever follows it waits behind it to
-/// keep the order.
+/// keep the order. Each packet's output is made as it arrives and kept as
+/// bytes, with the place where its responses go; they are written in when
+/// it leaves.
 struct Held {
-    /// Boxed, so that entries move in and out as pointers, and a spent
-    /// entry is refilled where it lies.
-    queue: VecDeque<Box<HeldEntry>>,
-    /// The frame numbers of `queue`, apart: a response's request is found
-    /// by binary search, and over the entries themselves (megabytes, out of
-    /// the caches) each step was a cache miss.
+    text: HeldText,
+    entries: VecDeque<HeldEntry>,
+    /// The frame numbers of `entries`, apart: a response's request is found
+    /// by binary search, and over the entries (hundreds of kilobytes, out
+    /// of the first caches) each step was a cache miss.
     numbers: VecDeque<u64>,
-    /// Entries already shown, whose buffers the next ones reuse. Boxed
-    /// here too: the boxes themselves go back into `queue`.
-    #[allow(clippy::vec_box)]
-    spent: Vec<Box<HeldEntry>>,
+    /// Response lists of entries gone, kept for their allocations.
+    spare_lists: Vec<Vec<u64>>,
+    /// A request's responses, as written into its output.
+    responses: Vec<u8>,
     bytes: usize,
     window: f64,
 }
 
 struct HeldEntry {
-    owned: OwnedDissection,
-    note: Annotation,
+    ts: Timestamp,
     /// A request, waiting for its window to close.
     waits: bool,
+    /// Bytes of its output in `Held::text`.
+    len: usize,
+    slot: Option<ResponseSlot>,
+    responses: Vec<u64>,
+    /// With a filter that tests responses: what it found, to decide on
+    /// once they are known. (Without, only matching packets are held.)
+    found: Option<Box<Found>>,
 }
 
-/// How many entries ahead of its turn a held entry is fetched.
-const PREFETCH_AHEAD: usize = 4;
+/// Spare response lists kept: one comes back for each request written, so
+/// a few are enough.
+const MAX_SPARE_LISTS: usize = 8;
 
-/// Spent entries kept for reuse: one is pushed for each one shown, so a
-/// few are enough.
-const MAX_SPENT: usize = 8;
+const FETCH_AHEAD: usize = 2048;
+const FETCH_BYTES: usize = 1024;
+
+/// A chunk of held output is full past this many bytes.
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// The held packets' outputs, in arrival order, in chunks: each output is
+/// made straight into the last chunk and read from the first, and a chunk
+/// read to its end is used again. Nothing is copied to make room.
+#[derive(Default)]
+struct HeldText {
+    /// The chunk being filled.
+    filling: Vec<u8>,
+    /// Full chunks, oldest first.
+    full: VecDeque<Vec<u8>>,
+    /// Bytes already read of the oldest chunk (the first full one, or
+    /// `filling` if none is).
+    read: usize,
+    /// An emptied chunk, for when `filling` is full.
+    spare: Option<Vec<u8>>,
+}
+
+impl HeldText {
+    /// Where the next packet's output is made.
+    fn tail(&mut self) -> &mut Vec<u8> {
+        let ahead = self.filling.as_ptr().wrapping_add(self.filling.len() + FETCH_AHEAD);
+        crate::prefetch::range(ahead, FETCH_BYTES);
+        &mut self.filling
+    }
+
+    /// Starts a new chunk once the one being filled is full.
+    fn seal(&mut self) {
+        if self.filling.len() < CHUNK_BYTES {
+            return;
+        }
+        let next = self.spare.take().unwrap_or_else(|| Vec::with_capacity(2 * CHUNK_BYTES));
+        self.full.push_back(std::mem::replace(&mut self.filling, next));
+    }
+
+    /// The next `len` bytes: one packet's output, which lies in one chunk.
+    fn front(&self, len: usize) -> &[u8] {
+        let oldest = self.full.front().unwrap_or(&self.filling);
+        crate::prefetch::range(oldest.as_ptr().wrapping_add(self.read + FETCH_AHEAD), FETCH_BYTES);
+        &oldest[self.read..self.read + len]
+    }
+
+    /// Done with the next `len` bytes.
+    fn consume(&mut self, len: usize) {
+        self.read += len;
+        match self.full.front() {
+            Some(oldest) if self.read == oldest.len() => {
+                self.read = 0;
+                if let Some(mut emptied) = self.full.pop_front() {
+                    emptied.clear();
+                    self.spare = Some(emptied);
+                }
+            }
+            None if self.read == self.filling.len() => {
+                self.read = 0;
+                self.filling.clear();
+            }
+            _ => {}
+        }
+    }
+}
 
 impl Held {
     fn new(window: f64) -> Held {
-        Held { queue: VecDeque::new(), numbers: VecDeque::new(), spent: Vec::new(), bytes: 0, window }
+        Held {
+            text: HeldText::default(),
+            entries: VecDeque::new(),
+            numbers: VecDeque::new(),
+            spare_lists: Vec::new(),
+            responses: Vec::new(),
+            bytes: 0,
+            window,
+        }
     }
 
-    /// Bytes an entry costs, its bookkeeping included (but for its box
-    /// pointer and its number in `numbers`, 16 bytes, left out so that the
-    /// cap holds as many entries as before).
-    fn cost(d: &OwnedDissection) -> usize {
-        d.size() + std::mem::size_of::<(OwnedDissection, Annotation, bool)>()
+    /// Bytes an entry costs: its output and its bookkeeping (its number in
+    /// `numbers` included).
+    fn cost(entry: &HeldEntry) -> usize {
+        entry.len + std::mem::size_of::<HeldEntry>() + std::mem::size_of::<u64>()
     }
 
-    /// Holds a copy of `d` and `note`, in the buffers of a spent entry if
-    /// there is one.
-    fn push(&mut self, d: &Dissection<'_>, note: &Annotation, waits: bool) {
-        let entry = match self.spent.pop() {
-            Some(mut entry) => {
-                entry.owned.refill(d);
-                entry.note.clone_from(note);
-                entry.waits = waits;
-                entry
-            }
-            None => Box::new(HeldEntry { owned: d.to_owned(), note: note.clone(), waits }),
+    /// Makes the output of `p` and holds it. With a filter, a packet that
+    /// cannot match is not held at all.
+    fn push<W: Write>(
+        &mut self,
+        printer: &mut Printer<W>,
+        filter: Option<&Filter>,
+        p: &Packet<'_, '_>,
+        waits: bool,
+    ) -> io::Result<()> {
+        let time = printer.relative_time(p.d.frame.ts);
+        let found = match filter {
+            Some(f) if f.tests_responses() => Some(Box::new(f.found(p, time))),
+            Some(f) if !f.matches(p, time) => return Ok(()),
+            _ => None,
         };
-        self.bytes += Held::cost(&entry.owned);
-        self.numbers.push_back(entry.owned.number());
-        self.queue.push_back(entry);
+        let tail = self.text.tail();
+        let start = tail.len();
+        let slot = printer.render(p, tail)?;
+        let len = tail.len() - start;
+        self.text.seal();
+        let responses = if waits { self.spare_lists.pop().unwrap_or_default() } else { Vec::new() };
+        let entry = HeldEntry { ts: p.d.frame.ts, waits, len, slot, responses, found };
+        self.bytes += Held::cost(&entry);
+        self.entries.push_back(entry);
+        self.numbers.push_back(p.d.frame.number);
+        Ok(())
     }
 
-    /// Records a response on its held request. The queue is in frame order,
-    /// so the request is found by binary search.
+    /// Records a response on its held request (an ldm request: a libvirt
+    /// call held behind one is not waited for, so it lists none, as when
+    /// it is not held). The queue is in frame order, so the request is
+    /// found by binary search.
     fn link(&mut self, request: u64, response: u64) {
         let at = self.numbers.partition_point(|&number| number < request);
         if self.numbers.get(at) != Some(&request) {
             return;
         }
-        if let Some(entry) = self.queue.get_mut(at) {
-            entry.note.response_in.push(response);
+        if let Some(entry) = self.entries.get_mut(at).filter(|entry| entry.waits) {
+            entry.responses.push(response);
         }
     }
 
-    /// The front entry, once its window has closed at `now` (or memory is short).
+    /// Writes the entries whose windows have closed at `now` (all of them
+    /// at the end, `None`), and as many more as memory is short by.
     /// Asked after every frame, mostly of an empty queue: that answer is
     /// given where it is asked.
     #[inline(always)]
-    fn pop_settled(&mut self, now: Option<Timestamp>) -> Option<Box<HeldEntry>> {
-        if self.queue.is_empty() {
-            return None;
+    fn write_settled<W: Write>(
+        &mut self,
+        now: Option<Timestamp>,
+        printer: &mut Printer<W>,
+        filter: Option<&Filter>,
+    ) -> io::Result<()> {
+        if self.entries.is_empty() {
+            return Ok(());
         }
-        self.pop_front_settled(now)
+        while let Some(entry) = self.pop_settled(now) {
+            self.write(entry, printer, filter)?;
+        }
+        Ok(())
     }
 
-    fn pop_front_settled(&mut self, now: Option<Timestamp>) -> Option<Box<HeldEntry>> {
-        let front = self.queue.front()?;
-        let open = match now {
-            Some(now) => now.seconds_since(front.owned.ts()) <= self.window,
-            None => false,
-        };
+    fn pop_settled(&mut self, now: Option<Timestamp>) -> Option<HeldEntry> {
+        let front = self.entries.front()?;
+        let open = now.is_some_and(|now| now.seconds_since(front.ts) <= self.window);
         if front.waits && open && self.bytes <= MAX_HELD_BYTES {
             return None;
         }
-        let entry = self.queue.pop_front()?;
+        let entry = self.entries.pop_front()?;
         self.numbers.pop_front();
-        self.bytes -= Held::cost(&entry.owned);
-        self.prefetch_next();
+        self.bytes -= Held::cost(&entry);
         Some(entry)
     }
 
-    /// The held entries fill megabytes, so by their turn they have left
-    /// the caches, and reading them waited on memory. Entries leave one per
-    /// frame read, in order: each is fetched four frames ahead of its turn,
-    /// and its frame two frames later, once the entry is in cache.
-    fn prefetch_next(&self) {
-        if let Some(next) = self.queue.get(PREFETCH_AHEAD / 2) {
-            next.owned.prefetch();
+    /// Writes an entry that has left the queue, its responses written in.
+    fn write<W: Write>(
+        &mut self,
+        mut entry: HeldEntry,
+        printer: &mut Printer<W>,
+        filter: Option<&Filter>,
+    ) -> io::Result<()> {
+        let shown = match (entry.found.take(), filter) {
+            (Some(found), Some(f)) => f.matches_with(*found, &entry.responses),
+            _ => true,
+        };
+        let written = if shown { self.write_text(&entry, printer) } else { Ok(()) };
+        self.text.consume(entry.len);
+        if entry.waits && self.spare_lists.len() < MAX_SPARE_LISTS {
+            entry.responses.clear();
+            self.spare_lists.push(entry.responses);
         }
-        if let Some(after) = self.queue.get(PREFETCH_AHEAD) {
-            crate::prefetch::value(after.as_ref());
-        }
+        written
     }
 
-    /// Takes back an entry once shown, for its buffers.
-    fn recycle(&mut self, entry: Box<HeldEntry>) {
-        if self.spent.len() < MAX_SPENT {
-            self.spent.push(entry);
-        }
+    fn write_text<W: Write>(&mut self, entry: &HeldEntry, printer: &mut Printer<W>) -> io::Result<()> {
+        let text = self.text.front(entry.len);
+        let Some(slot) = entry.slot else { return printer.write_rendered(&[text]) };
+        let (before, after) = text.split_at(slot.at());
+        self.responses.clear();
+        printer.write_responses(&mut self.responses, slot, &entry.responses);
+        printer.write_rendered(&[before, &self.responses, after])
     }
 
     fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.entries.is_empty()
     }
 }
 
@@ -313,21 +417,17 @@ pub fn run<S: Source, W: Write>(reader: S, out: W, mut config: Config) -> Result
             }
         }
         if (d.is_shown() || config.all) && !config.quiet {
-            if config.hold && (is_request(d) || !held.is_empty()) {
-                held.push(d, note, is_request(d));
+            let request = is_request(d);
+            if config.hold && (request || !held.is_empty()) {
+                held.push(&mut printer, filter, &Packet { d, note }, request)?;
             } else {
                 emit(&mut printer, filter, d, note)?;
             }
         }
-        while let Some(mut entry) = held.pop_settled(Some(d.frame.ts)) {
-            emit(&mut printer, filter, &entry.owned.view(), &entry.note)?;
-            held.recycle(entry);
-        }
+        held.write_settled(Some(d.frame.ts), &mut printer, filter)?;
         Ok(config.count.is_none_or(|c| summary.shown() < c))
     })?;
-    while let Some(mut entry) = held.pop_settled(None) {
-        emit(&mut printer, filter, &entry.owned.view(), &entry.note)?;
-    }
+    held.write_settled(None, &mut printer, filter)?;
     summary.evicted = analyzer.evicted();
     for kind in &config.stats {
         printer.stats(*kind, analyzer.stats(), &summary)?;

@@ -1,7 +1,7 @@
 //! Hints to the CPU to fetch memory into its caches before it is read.
 //! Used where a pass over data is known to come back to memory that has
-//! left the caches: the capture ahead of the reader, and frames held for
-//! output. A hint never faults and changes no result.
+//! left the caches: the capture ahead of the reader, and output held for
+//! requests' responses. A hint never faults and changes no result.
 
 pub const CACHE_LINE: usize = 64;
 
@@ -18,19 +18,10 @@ pub fn line(address: *const u8) {
     let _ = address;
 }
 
-/// Fetches every cache line of `bytes`.
+/// Fetches the cache lines of the `len` bytes from `start`.
 #[inline]
-pub fn bytes(bytes: &[u8]) {
-    for offset in (0..bytes.len()).step_by(CACHE_LINE) {
-        line(bytes.as_ptr().wrapping_add(offset));
-    }
-}
-
-/// Fetches every cache line of `value` itself (not what it points to).
-#[inline]
-pub fn value<T>(value: &T) {
-    let start = (value as *const T).cast::<u8>();
-    for offset in (0..std::mem::size_of::<T>()).step_by(CACHE_LINE) {
+pub fn range(start: *const u8, len: usize) {
+    for offset in (0..len).step_by(CACHE_LINE) {
         line(start.wrapping_add(offset));
     }
 }

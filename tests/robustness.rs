@@ -266,32 +266,3 @@ fn skimming_other_traffic_changes_nothing_shown() {
     // are left to the dissection.
     assert_eq!(busy_link_skimmed, Some(60), "frames skimmed in busy-link.pcapng");
 }
-
-/// Output holds frames by refilling the buffers of those already shown: a
-/// refilled copy must read exactly like a fresh one, whatever it held
-/// before (another layer, findings, a copied payload).
-#[test]
-fn a_refilled_held_copy_reads_like_a_fresh_one() {
-    let mut checked = 0;
-    for g in ldm_sniff::synth::captures::all() {
-        let mut previous: Option<dissect::OwnedDissection> = None;
-        let reader = CaptureReader::from_reader(g.name, Cursor::new(g.bytes)).expect("opens");
-        pipeline::walk(reader, dissect::Options::default(), |d| {
-            let mut fresh = d.to_owned();
-            // The previous frame's copy, unread, so its findings are still in it.
-            let mut refilled = previous.replace(d.to_owned()).unwrap_or_else(|| d.to_owned());
-            refilled.refill(d);
-            assert_eq!(
-                format!("{:?}", refilled.view()),
-                format!("{:?}", fresh.view()),
-                "{} frame {}",
-                g.name,
-                d.frame.number
-            );
-            checked += 1;
-            Ok(true)
-        })
-        .expect("no output error");
-    }
-    assert!(checked > 500, "only {checked} frames checked");
-}

@@ -98,6 +98,7 @@ impl Annotation {
         if let Some(rtt) = self.rtt {
             sink.field(name!("rtt"), Value::F64(rtt));
         }
+        sink.responses_here();
         if !self.response_in.is_empty() {
             sink.field(name!("response_in"), Value::U64List(&self.response_in));
         }

@@ -81,6 +81,11 @@ pub trait FieldSink {
     fn layer(&mut self, name: Name);
     fn field(&mut self, name: Name, value: Value<'_>);
     fn end_layer(&mut self);
+
+    /// Where a request lists its responses (`response_in`), whether or not
+    /// it has any yet: output made before they arrive keeps the place, to
+    /// fill it in when they have.
+    fn responses_here(&mut self) {}
 }
 
 /// Escapes a C string as Wireshark shows it: printable ASCII as is,

@@ -300,16 +300,38 @@ impl Filter {
 
     /// Whether the packet matches.
     pub fn matches(&self, p: &Packet<'_, '_>, time_relative: f64) -> bool {
-        let mut values = Values { wanted: &self.fields, got: Vec::new(), layers: Vec::new() };
+        self.matches_with(self.found(p, time_relative), &[])
+    }
+
+    /// Whether the expression tests a request's responses
+    /// (`ldm.response_in`), which are known only after the request.
+    pub fn tests_responses(&self) -> bool {
+        self.fields.contains(&"ldm.response_in")
+    }
+
+    /// What the expression looks for in the packet, to decide whether it
+    /// matches once its responses are known ([`Filter::matches_with`]).
+    pub fn found(&self, p: &Packet<'_, '_>, time_relative: f64) -> Found {
+        let mut values = Values { wanted: &self.fields, found: Found::default() };
         fields::walk(p.d, time_relative, &mut values, &|s| p.note.fields(s));
         for finding in p.findings() {
             values.push("expert", Got::Text(finding.key.name().to_string()));
             values.push("expert.severity", Got::Text(finding.severity().name().to_string()));
         }
         if p.has_findings() {
-            values.layers.push("expert");
+            values.found.layers.push("expert");
         }
-        eval(&self.root, &values)
+        values.found
+    }
+
+    /// Whether a packet matches, from what [`Filter::found`] found in it and
+    /// the responses to it that came after.
+    pub fn matches_with(&self, found: Found, responses: &[u64]) -> bool {
+        let mut values = Values { wanted: &self.fields, found };
+        if let Some(layer) = values.found.responses_layer.filter(|_| !responses.is_empty()) {
+            ValueSink { values: &mut values, layer }.field("response_in", Value::U64List(responses));
+        }
+        eval(&self.root, &values.found)
     }
 }
 
@@ -453,17 +475,26 @@ fn literal(field: &str, kind: Kind, op: &'static str, value: &Spanned) -> Result
     })
 }
 
-/// The wanted fields' values in one packet.
-struct Values<'f> {
-    wanted: &'f [&'static str],
+/// What a filter found in one packet: the values of the fields it names,
+/// and the layers present.
+#[derive(Debug, Default)]
+pub struct Found {
     got: Vec<(usize, Got)>,
     layers: Vec<&'static str>,
+    /// The layer that lists the packet's responses, if it has that place.
+    responses_layer: Option<&'static str>,
+}
+
+/// Collects what the filter names from the walk of a packet.
+struct Values<'f> {
+    wanted: &'f [&'static str],
+    found: Found,
 }
 
 impl Values<'_> {
     fn push(&mut self, name: &str, got: Got) {
         if let Some(i) = self.wanted.iter().position(|w| *w == name) {
-            self.got.push((i, got));
+            self.found.got.push((i, got));
         }
     }
 }
@@ -476,16 +507,20 @@ struct ValueSink<'v, 'f> {
 
 impl FieldSink for Values<'_> {
     fn layer(&mut self, name: fields::Name) {
-        self.layers.push(name.text());
+        self.found.layers.push(name.text());
     }
 
     fn field(&mut self, name: fields::Name, value: Value<'_>) {
-        let Some(layer) = self.layers.last().copied() else { return };
+        let Some(layer) = self.found.layers.last().copied() else { return };
         let mut sink = ValueSink { values: self, layer };
         sink.field(name.text(), value);
     }
 
     fn end_layer(&mut self) {}
+
+    fn responses_here(&mut self) {
+        self.found.responses_layer = self.found.layers.last().copied();
+    }
 }
 
 impl ValueSink<'_, '_> {
@@ -500,7 +535,7 @@ impl ValueSink<'_, '_> {
         }) else {
             return;
         };
-        let mut add = |got| self.values.got.push((i, got));
+        let mut add = |got| self.values.found.got.push((i, got));
         match value {
             Value::U64(v) => add(Got::Number(v as f64)),
             Value::I64(v) => add(Got::Number(v as f64)),
@@ -520,7 +555,7 @@ impl ValueSink<'_, '_> {
     }
 }
 
-fn eval(node: &Node, values: &Values<'_>) -> bool {
+fn eval(node: &Node, values: &Found) -> bool {
     match node {
         Node::Or(a, b) => eval(a, values) || eval(b, values),
         Node::And(a, b) => eval(a, values) && eval(b, values),

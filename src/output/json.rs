@@ -5,12 +5,12 @@
 use std::io::Write as _;
 
 use crate::capture::Timestamp;
-use crate::dissect::fields::{self, FieldSink, Name, Rfc3339, Value};
+use crate::dissect::fields::{self, name, FieldSink, Name, Rfc3339, Value};
 use crate::expert::MacAddr;
 use crate::wire::libvirt_args::UuidText;
 
 use super::numbers::{write_fixed, write_integer, write_ip, write_nanos};
-use super::Packet;
+use super::{Packet, ResponseSlot};
 
 /// JSON record layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +71,8 @@ struct Sink<'b> {
     layer: &'static str,
     first_layer: bool,
     first_field: bool,
+    /// Where the record lists its responses.
+    responses: Option<ResponseSlot>,
 }
 
 /// Whether JSON needs any of `bytes` escaped (most values need none).
@@ -231,6 +233,29 @@ impl FieldSink for Sink<'_> {
     fn end_layer(&mut self) {
         self.buf.push(b'}');
     }
+
+    fn responses_here(&mut self) {
+        self.responses = Some(ResponseSlot { at: self.buf.len(), layer: self.layer, first: self.first_field });
+    }
+}
+
+/// A request's `response_in`, written where its record keeps the place
+/// (`hole`), as the record would have had it.
+pub fn write_responses(buf: &mut Vec<u8>, layout: Layout, hole: ResponseSlot, responses: &[u64]) {
+    if responses.is_empty() {
+        return;
+    }
+    let mut seconds = SecondText::default(); // a list of numbers has no time
+    let mut sink = Sink {
+        buf,
+        seconds: &mut seconds,
+        layout,
+        layer: hole.layer,
+        first_layer: false,
+        first_field: hole.first,
+        responses: None,
+    };
+    sink.field(name!("response_in"), Value::U64List(responses));
 }
 
 /// A finding's detail as a JSON string, formatted straight into `buf`, and
@@ -286,14 +311,15 @@ fn expert_ek(buf: &mut Vec<u8>, p: &Packet<'_, '_>) {
     buf.extend_from_slice(b"]}");
 }
 
-/// Appends one record (no trailing newline) to `buf`.
+/// Appends one record (no trailing newline) to `buf`; returns where it lists
+/// the packet's responses (see [`write_responses`]).
 pub fn write_record(
     buf: &mut Vec<u8>,
     seconds: &mut SecondText,
     p: &Packet<'_, '_>,
     time_relative: f64,
     layout: Layout,
-) {
+) -> Option<ResponseSlot> {
     let d = p.d;
     match layout {
         Layout::Plain => buf.push(b'{'),
@@ -308,8 +334,9 @@ pub fn write_record(
             let _ = write!(buf, "{{\"timestamp\":\"{millis}\",\"layers\":{{");
         }
     }
-    let mut sink = Sink { buf, seconds, layout, layer: "", first_layer: true, first_field: true };
+    let mut sink = Sink { buf, seconds, layout, layer: "", first_layer: true, first_field: true, responses: None };
     fields::walk(d, time_relative, &mut sink, &|s| p.note.fields(s));
+    let responses = sink.responses;
     match layout {
         Layout::Plain => {
             expert_plain(buf, p);
@@ -320,6 +347,7 @@ pub fn write_record(
             buf.extend_from_slice(b"}}");
         }
     }
+    responses
 }
 
 #[cfg(test)]

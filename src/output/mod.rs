@@ -38,6 +38,29 @@ impl Packet<'_, '_> {
     }
 }
 
+/// Where a packet's output lists its responses (`ldm.response_in`), kept for
+/// output made before they arrive: a request is held until its window
+/// closes, and its responses are then written in there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseSlot {
+    /// Bytes into the packet's output.
+    at: usize,
+    /// For JSON, whose key and comma depend on them: the layer, and whether
+    /// it had no field before.
+    layer: &'static str,
+    first: bool,
+}
+
+impl ResponseSlot {
+    pub fn at(self) -> usize {
+        self.at
+    }
+
+    fn tree(at: usize) -> ResponseSlot {
+        ResponseSlot { at, layer: "", first: false }
+    }
+}
+
 /// `-T`: how packets are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -101,18 +124,53 @@ impl<W: Write> Printer<W> {
         self.first_ts.map_or(0.0, |first| ts.seconds_since(first))
     }
 
+    /// Writes the output of one packet.
     pub fn packet(&mut self, p: &Packet<'_, '_>) -> io::Result<()> {
-        let d = p.d;
-        self.saw_frame(d.frame.ts);
-        let rel = self.relative(d.frame.ts);
-        match self.options.format {
-            Format::Text => self.text(p, rel)?,
-            Format::Json => {
-                self.out.write_all(if self.records == 0 { b"[\n" } else { b",\n" })?;
-                self.json(p, rel, json::Layout::Plain, "")?;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let written = self.render(p, &mut buf).and_then(|_| self.write_rendered(&[&buf]));
+        self.buf = buf;
+        written
+    }
+
+    /// Appends the output of one packet to `buf`, for [`Printer::write_rendered`]
+    /// to write later; returns where in it the packet lists its responses
+    /// (from the first byte appended), for [`Printer::write_responses`].
+    pub fn render(&mut self, p: &Packet<'_, '_>, buf: &mut Vec<u8>) -> io::Result<Option<ResponseSlot>> {
+        self.saw_frame(p.d.frame.ts);
+        let rel = self.relative(p.d.frame.ts);
+        let start = buf.len();
+        let slot = match self.options.format {
+            Format::Text => self.text(buf, p, rel)?,
+            Format::Json => json::write_record(buf, &mut self.seconds, p, rel, json::Layout::Plain),
+            Format::Jsonl | Format::Ek => {
+                let layout = if self.options.format == Format::Ek { json::Layout::Ek } else { json::Layout::Plain };
+                let slot = json::write_record(buf, &mut self.seconds, p, rel, layout);
+                buf.push(b'\n');
+                slot
             }
-            Format::Jsonl => self.json(p, rel, json::Layout::Plain, "\n")?,
-            Format::Ek => self.json(p, rel, json::Layout::Ek, "\n")?,
+        };
+        Ok(slot.map(|slot| ResponseSlot { at: slot.at - start, ..slot }))
+    }
+
+    /// Writes a request's responses into its rendered output, at `slot`.
+    pub fn write_responses(&self, buf: &mut Vec<u8>, slot: ResponseSlot, responses: &[u64]) {
+        match self.options.format {
+            // Into a Vec: cannot fail.
+            Format::Text => drop(tree::write_responses(buf, responses)),
+            Format::Json | Format::Jsonl => json::write_responses(buf, json::Layout::Plain, slot, responses),
+            Format::Ek => json::write_responses(buf, json::Layout::Ek, slot, responses),
+        }
+    }
+
+    /// Writes the output of one packet, as [`Printer::render`] made it, in
+    /// pieces (with its responses written in between).
+    pub fn write_rendered(&mut self, pieces: &[&[u8]]) -> io::Result<()> {
+        if self.options.format == Format::Json {
+            self.out.write_all(if self.records == 0 { b"[\n" } else { b",\n" })?;
+        }
+        for piece in pieces {
+            self.out.write_all(piece)?;
         }
         self.records += 1;
         if self.options.line_buffered {
@@ -121,29 +179,18 @@ impl<W: Write> Printer<W> {
         Ok(())
     }
 
-    fn text(&mut self, p: &Packet<'_, '_>, rel: f64) -> io::Result<()> {
-        if self.options.verbose {
-            tree::write_tree(&mut self.out, p, rel, self.options.style)?;
+    fn text(&mut self, buf: &mut Vec<u8>, p: &Packet<'_, '_>, rel: f64) -> io::Result<Option<ResponseSlot>> {
+        let slot = if self.options.verbose {
+            tree::write_tree(buf, p, rel, self.options.style)?
         } else {
-            // Formatted into a buffer, written once: many small writes through
-            // the output's formatter adapter cost more than the formatting.
-            self.buf.clear();
-            text::write_line(&mut self.buf, p, rel, self.options.style)?;
-            self.out.write_all(&self.buf)?;
-        }
+            text::write_line(buf, p, rel, self.options.style)?;
+            None
+        };
         if self.options.hex {
-            hex::write_hex(&mut self.out, p.d.frame.data)?;
-            writeln!(self.out)?;
+            hex::write_hex(buf, p.d.frame.data)?;
+            buf.push(b'\n');
         }
-        Ok(())
-    }
-
-    /// One record and what follows it, written to the output at once.
-    fn json(&mut self, p: &Packet<'_, '_>, rel: f64, layout: json::Layout, end: &str) -> io::Result<()> {
-        self.buf.clear();
-        json::write_record(&mut self.buf, &mut self.seconds, p, rel, layout);
-        self.buf.extend_from_slice(end.as_bytes());
-        self.out.write_all(&self.buf)
+        Ok(slot)
     }
 
     /// Writes one `-z` table after the packets: aligned text, or for JSON

@@ -14,9 +14,16 @@ use crate::wire::libvirt_args;
 use crate::wire::tls;
 
 use super::text::Style;
-use super::Packet;
+use super::{Packet, ResponseSlot};
 
-pub fn write_tree(out: &mut impl Write, p: &Packet<'_, '_>, time_relative: f64, style: Style) -> io::Result<()> {
+/// Appends the tree of one packet to `out`; returns where it lists the
+/// packet's responses (see [`write_responses`]).
+pub fn write_tree(
+    out: &mut Vec<u8>,
+    p: &Packet<'_, '_>,
+    time_relative: f64,
+    style: Style,
+) -> io::Result<Option<ResponseSlot>> {
     let d = p.d;
     let f = &d.frame;
     writeln!(
@@ -45,12 +52,15 @@ pub fn write_tree(out: &mut impl Write, p: &Packet<'_, '_>, time_relative: f64, 
     if let Some(stop) = d.stop {
         writeln!(out, "[Not decoded further: {stop}]")?;
     }
+    let mut responses = None;
     if let Some(msg) = &d.ldm {
         write_ldm(out, msg)?;
+        responses = Some(ResponseSlot::tree(out.len()));
         write_links(out, p)?;
     }
     if let Some(msg) = &d.libvirt {
         write_libvirt(out, msg, d.continuation)?;
+        responses = Some(ResponseSlot::tree(out.len()));
         write_links(out, p)?;
     }
     if let Some(record) = &d.tls {
@@ -71,19 +81,26 @@ pub fn write_tree(out: &mut impl Write, p: &Packet<'_, '_>, time_relative: f64, 
             writeln!(out, "        What to do: {}", info.action)?;
         }
     }
-    writeln!(out)
+    writeln!(out)?;
+    Ok(responses)
 }
 
 /// Wireshark's request/response links.
-fn write_links(out: &mut impl Write, p: &Packet<'_, '_>) -> io::Result<()> {
-    for frame in &p.note.response_in {
-        writeln!(out, "    [Response in frame: {frame}]")?;
-    }
+fn write_links(out: &mut Vec<u8>, p: &Packet<'_, '_>) -> io::Result<()> {
+    write_responses(out, &p.note.response_in)?;
     if let Some(frame) = p.note.request_in {
         writeln!(out, "    [Request in frame: {frame}]")?;
     }
     if let Some(rtt) = p.note.rtt {
         writeln!(out, "    [Response time: {rtt:.9} s]")?;
+    }
+    Ok(())
+}
+
+/// A request's responses, one line each.
+pub fn write_responses(out: &mut Vec<u8>, responses: &[u64]) -> io::Result<()> {
+    for frame in responses {
+        writeln!(out, "    [Response in frame: {frame}]")?;
     }
     Ok(())
 }
