@@ -57,7 +57,7 @@ impl Default for Options {
 }
 
 /// What the analysis says of one ldm packet.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Annotation {
     /// For a response: the request it answers.
     pub request_in: Option<u64>,
@@ -68,24 +68,6 @@ pub struct Annotation {
     /// Empty for most packets. The walk reuses one annotation, so its
     /// allocation is made once, not per packet with a finding.
     pub findings: Vec<Finding>,
-}
-
-impl Clone for Annotation {
-    fn clone(&self) -> Annotation {
-        let mut copy = Annotation::default();
-        copy.clone_from(self);
-        copy
-    }
-
-    /// Keeps what `self` allocated: output holds annotations by the
-    /// thousand, and reuses those already shown.
-    fn clone_from(&mut self, source: &Annotation) {
-        let Annotation { request_in, rtt, response_in, findings } = source;
-        self.request_in = *request_in;
-        self.rtt = *rtt;
-        self.response_in.clone_from(response_in);
-        self.findings.clone_from(findings);
-    }
 }
 
 impl Annotation {
