@@ -160,6 +160,9 @@ struct HeldEntry {
 /// a few are enough.
 const MAX_SPARE_LISTS: usize = 8;
 
+/// Held output is written and read in sequence, in memory that has left
+/// the caches since it was last used (the cap is larger than the core's
+/// cache): at each end, the bytes about two records ahead are fetched.
 const FETCH_AHEAD: usize = 2048;
 const FETCH_BYTES: usize = 1024;
 

@@ -165,6 +165,7 @@ impl<W: Write> Printer<W> {
 
     /// Writes the output of one packet, as [`Printer::render`] made it, in
     /// pieces (with its responses written in between).
+    #[inline(always)]
     pub fn write_rendered(&mut self, pieces: &[&[u8]]) -> io::Result<()> {
         if self.options.format == Format::Json {
             self.out.write_all(if self.records == 0 { b"[\n" } else { b",\n" })?;

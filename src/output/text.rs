@@ -20,10 +20,17 @@ pub struct Style {
 }
 
 impl Style {
+    // Inline, so that the usual case, no colour, is a copy where it is
+    // asked (the colours' formatting stays out of line).
+    #[inline(always)]
     pub fn severity(self, severity: Severity, text: &str, out: &mut impl Write) -> io::Result<()> {
         if !self.color {
             return out.write_all(text.as_bytes());
         }
+        Style::coloured(severity, text, out)
+    }
+
+    fn coloured(severity: Severity, text: &str, out: &mut impl Write) -> io::Result<()> {
         let code = match severity {
             Severity::Error => "1;31",
             Severity::Warn => "33",
