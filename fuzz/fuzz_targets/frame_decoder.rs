@@ -1,13 +1,19 @@
 //! Frame decode, per-packet checks, the analysis and every output format, on
 //! any frame bytes under each link type we read. The first byte picks the
 //! link type; the rest is the frame. Several frames per input (split on a
-//! marker) so reassembly and the analysis see sequences.
+//! marker) so reassembly and the analysis see sequences. The same frames,
+//! as a capture, then go through the whole pipeline with the output held
+//! for responses: the JSON it writes must parse, and a filter on
+//! `ldm.response_in` must keep only records that list responses.
 #![no_main]
 
 use ldm_sniff::analyze::{self, Analyzer};
-use ldm_sniff::capture::{Frame, KernelChecksum, Linktype, Timestamp};
+use ldm_sniff::capture::writer::PcapWriter;
+use ldm_sniff::capture::{CaptureReader, Frame, KernelChecksum, Linktype, Timestamp};
 use ldm_sniff::dissect::{self, Dissector};
+use ldm_sniff::filter::Filter;
 use ldm_sniff::output::{self, Format, Packet, Printer, Style};
+use ldm_sniff::pipeline::{self, Config};
 use libfuzzer_sys::fuzz_target;
 
 fn printers() -> Vec<Printer<std::io::Sink>> {
@@ -43,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
     for (i, chunk) in rest.split(|&b| b == 0xA5).enumerate().take(64) {
         let frame = Frame {
             number: i as u64 + 1,
-            ts: Timestamp::new(i as i64 / 4, (i as u32 % 4) * 250_000_000),
+            ts: frame_ts(i),
             len: chunk.len() as u32,
             linktype,
             interface: 0,
@@ -61,4 +67,48 @@ fuzz_target!(|data: &[u8]| {
     for printer in &mut printers {
         printer.finish().expect("a sink accepts everything");
     }
+    held_output(linktype, options, rest);
 });
+
+fn frame_ts(i: usize) -> Timestamp {
+    Timestamp::new(i as i64 / 4, (i as u32 % 4) * 250_000_000)
+}
+
+/// The frames as a capture, through the pipeline with the output held.
+fn held_output(linktype: Linktype, options: dissect::Options, rest: &[u8]) {
+    let mut writer = PcapWriter::new(Vec::new(), linktype, true, false).expect("into memory");
+    for (i, chunk) in rest.split(|&b| b == 0xA5).enumerate().take(64) {
+        writer.write_packet(frame_ts(i), chunk, chunk.len() as u32).expect("into memory");
+    }
+    let capture = writer.into_inner();
+    for filter in [None, Some("ldm.response_in")] {
+        let mut out = Vec::new();
+        let reader = CaptureReader::from_reader("fuzz", std::io::Cursor::new(capture.clone())).expect("our own pcap");
+        let config = Config {
+            dissect: options,
+            output: output::Options {
+                format: Format::Json,
+                verbose: false,
+                hex: false,
+                style: Style { color: false },
+                line_buffered: false,
+            },
+            count: None,
+            all: true,
+            quiet: false,
+            analysis: analyze::Options::default(),
+            stats: Vec::new(),
+            filter: filter.map(|f| Filter::compile(f).expect("compiles")),
+            write: None,
+            hold: true,
+        };
+        pipeline::run(reader, &mut out, config).expect("writing into memory cannot fail");
+        let records: Vec<serde_json::Value> = serde_json::from_slice(&out).expect("the held output is JSON");
+        if filter.is_some() {
+            for record in &records {
+                let listed = record["ldm"]["response_in"].as_array().is_some_and(|list| !list.is_empty());
+                assert!(listed, "a record without responses passed the filter: {record}");
+            }
+        }
+    }
+}

@@ -239,9 +239,9 @@ impl FieldSink for Sink<'_> {
     }
 }
 
-/// A request's `response_in`, written where its record keeps the place
-/// (`hole`), as the record would have had it.
-pub fn write_responses(buf: &mut Vec<u8>, layout: Layout, hole: ResponseSlot, responses: &[u64]) {
+/// A request's `response_in`, written at the place its record keeps for it
+/// (`slot`), as the record would have had it.
+pub fn write_responses(buf: &mut Vec<u8>, layout: Layout, slot: ResponseSlot, responses: &[u64]) {
     if responses.is_empty() {
         return;
     }
@@ -250,9 +250,9 @@ pub fn write_responses(buf: &mut Vec<u8>, layout: Layout, hole: ResponseSlot, re
         buf,
         seconds: &mut seconds,
         layout,
-        layer: hole.layer,
+        layer: slot.layer,
         first_layer: false,
-        first_field: hole.first,
+        first_field: slot.first,
         responses: None,
     };
     sink.field(name!("response_in"), Value::U64List(responses));
