@@ -189,7 +189,8 @@ struct HeldText {
 }
 
 impl HeldText {
-    /// Where the next packet's output is made.
+    /// Where the next packet's output is made; the bytes a little past
+    /// its end are fetched for the outputs after it.
     fn tail(&mut self) -> &mut Vec<u8> {
         let ahead = self.filling.as_ptr().wrapping_add(self.filling.len() + FETCH_AHEAD);
         crate::prefetch::range(ahead, FETCH_BYTES);

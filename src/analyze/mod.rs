@@ -57,7 +57,7 @@ impl Default for Options {
 }
 
 /// What the analysis says of one ldm packet.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Annotation {
     /// For a response: the request it answers.
     pub request_in: Option<u64>,

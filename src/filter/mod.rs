@@ -208,6 +208,9 @@ pub struct Filter {
     root: Node,
     /// Field names the expression uses.
     fields: Vec<&'static str>,
+    /// Whether one of them is `ldm.response_in`, known only after the
+    /// request (asked for every packet held for responses).
+    tests_responses: bool,
 }
 
 fn kind_of(name: &str) -> Option<(&'static str, Kind)> {
@@ -295,7 +298,8 @@ impl Filter {
         let ast = parse::parse(expression)?;
         let mut fields = Vec::new();
         let root = compile_node(&ast, &mut fields)?;
-        Ok(Filter { root, fields })
+        let tests_responses = fields.contains(&"ldm.response_in");
+        Ok(Filter { root, fields, tests_responses })
     }
 
     /// Whether the packet matches.
@@ -306,7 +310,7 @@ impl Filter {
     /// Whether the expression tests a request's responses
     /// (`ldm.response_in`), which are known only after the request.
     pub fn tests_responses(&self) -> bool {
-        self.fields.contains(&"ldm.response_in")
+        self.tests_responses
     }
 
     /// What the expression looks for in the packet, to decide whether it

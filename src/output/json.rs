@@ -374,6 +374,28 @@ mod tests {
     }
 
     #[test]
+    fn epochs_are_written_as_display_writes_them() {
+        let damaged = (7, 1_500_000_000);
+        let cases = [
+            (0, 0),
+            (1_793_611_800, 5),
+            (-1, 999_999_999),
+            (i64::MAX, 123_456_789),
+            (3, 10),
+            (4, 100_000_000),
+            damaged,
+        ];
+        // One kept second for all, as records share it.
+        let mut seconds = SecondText::default();
+        for (secs, nanos) in cases {
+            let ts = Timestamp::new(secs, nanos);
+            let mut epoch = Vec::new();
+            seconds.write_epoch(&mut epoch, ts);
+            assert_eq!(String::from_utf8(epoch).unwrap(), ts.to_string());
+        }
+    }
+
+    #[test]
     fn a_detail_that_needs_escaping_is_escaped() {
         for (detail, want) in [(Detail::Field("source_ip"), "in source_ip"), (Detail::Field("a\"b\\c"), "in a\"b\\c")] {
             let mut buf = b"x".to_vec();

@@ -11,7 +11,6 @@
 use std::io::Write as _;
 use std::net::IpAddr;
 
-use crate::capture::Timestamp;
 use crate::dissect::fields::DIGIT_PAIRS;
 
 /// Appends the first `len` bytes of `text`.
@@ -171,13 +170,6 @@ fn write_zero_padded(out: &mut Vec<u8>, n: u64, width: usize) {
     put(out, &text, width);
 }
 
-/// `{secs}.{nanos:09}`, as a timestamp's `Display` writes it.
-pub fn write_epoch(out: &mut Vec<u8>, ts: Timestamp) {
-    write_integer(out, ts.secs);
-    out.push(b'.');
-    write_nanos(out, ts.nanos);
-}
-
 /// `{nanos:09}`.
 pub fn write_nanos(out: &mut Vec<u8>, nanos: u32) {
     write_zero_padded(out, u64::from(nanos), 9);
@@ -268,24 +260,6 @@ mod tests {
                 let want = format!("{v:>width$.prec$}", prec = decimals as usize);
                 assert_eq!(text(|out| write_fixed(out, v, decimals, width)), want, "{v:e} .{decimals}");
             }
-        }
-    }
-
-    #[test]
-    fn epochs_are_written_as_display_writes_them() {
-        let damaged = (7, 1_500_000_000);
-        let cases = [
-            (0, 0),
-            (1_793_611_800, 5),
-            (-1, 999_999_999),
-            (i64::MAX, 123_456_789),
-            (3, 10),
-            (4, 100_000_000),
-            damaged,
-        ];
-        for (secs, nanos) in cases {
-            let ts = Timestamp::new(secs, nanos);
-            assert_eq!(text(|out| write_epoch(out, ts)), ts.to_string());
         }
     }
 
