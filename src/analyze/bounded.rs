@@ -35,14 +35,12 @@ pub struct BoundedMap<K, V> {
 }
 
 /// An entry's place in the age order. Under churn every new entry evicts
-/// the oldest, whose bucket and slot have long left the caches; knowing
-/// where they are lets the eviction before fetch them, and spares the
-/// eviction a probe (perf: a tenth of the ldm-only run was that probe's
-/// cache miss).
+/// the oldest, whose bucket has long left the caches; knowing where it is
+/// spares the eviction a probe and lets the eviction before fetch it (perf:
+/// a tenth of the ldm-only run was that probe's cache miss).
 #[derive(Debug)]
 struct Aged<K> {
     key: K,
-    slot: u32,
     /// Where the table put the key. Only a hint: the table moves its
     /// entries when it rehashes, so the key there is checked before use.
     /// (A u32 keeps the order small; a table past 2^32 buckets, which
@@ -112,7 +110,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         let hasher = &self.hasher;
         let bucket = self.table.insert_unique(hash, (key.clone(), slot), |(k, _)| hasher.hash_one(k)).bucket_index();
         let bucket = u32::try_from(bucket).unwrap_or(u32::MAX);
-        self.order.push_back(Aged { key, slot, bucket });
+        self.order.push_back(Aged { key, bucket });
         self.slots[slot as usize].insert(make())
     }
 
@@ -158,16 +156,13 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         Some(slot as usize)
     }
 
-    /// Fetches what the next eviction touches, while other work runs: the
-    /// oldest key's bucket, and its value's slot, which the next new entry
-    /// is written into.
+    /// Fetches the oldest key's bucket, which the next eviction removes,
+    /// while other work runs. (Fetching its value's slot too, which the
+    /// next new entry is written into, made no difference in time.)
     fn prefetch_next_eviction(&self) {
         let Some(next) = self.order.front() else { return };
         if let Some(bucket) = self.table.get_bucket(next.bucket as usize) {
             prefetch::line((bucket as *const (K, u32)).cast());
-        }
-        if let Some(value) = self.slots.get(next.slot as usize) {
-            prefetch::range((value as *const Option<V>).cast(), std::mem::size_of::<Option<V>>());
         }
     }
 
