@@ -43,8 +43,9 @@ struct Aged<K> {
     key: K,
     /// Where the table put the key. Only a hint: the table moves its
     /// entries when it rehashes, so the key there is checked before use.
-    /// (A u32 keeps the order small; a table past 2^32 buckets, which
-    /// only a huge --max-entries makes, gets a hint that never fits.)
+    /// (A u32 keeps the order small. Past 2^32 buckets, which only a huge
+    /// --max-entries makes, the hint is u32::MAX, and the check sends the
+    /// eviction to the probe.)
     bucket: u32,
 }
 
