@@ -91,6 +91,20 @@ pub(super) struct Mac {
 }
 
 impl Mac {
+    /// Makes the entry of an evicted MAC new for another, in place, as
+    /// `Mac::default()` would make it. Writing a default value in instead
+    /// copied all of it, arrays' unused room included. Every field is
+    /// named, so a new one cannot be forgotten here.
+    fn reset(&mut self) {
+        let Mac { lookups, requester, owners, collisions, late, request } = self;
+        *lookups = 0;
+        *requester = None;
+        owners.clear();
+        *collisions = 0;
+        *late = 0;
+        *request = None;
+    }
+
     /// Records `owner` answering; returns an earlier, different owner.
     pub(super) fn owner(&mut self, owner: IpAddr, frame: u64) -> Option<(IpAddr, u64)> {
         if self.owners.iter().any(|(o, _)| *o == owner) {
@@ -197,7 +211,7 @@ impl Stats {
 
     /// Counts a lookup of `mac`; returns its entry for the analysis to go on with.
     pub(super) fn lookup(&mut self, mac: [u8; 6], requester: IpAddr) -> &mut Mac {
-        let entry = self.macs.entry(mac, Mac::default);
+        let entry = self.macs.entry_reusing(mac, Mac::default, Mac::reset);
         entry.lookups += 1;
         entry.requester.get_or_insert(requester);
         entry
@@ -205,7 +219,7 @@ impl Stats {
 
     /// The entry of a MAC someone answered for.
     pub(super) fn answered(&mut self, mac: [u8; 6]) -> &mut Mac {
-        self.macs.entry(mac, Mac::default)
+        self.macs.entry_reusing(mac, Mac::default, Mac::reset)
     }
 
     pub fn rtt(&mut self, msg_type: Option<MsgType>, secs: f64) {
@@ -434,4 +448,27 @@ fn json_cell(cell: &str) -> Value {
 /// `10.0.0.1:16509`, or `[fe80::1]:16509`.
 fn endpoint((ip, port): (IpAddr, u16)) -> String {
     std::net::SocketAddr::new(ip, port).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Timestamp;
+
+    /// `Mac::reset` must leave what `Mac::default` makes; the analysis
+    /// reuses evicted entries with it.
+    #[test]
+    fn a_reset_mac_is_a_default_one() {
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut mac = Mac { lookups: 3, requester: Some(ip), collisions: 1, late: 2, ..Mac::default() };
+        mac.owner(ip, 7);
+        mac.owner("10.0.0.2".parse().unwrap(), 9);
+        let mut responders = ArrayVec::new();
+        responders.push((ip, 5));
+        mac.request =
+            Some(super::super::LookupRequest { frame: 4, ts: Timestamp::default(), requester: ip, responders });
+        assert_ne!(format!("{mac:?}"), format!("{:?}", Mac::default()));
+        mac.reset();
+        assert_eq!(format!("{mac:?}"), format!("{:?}", Mac::default()));
+    }
 }
