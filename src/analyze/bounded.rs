@@ -25,7 +25,9 @@ const PREALLOCATE_MAX: usize = 1 << 16;
 pub struct BoundedMap<K, V> {
     table: HashTable<(K, u32)>,
     hasher: Hasher,
-    /// Values by slot; `None` for a slot freed by `remove`, until reused.
+    /// Values by slot; `None` for a slot freed by `remove`, until reused. A
+    /// slot freed by an eviction keeps its value for the entry that takes
+    /// it, which is the next one added.
     slots: Vec<Option<V>>,
     free: Vec<u32>,
     /// Entries in insertion order: the front is the oldest, the next to go.
@@ -154,7 +156,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
 
     fn evict_oldest(&mut self) {
         while let Some(oldest) = self.order.pop_front() {
-            if self.forget_aged(&oldest).is_none() {
+            if !self.forget_aged(&oldest) {
                 continue;
             }
             // The value stays where it lies, for the new entry to reuse:
@@ -166,16 +168,17 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         }
     }
 
-    /// Forgets the key of an age-order place, if it is still in the map,
-    /// and frees its slot.
-    fn forget_aged(&mut self, aged: &Aged<K>) -> Option<usize> {
+    /// Forgets the key of an age-order place and frees its slot; false if
+    /// the key was no longer in the map.
+    fn forget_aged(&mut self, aged: &Aged<K>) -> bool {
         let at_hint = self.table.get_bucket(aged.bucket as usize).is_some_and(|(k, _)| *k == aged.key);
         if !at_hint {
-            return self.forget(&aged.key);
+            return self.forget(&aged.key).is_some();
         }
-        let ((_, slot), _) = self.table.get_bucket_entry(aged.bucket as usize).ok()?.remove();
+        let Ok(entry) = self.table.get_bucket_entry(aged.bucket as usize) else { return false };
+        let ((_, slot), _) = entry.remove();
         self.free.push(slot);
-        Some(slot as usize)
+        true
     }
 
     /// Forgets `key` and frees its slot, whose value the caller takes, or

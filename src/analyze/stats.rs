@@ -453,7 +453,6 @@ fn endpoint((ip, port): (IpAddr, u16)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::Timestamp;
 
     /// `Mac::reset` must leave what `Mac::default` makes; the analysis
     /// reuses evicted entries with it.
