@@ -24,12 +24,12 @@ for round in $(seq "$rounds"); do
 done
 # median: the middle of the numbers on stdin, one per line.
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-column() { awk -v i="$1" -v f="$2" '$2 == i { print $f }' "$raw"; }
-first_secs=$(column 0 3 | median)
+values_of() { awk -v i="$1" -v f="$2" '$2 == i { print $f }' "$raw"; }
+first_secs=$(values_of 0 3 | median)
 for i in $(seq 0 $(($# - 1))); do
-  secs=$(column "$i" 3 | median)
+  secs=$(values_of "$i" 3 | median)
   cpu=$(awk -v i="$i" '$2 == i { print $4 + $5 }' "$raw" | median)
-  kb=$(column "$i" 6 | median)
+  kb=$(values_of "$i" 6 | median)
   printf 'command %d: median %.3f s, cpu %.3f s, peak RSS %.1f MB: %s\n' $((i + 1)) "$secs" "$cpu" "$(awk -v k="$kb" 'BEGIN { print k / 1024 }')" "${*:$((i + 1)):1}"
   (( i > 0 )) || continue
   ratios=$(awk -v i="$i" '$2 == 0 { a[$1] = $3 } $2 == i { b[$1] = $3 } END { for (r in b) if (a[r] > 0) print b[r] / a[r] }' "$raw")
