@@ -9,9 +9,14 @@
 # the ratio of the medians. Output of the commands goes to /dev/null; a
 # failing exit status is ignored (ldm-sniff exits 1 when it finds anomalies).
 set -euo pipefail
-rounds=${1:?usage: interleave.sh ROUNDS COMMAND...}
+usage() {
+  echo "usage: bash bench/interleave.sh ROUNDS 'COMMAND A' 'COMMAND B' ... (ROUNDS a whole number, at least 1)" >&2
+  exit 2
+}
+rounds=${1:-}
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || usage
 shift
-(( $# >= 1 )) || { echo "usage: interleave.sh ROUNDS COMMAND..." >&2; exit 2; }
+(( $# >= 1 )) || usage
 raw=$(mktemp)
 one=$(mktemp)
 trap 'rm -f "$raw" "$one"' EXIT

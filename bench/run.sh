@@ -37,7 +37,7 @@ generate "$dir/mixed.pcapng" 2000000 10
 generate "$dir/ldm-only.pcap" 1000000 100
 generate "$dir/ldm-only.pcapng" 1000000 100
 
-# Median of the lines of "seconds kilobytes" on stdin, by seconds.
+# Median of the lines of "seconds kilobytes faults" on stdin, by seconds.
 median() { sort -n | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }'; }
 
 # time_it LABEL CAPTURE COMMAND...: prints "LABEL|CAPTURE|seconds|peak

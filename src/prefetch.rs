@@ -1,7 +1,8 @@
 //! Hints to the CPU to fetch memory into its caches before it is read.
 //! Used where a pass over data is known to come back to memory that has
-//! left the caches: the capture ahead of the reader, and output held for
-//! requests' responses. A hint never faults and changes no result.
+//! left the caches: the capture ahead of the reader, output held for
+//! requests' responses, and the analysis table's next entry to evict. A
+//! hint never faults and changes no result.
 
 pub const CACHE_LINE: usize = 64;
 
