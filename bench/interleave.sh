@@ -8,6 +8,9 @@
 # first command (time B / time A in the same round), with the range, and
 # the ratio of the medians. Output of the commands goes to /dev/null; a
 # failing exit status is ignored (ldm-sniff exits 1 when it finds anomalies).
+# WARM="FILE ..." reads those files at the start of each round, into the
+# page cache: this machine's kernel pages out file pages left untouched
+# for about a minute (DAMON proactive reclaim).
 set -euo pipefail
 usage() {
   echo "usage: bash bench/interleave.sh ROUNDS 'COMMAND A' 'COMMAND B' ... (ROUNDS a whole number, at least 1)" >&2
@@ -21,6 +24,9 @@ raw=$(mktemp)
 one=$(mktemp)
 trap 'rm -f "$raw" "$one"' EXIT
 for round in $(seq "$rounds"); do
+  for file in ${WARM:-}; do
+    cat "$file" > /dev/null
+  done
   for i in $(seq 0 $(($# - 1))); do
     cmd=${*:$((i + 1)):1}
     /usr/bin/time -o "$one" -f "%e %U %S %M" bash -c "$cmd" > /dev/null 2>&1 || true

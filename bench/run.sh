@@ -13,8 +13,9 @@
 # round (the median of the rounds), the most major page faults of any run
 # (a run that read the disk, not the page cache), and then the performance
 # issue's targets, each measured the same way, with whether it is met.
-# tshark is slow (minutes per run on the mixed capture): it runs in the
-# first $TSHARK_RUNS rounds only (default 1), on the classic pcap captures.
+# tshark is slow (minutes per run on the mixed capture): it runs after all
+# the other rounds, in $TSHARK_RUNS rounds of its own (default 1) beside
+# `ldm-sniff -q`, on the classic pcap captures only.
 # CAPTURES="mixed.pcap ..." limits the captures measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,18 +84,32 @@ command_of() {
 # One line per run: "label|capture|round|seconds|peak KB|major faults".
 runs_file="$dir/runs.txt"
 : > "$runs_file"
+time_row() { # LABEL CAPTURE ROUND: runs the row's command once, adds its line
+  command_of "$1" "$dir/$2"
+  /usr/bin/time -f "%e %M %F" -o "$dir/time.out" "${cmd[@]}" > /dev/null 2> "$dir/stderr.out" || true
+  read -r secs kb faults < <(tail -1 "$dir/time.out")
+  echo "$1|$2|$3|$secs|$kb|$faults" | tee -a "$runs_file" >&2
+}
+# Each round starts by reading the capture into the page cache again: this
+# machine's kernel pages out file pages left untouched for about a minute
+# (DAMON proactive reclaim), and a file read from disk is timed as disk.
 for capture in $captures; do
-  f="$dir/$capture"
-  cat "$f" > /dev/null # into the page cache
-  mapfile -t labels < <(labels_of "$capture")
   for round in $(seq "$runs"); do
-    for label in "${labels[@]}"; do
-      if [[ $label == tshark* ]] && ((round > tshark_runs)); then continue; fi
-      command_of "$label" "$f"
-      /usr/bin/time -f "%e %M %F" -o "$dir/time.out" "${cmd[@]}" > /dev/null 2> "$dir/stderr.out" || true
-      read -r secs kb faults < <(tail -1 "$dir/time.out")
-      echo "$label|$capture|$round|$secs|$kb|$faults" | tee -a "$runs_file" >&2
-    done
+    cat "$dir/$capture" > /dev/null
+    while IFS= read -r label; do
+      [[ $label == tshark* ]] || time_row "$label" "$capture" "$round"
+    done < <(labels_of "$capture")
+  done
+done
+# tshark last, in rounds of its own beside `ldm-sniff -q`: a run of
+# minutes leaves the capture's early pages untouched long enough to be
+# paged out, which slowed every command timed after it.
+for capture in $captures; do
+  [[ $capture == *.pcap ]] || continue
+  for round in $(seq "$((runs + 1))" "$((runs + tshark_runs))"); do
+    cat "$dir/$capture" > /dev/null
+    time_row "ldm-sniff -q" "$capture" "$round"
+    time_row "tshark + Lua dissector, -Y ldm" "$capture" "$round"
   done
 done
 
@@ -113,7 +128,7 @@ per_round() {
 frames_of() { case $1 in mixed*) echo 2000000 ;; *) echo 1000000 ;; esac; }
 
 echo
-echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +'%F %H:%M UTC'); $runs interleaved rounds ($tshark_runs with tshark)."
+echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +'%F %H:%M UTC'); $runs interleaved rounds, then $tshark_runs of tshark beside ldm-sniff -q."
 echo
 echo "| capture | command | median s | frames/s | MB/s | peak RSS MB | time / ldm-sniff -q, per round | major faults (most of any run) |"
 echo "|---|---|---|---|---|---|---|---|"
