@@ -155,7 +155,8 @@ target() {
   awk -v c="$1" -v t="$2" -v v="$3" -v op="$4" -v lim="$5" -v scope="${6:-}" 'BEGIN {
     met = (op == ">=") ? (v >= lim) : (v <= lim)
     verdict = met ? "yes" : "no"
-    if (scope == "mixed" && c !~ /^mixed/) verdict = verdict " (for reference: the issue sets it on the mixed capture)"
+    if (v == 0) verdict = "not measured: no round ran both commands (their runs are the lines printed on stderr)"
+    else if (scope == "mixed" && c !~ /^mixed/) verdict = verdict " (for reference: the issue sets it on the mixed capture)"
     printf "| %s | %s | %.2fx | %s %sx | %s |\n", c, t, v, op, lim, verdict
   }'
 }

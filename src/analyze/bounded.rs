@@ -171,12 +171,13 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     /// Forgets the key of an age-order place and frees its slot; false if
     /// the key was no longer in the map.
     fn forget_aged(&mut self, aged: &Aged<K>) -> bool {
-        let at_hint = self.table.get_bucket(aged.bucket as usize).is_some_and(|(k, _)| *k == aged.key);
-        if !at_hint {
+        let at_hint = match self.table.get_bucket_entry(aged.bucket as usize) {
+            Ok(entry) if entry.get().0 == aged.key => Some(entry.remove().0 .1),
+            _ => None,
+        };
+        let Some(slot) = at_hint else {
             return self.forget(&aged.key).is_some();
-        }
-        let Ok(entry) = self.table.get_bucket_entry(aged.bucket as usize) else { return false };
-        let ((_, slot), _) = entry.remove();
+        };
         self.free.push(slot);
         true
     }
