@@ -23,6 +23,8 @@ const RELEASE_STEP: usize = 2 << 20;
 /// are a few hundred bytes apart, too irregular for its own prefetcher
 /// (measured: a header walk over a 1.39 GB file, 0.20 s -> 0.15 s).
 const PREFETCH_AHEAD: usize = 8 << 10;
+/// Bytes fetched at a time; records are smaller, so most need no step.
+const PREFETCH_STEP: usize = 1 << 10;
 
 type LegacyParse = fn(&[u8]) -> nom::IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>;
 
@@ -86,15 +88,15 @@ impl MappedReader {
     }
 
     /// Asks the CPU to fetch every cache line up to PREFETCH_AHEAD past the
-    /// current record, so records are in cache when decoded.
+    /// current record, so records are in cache when decoded. In steps of
+    /// PREFETCH_STEP, whose lines are fetched without a loop test between
+    /// them (the last step may reach past the map: a hint never faults).
     fn prefetch_ahead(&mut self) {
         let until = (self.position + PREFETCH_AHEAD).min(self.map.len());
         while self.prefetched < until {
-            // Inside the map: `until` is at most its length.
-            crate::prefetch::line(self.map.as_ptr().wrapping_add(self.prefetched));
-            self.prefetched += crate::prefetch::CACHE_LINE;
+            crate::prefetch::range(self.map.as_ptr().wrapping_add(self.prefetched), PREFETCH_STEP);
+            self.prefetched += PREFETCH_STEP;
         }
-        self.prefetched = self.prefetched.max(until);
     }
 }
 
