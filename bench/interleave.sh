@@ -8,9 +8,11 @@
 # first command (time B / time A in the same round), with the range, and
 # the ratio of the medians. Output of the commands goes to /dev/null; a
 # failing exit status is ignored (ldm-sniff exits 1 when it finds anomalies).
-# WARM="FILE ..." reads those files at the start of each round, into the
-# page cache: this machine's kernel pages out file pages left untouched
-# for about a minute (DAMON proactive reclaim).
+# WARM="FILE ..." drops those files from the page cache and reads them
+# again at the start of each round, as bench/run.sh does (see there why):
+# this machine's kernel pages out file pages left untouched for about a
+# minute (DAMON proactive reclaim), and a file read back piecemeal maps
+# slower than one read whole.
 set -euo pipefail
 usage() {
   echo "usage: bash bench/interleave.sh ROUNDS 'COMMAND A' 'COMMAND B' ... (ROUNDS a whole number, at least 1)" >&2
@@ -25,6 +27,7 @@ one=$(mktemp)
 trap 'rm -f "$raw" "$one"' EXIT
 for round in $(seq "$rounds"); do
   for file in ${WARM:-}; do
+    dd if="$file" iflag=nocache count=0 status=none
     cat "$file" > /dev/null
   done
   for i in $(seq 0 $(($# - 1))); do

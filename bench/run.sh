@@ -47,17 +47,20 @@ generate "$dir/mixed.pcapng" 2000000 10
 generate "$dir/ldm-only.pcap" 1000000 100
 generate "$dir/ldm-only.pcapng" 1000000 100
 
-# Every capture starts in the page cache as a capture read from disk is:
-# written back, dropped, then read once. On this kernel (6.18, ext4) a
-# read fills the cache in large folios, which a map takes in a few
-# thousand faults; a file just written sits in 4 KiB pages, and mapping
-# those costs ten times the faults (bench/README.md, tenth section: -q
-# 0.36 s against 0.28 s on mixed.pcap, tcpdump 0.61 against 0.54 s).
-for capture in $captures; do
-  sync "$dir/$capture"
-  dd if="$dir/$capture" iflag=nocache count=0 status=none
-  cat "$dir/$capture" > /dev/null
-done
+# Each round starts with its capture in the page cache as a capture read
+# from disk is: written back, dropped, then read once. On this kernel
+# (6.18, ext4) such a read fills the cache in 2 MiB folios, which a map
+# takes in a few thousand faults. A file just written sits in 4 KiB pages,
+# and a file whose pages this machine's reclaim (DAMON, below) took out
+# and a later read put back piecemeal sits in small folios: mapping those
+# costs up to ten times the faults (bench/README.md, tenth section: -q 0.36 s against
+# 0.28 s on mixed.pcap, tcpdump's filter 0.61 against 0.54 s). A plain
+# `cat` would keep whatever state the file was left in.
+settle() { # FILE
+  sync "$1"
+  dd if="$1" iflag=nocache count=0 status=none
+  cat "$1" > /dev/null
+}
 
 # The rows' labels; `command_of` knows each one's command.
 labels_of() { # CAPTURE: one label per line, in the table's order
@@ -102,12 +105,12 @@ time_row() { # LABEL CAPTURE ROUND: runs the row's command once, adds its line
   read -r secs kb faults < <(tail -1 "$dir/time.out")
   echo "$1|$2|$3|$secs|$kb|$faults" | tee -a "$runs_file" >&2
 }
-# Each round starts by reading the capture into the page cache again: this
-# machine's kernel pages out file pages left untouched for about a minute
-# (DAMON proactive reclaim), and a file read from disk is timed as disk.
+# Settled at each round, not once: this machine's kernel pages out file
+# pages left untouched for about a minute (DAMON proactive reclaim), and a
+# file read from disk is timed as disk.
 for capture in $captures; do
   for round in $(seq "$runs"); do
-    cat "$dir/$capture" > /dev/null
+    settle "$dir/$capture"
     while IFS= read -r label; do
       [[ $label == tshark* ]] || time_row "$label" "$capture" "$round"
     done < <(labels_of "$capture")
@@ -119,7 +122,7 @@ done
 for capture in $captures; do
   [[ $capture == *.pcap ]] || continue
   for round in $(seq "$((runs + 1))" "$((runs + tshark_runs))"); do
-    cat "$dir/$capture" > /dev/null
+    settle "$dir/$capture"
     time_row "ldm-sniff -q" "$capture" "$round"
     time_row "tshark + Lua dissector, -Y ldm" "$capture" "$round"
   done
