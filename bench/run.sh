@@ -53,9 +53,9 @@ generate "$dir/ldm-only.pcapng" 1000000 100
 # takes in a few thousand faults. A file just written sits in 4 KiB pages,
 # and a file whose pages this machine's reclaim (DAMON, below) took out
 # and a later read put back piecemeal sits in small folios: mapping those
-# costs up to ten times the faults (bench/README.md, tenth section: -q 0.36 s against
-# 0.28 s on mixed.pcap, tcpdump's filter 0.61 against 0.54 s). A plain
-# `cat` would keep whatever state the file was left in.
+# costs up to ten times the faults (bench/README.md, tenth section: -q
+# 0.36 s against 0.28 s on mixed.pcap, tcpdump's filter 0.61 against
+# 0.54 s). A plain `cat` would keep whatever state the file was left in.
 settle() { # FILE
   sync "$1"
   dd if="$1" iflag=nocache count=0 status=none

@@ -23,7 +23,8 @@ const RELEASE_STEP: usize = 2 << 20;
 /// are a few hundred bytes apart, too irregular for its own prefetcher
 /// (measured: a header walk over a 1.39 GB file, 0.20 s -> 0.15 s).
 const PREFETCH_AHEAD: usize = 8 << 10;
-/// Bytes fetched at a time; records are smaller, so most need no step.
+/// Bytes fetched at a time: more than most records, so that most calls
+/// find the window already fetched and fetch nothing.
 const PREFETCH_STEP: usize = 1 << 10;
 
 type LegacyParse = fn(&[u8]) -> nom::IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>;
