@@ -11,8 +11,10 @@
 # its own). It prints a markdown table of medians (seconds, frames/s,
 # MB/s, peak RSS), each command's time against `ldm-sniff -q` in the same
 # round (the median of the rounds), the most major page faults of any run
-# (a run that read the disk, not the page cache), and then the performance
-# issue's targets, each measured the same way, with whether it is met.
+# (a run that read the disk, not the page cache), the median of minor page
+# faults (for a mapped capture, how the page cache holds it: see settle),
+# and then the performance issue's targets, each measured the same way,
+# with whether it is met.
 # tshark is slow (minutes per run on the mixed capture): it runs after all
 # the other rounds, in $TSHARK_RUNS rounds of its own (default 1) beside
 # `ldm-sniff -q`, on the classic pcap captures only.
@@ -96,14 +98,14 @@ command_of() {
   esac
 }
 
-# One line per run: "label|capture|round|seconds|peak KB|major faults".
+# One line per run: "label|capture|round|seconds|peak KB|major faults|minor faults".
 runs_file="$dir/runs.txt"
 : > "$runs_file"
 time_row() { # LABEL CAPTURE ROUND: runs the row's command once, adds its line
   command_of "$1" "$dir/$2"
-  /usr/bin/time -f "%e %M %F" -o "$dir/time.out" "${cmd[@]}" > /dev/null 2> "$dir/stderr.out" || true
-  read -r secs kb faults < <(tail -1 "$dir/time.out")
-  echo "$1|$2|$3|$secs|$kb|$faults" | tee -a "$runs_file" >&2
+  /usr/bin/time -f "%e %M %F %R" -o "$dir/time.out" "${cmd[@]}" > /dev/null 2> "$dir/stderr.out" || true
+  read -r secs kb faults minor < <(tail -1 "$dir/time.out")
+  echo "$1|$2|$3|$secs|$kb|$faults|$minor" | tee -a "$runs_file" >&2
 }
 # Settled at each round, not once: this machine's kernel pages out file
 # pages left untouched for about a minute (DAMON proactive reclaim), and a
@@ -145,18 +147,19 @@ frames_of() { case $1 in mixed*) echo 2000000 ;; *) echo 1000000 ;; esac; }
 echo
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +'%F %H:%M UTC'); $runs interleaved rounds, then $tshark_runs of tshark beside ldm-sniff -q."
 echo
-echo "| capture | command | median s | frames/s | MB/s | peak RSS MB | time / ldm-sniff -q, per round | major faults (most of any run) |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| capture | command | median s | frames/s | MB/s | peak RSS MB | time / ldm-sniff -q, per round | major faults (most of any run) | minor faults (median) |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for capture in $captures; do
   size=$(stat -c %s "$dir/$capture")
   while IFS= read -r label; do
     secs=$(field_of "$label" "$capture" 4 | median)
     kb=$(field_of "$label" "$capture" 5 | median)
     faults=$(field_of "$label" "$capture" 6 | sort -g | tail -1)
+    minor=$(field_of "$label" "$capture" 7 | median)
     ratio=$(per_round "$label" "ldm-sniff -q" "$capture")
-    awk -v l="$label" -v c="$capture" -v s="$secs" -v kb="$kb" -v r="$ratio" -v n="$(frames_of "$capture")" -v size="$size" -v f="$faults" 'BEGIN {
+    awk -v l="$label" -v c="$capture" -v s="$secs" -v kb="$kb" -v r="$ratio" -v n="$(frames_of "$capture")" -v size="$size" -v f="$faults" -v m="$minor" 'BEGIN {
       fps = (s > 0) ? n / s : 0; mbs = (s > 0) ? size / 1e6 / s : 0
-      printf "| %s | %s | %.2f | %.2fM | %.0f | %.1f | %.2fx | %d |\n", c, l, s, fps / 1e6, mbs, kb / 1024, r, f
+      printf "| %s | %s | %.2f | %.2fM | %.0f | %.1f | %.2fx | %d | %d |\n", c, l, s, fps / 1e6, mbs, kb / 1024, r, f, m
     }'
   done < <(labels_of "$capture")
 done
