@@ -27,7 +27,10 @@ one=$(mktemp)
 trap 'rm -f "$raw" "$one"' EXIT
 for round in $(seq "$rounds"); do
   for file in ${WARM:-}; do
-    dd if="$file" iflag=nocache count=0 status=none
+    sync "$file"
+    if ! dd if="$file" iflag=nocache count=0 status=none; then
+      echo "interleave.sh: could not drop $file from the page cache (dd's message above; GNU dd is needed): it is timed in whatever state the cache holds it" >&2
+    fi
     cat "$file" > /dev/null
   done
   for i in $(seq 0 $(($# - 1))); do

@@ -60,7 +60,9 @@ generate "$dir/ldm-only.pcapng" 1000000 100
 # 0.54 s). A plain `cat` would keep whatever state the file was left in.
 settle() { # FILE
   sync "$1"
-  dd if="$1" iflag=nocache count=0 status=none
+  if ! dd if="$1" iflag=nocache count=0 status=none; then
+    echo "run.sh: could not drop $1 from the page cache (dd's message above; GNU dd is needed): its round is timed with the file in whatever state the cache holds it" >&2
+  fi
   cat "$1" > /dev/null
 }
 

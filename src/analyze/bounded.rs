@@ -172,7 +172,10 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     /// the key was no longer in the map.
     fn forget_aged(&mut self, aged: &Aged<K>) -> bool {
         let at_hint = match self.table.get_bucket_entry(aged.bucket as usize) {
-            Ok(entry) if entry.get().0 == aged.key => Some(entry.remove().0 .1),
+            Ok(entry) if entry.get().0 == aged.key => {
+                let ((_, slot), _) = entry.remove();
+                Some(slot)
+            }
             _ => None,
         };
         let Some(slot) = at_hint else {
