@@ -543,3 +543,59 @@ fn lookup_burst(state: &mut RequesterState, options: &Options, mac: [u8; 6], ts:
         Some(_) => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lookups from one host at random rates over a few MACs, so that bursts
+    /// start, turn into storms, end and start again. Whatever the path, a
+    /// burst's finding must count exactly the MACs of the window it saw,
+    /// and the kept counts, while kept, must be those of the window (they
+    /// are not kept during a storm, and counted again when it ends).
+    #[test]
+    fn burst_findings_count_the_window_whatever_the_path() {
+        let options = Options { storm_lookups: 8, storm_secs: 1.0, storm_max_secs: 3.0, ..Options::default() };
+        let mut flagged = [0usize; 2];
+        for seed in 0..20u64 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut state = RequesterState::default();
+            let mut note = Annotation::default();
+            let mut nanos = 0i64;
+            for step in 0..5_000 {
+                // Mostly fast (bursts), sometimes a pause that ends one.
+                nanos += match rng.u8(0..20) {
+                    0 => 2_000_000_000,
+                    1..=4 => 200_000_000,
+                    _ => i64::from(rng.u32(1_000_000..40_000_000)),
+                };
+                let ts = Timestamp::new(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32);
+                // Runs of distinct MACs (start-up checks) and of a few (storms).
+                let mac = match (step / 200) % 2 {
+                    0 => [0, 0x14, 0x4f, 0, (step >> 8) as u8, step as u8],
+                    _ => [0, 0x14, 0x4f, 0, 0, rng.u8(0..3)],
+                };
+                note.clear();
+                lookup_burst(&mut state, &options, mac, ts, &mut note);
+                let window: std::collections::HashSet<_> = state.recent.iter().map(|(_, mac)| *mac).collect();
+                for finding in &note.findings {
+                    let Detail::Burst { lookups, distinct, .. } = finding.detail else { continue };
+                    assert_eq!(lookups as usize, state.recent.len(), "seed {seed} step {step}");
+                    assert_eq!(distinct as usize, window.len(), "seed {seed} step {step}: {:?}", finding.key);
+                    flagged[usize::from(finding.key == Key::LdmLookupStorm)] += 1;
+                }
+                if counting_macs(&state) {
+                    let mut counted = std::collections::HashMap::new();
+                    for (_, mac) in &state.recent {
+                        *counted.entry(*mac).or_insert(0u32) += 1;
+                    }
+                    let kept: std::collections::HashMap<_, _> =
+                        state.recent_macs.iter().map(|(m, c)| (*m, *c)).collect();
+                    assert_eq!(kept, counted, "seed {seed} step {step}");
+                }
+            }
+        }
+        // Both kinds of finding were reached, many times over.
+        assert!(flagged[0] > 20 && flagged[1] > 20, "start-up checks, storms: {flagged:?}");
+    }
+}
