@@ -83,6 +83,55 @@ fn garbage_after_a_valid_header_is_an_error_not_a_panic() {
     assert!(failed);
 }
 
+/// `capture`'s little-endian pcapng file with its section header replaced
+/// by one that carries a comment of `comment_len` bytes.
+fn with_long_section_comment(name: &str, comment_len: usize) -> Vec<u8> {
+    let original = capture(name);
+    let old_len = u32::from_le_bytes(original[4..8].try_into().expect("4 bytes")) as usize;
+    let padded = comment_len.next_multiple_of(4);
+    // Type, length, byte-order magic, version, section length; the comment
+    // option (code 1); the end of options; the length again.
+    let new_len = 24 + 4 + padded + 4 + 4;
+    let mut bytes = Vec::with_capacity(new_len + original.len());
+    bytes.extend_from_slice(&original[..4]);
+    bytes.extend_from_slice(&(new_len as u32).to_le_bytes());
+    bytes.extend_from_slice(&original[8..24]);
+    bytes.extend_from_slice(&1u16.to_le_bytes());
+    bytes.extend_from_slice(&(comment_len as u16).to_le_bytes());
+    bytes.extend((0..padded).map(|i| if i < comment_len { b'a' + (i % 26) as u8 } else { 0 }));
+    bytes.extend_from_slice(&[0; 4]);
+    bytes.extend_from_slice(&(new_len as u32).to_le_bytes());
+    bytes.extend_from_slice(&original[old_len..]);
+    bytes
+}
+
+/// A section header may carry long options (a capture comment): one longer
+/// than the bytes read to recognise the format must not make standard input
+/// refuse a file that reads when mapped (found by the capture_reader fuzzer).
+#[test]
+fn a_section_header_longer_than_the_first_read_reads_streamed_as_mapped() {
+    let (expected, failed) = decode(capture("discovery.pcapng"));
+    assert!(!failed && expected.len() == 4, "{expected:?}");
+    // An option's length is 16 bits: several options make it longer still.
+    for comment_len in [100, 65_000, 65_535] {
+        let (frames, failed) = decode(with_long_section_comment("discovery.pcapng", comment_len));
+        assert!(!failed, "a {comment_len}-byte comment");
+        assert_eq!(frames, expected, "a {comment_len}-byte comment");
+    }
+    // One that claims more than any record may: the same refusal both ways.
+    let mut bytes = with_long_section_comment("discovery.pcapng", 100);
+    bytes[4..8].copy_from_slice(&(20u32 << 20).to_le_bytes());
+    let file = tempfile();
+    std::fs::write(&file, &bytes).expect("temporary file written");
+    let name = file.to_str().expect("UTF-8 path");
+    let mapped = CaptureReader::open(name).err().map(|e| e.to_string().replace(name, "INPUT"));
+    let _ = std::fs::remove_file(&file);
+    let streamed = CaptureReader::from_reader("INPUT", Cursor::new(bytes)).err().map(|e| e.to_string());
+    assert_eq!(streamed, mapped);
+    let message = streamed.expect("refused");
+    assert!(message.contains("byte offset 0") && message.contains("claims 20971520 bytes"), "{message}");
+}
+
 const LINKTYPES: [Linktype; 8] = [
     Linktype::ETHERNET,
     Linktype::LINUX_SLL,

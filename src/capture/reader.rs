@@ -17,7 +17,8 @@ const BUFFER_SIZE: usize = 1 << 20;
 /// No capture tool writes a record this large (libpcap's maximum snap length
 /// is 256 KiB); a bigger claim means a corrupt file, and we must not allocate it.
 pub const MAX_RECORD: usize = 16 << 20;
-/// Bytes read before deciding the format: enough for any section header.
+/// Bytes read before deciding the format. A pcapng section header may be
+/// longer (its options have no limit): see `section_header_len`.
 const SNIFF_LEN: usize = 64 << 10;
 
 /// Why a capture could not be read (further). Every variant says where.
@@ -232,6 +233,28 @@ fn timestamp_from_units(units: u64, per_sec: u64, offset_secs: i64) -> Timestamp
     Timestamp::new(secs as i64 + offset_secs, nanos)
 }
 
+/// The length a pcapng file's first block (its section header) claims, or
+/// `None` for classic pcap; refused past MAX_RECORD, as any record is (and
+/// as the mapped reader refuses it).
+fn section_header_len(path: &str, prefix: &[u8], format: Format) -> Result<Option<usize>, CaptureError> {
+    let Format::PcapNg { big_endian } = format else {
+        return Ok(None);
+    };
+    let Some(&[a, b, c, d]) = prefix.get(4..8) else {
+        return Ok(None); // cut short: the parser says so
+    };
+    let claimed = if big_endian { u32::from_be_bytes([a, b, c, d]) } else { u32::from_le_bytes([a, b, c, d]) };
+    if claimed as usize > MAX_RECORD {
+        return Err(CaptureError::RecordTooLarge {
+            path: path.to_string(),
+            offset: 0,
+            frame: 0,
+            claimed: claimed.into(),
+        });
+    }
+    Ok(Some(claimed as usize))
+}
+
 impl CaptureReader {
     /// Opens a file, or standard input for "-".
     pub fn open(path: &str) -> Result<CaptureReader, CaptureError> {
@@ -241,7 +264,8 @@ impl CaptureReader {
         let file = std::fs::File::open(path).map_err(|source| CaptureError::Open { path: path.to_string(), source })?;
         if let Some(mapped) = MappedReader::open(&file) {
             let format = sniff_format(path, mapped.prefix(SNIFF_LEN))?;
-            return Ok(CaptureReader::with_parser(path.to_string(), Parser::Mapped(mapped), format, Arc::default()));
+            let parser = Parser::Mapped(mapped);
+            return Ok(CaptureReader::with_parser(path.to_string(), parser, format, BUFFER_SIZE, Arc::default()));
         }
         CaptureReader::from_reader(path, file)
     }
@@ -256,21 +280,29 @@ impl CaptureReader {
         let mut prefix = Vec::with_capacity(SNIFF_LEN);
         (&mut source).take(SNIFF_LEN as u64).read_to_end(&mut prefix).map_err(read_error)?;
         let format = sniff_format(name, &prefix)?;
+        // pcap-parser checks the section header in its first read, which
+        // replays only the prefix: a longer header must be in it whole.
+        if let Some(header_len) = section_header_len(name, &prefix, format)? {
+            let more = header_len.saturating_sub(prefix.len()) as u64;
+            (&mut source).take(more).read_to_end(&mut prefix).map_err(read_error)?;
+        }
+        let capacity = BUFFER_SIZE.max(prefix.len().next_power_of_two());
         let last_error = Arc::new(Mutex::new(None));
         let stream = ErrorKeepingReader { inner: Cursor::new(prefix).chain(source), last_error: last_error.clone() };
-        let inner = pcap_parser::create_reader(BUFFER_SIZE, stream).map_err(|e| CaptureError::Corrupt {
+        let inner = pcap_parser::create_reader(capacity, stream).map_err(|e| CaptureError::Corrupt {
             path: path.clone(),
             offset: 0,
             frame: 0,
             what: format!("unreadable file header ({e:?})"),
         })?;
-        Ok(CaptureReader::with_parser(path, Parser::Stream(inner), format, last_error))
+        Ok(CaptureReader::with_parser(path, Parser::Stream(inner), format, capacity, last_error))
     }
 
     fn with_parser(
         path: String,
         inner: Parser,
         format: Format,
+        capacity: usize,
         last_error: Arc<Mutex<Option<String>>>,
     ) -> CaptureReader {
         CaptureReader {
@@ -281,7 +313,7 @@ impl CaptureReader {
             pcap_linktype: Linktype::ETHERNET,
             frames: 0,
             pending: 0,
-            capacity: BUFFER_SIZE,
+            capacity,
             last_error,
         }
     }
