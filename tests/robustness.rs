@@ -112,7 +112,9 @@ fn with_long_section_comment(name: &str, comment_len: usize) -> Vec<u8> {
 fn a_section_header_longer_than_the_first_read_reads_streamed_as_mapped() {
     let (expected, failed) = decode(capture("discovery.pcapng"));
     assert!(!failed && expected.len() == 4, "{expected:?}");
-    // An option's length is 16 bits: several options make it longer still.
+    // Well under the 64 KiB first read, just under it, and past it: an
+    // option's length is 16 bits, so the longest comment makes a header of
+    // 65,572 bytes (several options make one longer still).
     for comment_len in [100, 65_000, 65_535] {
         let (frames, failed) = decode(with_long_section_comment("discovery.pcapng", comment_len));
         assert!(!failed, "a {comment_len}-byte comment");
