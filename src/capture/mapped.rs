@@ -201,10 +201,7 @@ impl MappedReader {
         self.release_behind();
         self.prefetch_ahead();
         let data = &self.map[self.position..];
-        let word = |at: usize| -> Option<u32> {
-            let bytes: [u8; 4] = data.get(at..at.checked_add(4)?)?.try_into().ok()?;
-            Some(if big_endian { u32::from_be_bytes(bytes) } else { u32::from_le_bytes(bytes) })
-        };
+        let word = |at: usize| super::word_at(data, at, big_endian);
         if word(0)? != EPB_TYPE {
             return None;
         }

@@ -12,6 +12,14 @@ use std::fmt;
 pub use pcap_parser::Linktype;
 pub use reader::{CaptureError, CaptureReader};
 
+/// The 32-bit word at `at` in `data`, in the file's byte order; `None` past
+/// the end. Capture headers and blocks are made of such words.
+#[inline(always)]
+pub(crate) fn word_at(data: &[u8], at: usize, big_endian: bool) -> Option<u32> {
+    let bytes: [u8; 4] = data.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(if big_endian { u32::from_be_bytes(bytes) } else { u32::from_le_bytes(bytes) })
+}
+
 /// Where frames come from: a capture file or a live interface. One pipeline
 /// reads both.
 pub trait Source {

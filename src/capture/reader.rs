@@ -10,7 +10,7 @@ use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{Linktype, PcapBlockOwned, PcapError};
 
 use super::mapped::MappedReader;
-use super::{Frame, KernelChecksum, Timestamp};
+use super::{word_at, Frame, KernelChecksum, Timestamp};
 
 /// Read size and initial buffer: large reads are what make a file walk fast.
 const BUFFER_SIZE: usize = 1 << 20;
@@ -233,24 +233,27 @@ fn timestamp_from_units(units: u64, per_sec: u64, offset_secs: i64) -> Timestamp
     Timestamp::new(secs as i64 + offset_secs, nanos)
 }
 
+/// The length the record (pcap) or block (pcapng) at the start of `data`
+/// claims, from its header; `None` if the header is cut short.
+fn claimed_len(data: &[u8], format: Format) -> Option<u64> {
+    match format {
+        Format::Pcap { big_endian, .. } => word_at(data, 8, big_endian).map(|len| u64::from(len) + 16),
+        Format::PcapNg { big_endian } => word_at(data, 4, big_endian).map(u64::from),
+    }
+}
+
 /// The length a pcapng file's first block (its section header) claims, or
 /// `None` for classic pcap; refused past MAX_RECORD, as any record is (and
 /// as the mapped reader refuses it).
 fn section_header_len(path: &str, prefix: &[u8], format: Format) -> Result<Option<usize>, CaptureError> {
-    let Format::PcapNg { big_endian } = format else {
+    if !matches!(format, Format::PcapNg { .. }) {
         return Ok(None);
-    };
-    let Some(&[a, b, c, d]) = prefix.get(4..8) else {
+    }
+    let Some(claimed) = claimed_len(prefix, format) else {
         return Ok(None); // cut short: the parser says so
     };
-    let claimed = if big_endian { u32::from_be_bytes([a, b, c, d]) } else { u32::from_le_bytes([a, b, c, d]) };
-    if claimed as usize > MAX_RECORD {
-        return Err(CaptureError::RecordTooLarge {
-            path: path.to_string(),
-            offset: 0,
-            frame: 0,
-            claimed: claimed.into(),
-        });
+    if claimed > MAX_RECORD as u64 {
+        return Err(CaptureError::RecordTooLarge { path: path.to_string(), offset: 0, frame: 0, claimed });
     }
     Ok(Some(claimed as usize))
 }
@@ -554,19 +557,9 @@ impl CaptureReader {
     }
 
     /// The length the record at the buffer's head claims, from its header.
+    /// `u64::MAX` when the header itself is cut short.
     fn claimed_record_len(&self) -> u64 {
-        let data = self.inner.get_ref().data();
-        let read = |at: usize, big: bool| -> u64 {
-            let Some(b) = data.get(at..at + 4) else {
-                return u64::MAX;
-            };
-            let b = [b[0], b[1], b[2], b[3]];
-            u64::from(if big { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
-        };
-        match self.format {
-            Format::Pcap { big_endian, .. } => read(8, big_endian).saturating_add(16),
-            Format::PcapNg { big_endian } => read(4, big_endian),
-        }
+        claimed_len(self.inner.get_ref().data(), self.format).unwrap_or(u64::MAX)
     }
 }
 
