@@ -188,11 +188,14 @@ catalogue! {
         "plan to bring the fleet to one Oracle VM Server for SPARC version";
     // libvirt RPC (TCP 16509): the stream, each message, and over time.
     LibvirtStreamGap = "libvirt.stream_gap", Error,
-        "bytes of this TCP stream were never captured; decoding resumed at the next plausible message header",
+        "bytes of this TCP stream before this frame were never captured (the peer acknowledged them, or they never came); decoding resumed at the next plausible message header",
         "messages in the gap are lost: check the capture's drop counts, and capture on the client or daemon host itself";
+    LibvirtNotLibvirt = "libvirt.not_libvirt", Warn,
+        "this direction of a connection on a libvirt port carries no libvirt RPC (its first bytes, or more bytes than a message can span, hold no message header); the rest of it is not decoded",
+        "find what talks on the port: a scan, another service, or libvirt over TLS on the plain port (then use --libvirt-tls-port)";
     LibvirtBadHeader = "libvirt.bad_header", Error,
         "where a message header was due, the bytes are not one (bad length, program, version, type or status)",
-        "the peer is not speaking libvirt RPC on this port, or the stream is encrypted (SASL): check the daemon's auth";
+        "the peer is not speaking libvirt RPC on this port, the stream is encrypted (SASL), or it is TLS (then use --libvirt-tls-port): check the daemon's auth";
     LibvirtSkippedBytes = "libvirt.skipped_bytes", Warn,
         "bytes were skipped to find the next message header (after a gap, a bad header, or joining a connection mid-way)",
         "nothing if the capture started mid-connection; otherwise see the gap or bad header before it";
@@ -209,8 +212,8 @@ catalogue! {
         "a reply whose serial matches no call seen on this connection, although the connection was captured from its start",
         "the daemon answered a call never made, or the capture lost it: look for a gap before";
     LibvirtCallNotCaptured = "libvirt.call_not_captured", Note,
-        "a reply to a call made before the capture began (the connection was joined mid-way)",
-        "nothing; start the capture before the client connects to see whole exchanges";
+        "a reply to a call the capture does not hold: made before the capture began (the connection was joined mid-way), or lost in a gap of the client's direction",
+        "nothing; start the capture before the client connects, and capture where nothing is dropped, to see whole exchanges";
     LibvirtDuplicateSerial = "libvirt.duplicate_serial", Warn,
         "a call reuses the serial of a call still waiting for its reply on this connection",
         "a client bug: replies can no longer be matched to calls";
@@ -343,6 +346,21 @@ pub enum Detail {
         code: i32,
         domain: i32,
     },
+    /// Bytes of a TCP stream never captured: where they start (relative
+    /// sequence number), how many, and the frame before them.
+    StreamGap {
+        from: u32,
+        len: u64,
+        after_frame: Option<u64>,
+    },
+    /// A direction given up: bytes without a header, and whether they
+    /// start like a TLS record.
+    NotLibvirt {
+        bytes: u64,
+        tls: bool,
+    },
+    /// The bytes start like a TLS record.
+    LooksLikeTls,
 }
 
 /// One anomaly found in one packet.

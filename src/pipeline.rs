@@ -66,11 +66,16 @@ where
     F: FnMut(&Dissection<'_>) -> io::Result<bool>,
 {
     let mut dissector = Dissector::new(options);
+    let mut error = None;
     loop {
         let frame = match reader.next_frame() {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
-            Err(e) => return Ok(Some(e)),
+            Err(e) => {
+                // What was read before the damage still ends as it would.
+                error = Some(e);
+                break;
+            }
         };
         if !dissector.dissect_each(frame, &mut visit)? {
             return Ok(None);
@@ -81,12 +86,15 @@ where
             }
         }
     }
+    if !dissector.finish_streams(&mut visit)? {
+        return Ok(error);
+    }
     for (kept, received, total) in dissector.take_incomplete(true) {
         if !visit(&dissector.dissect_incomplete(&kept, received, total))? {
             break;
         }
     }
-    Ok(None)
+    Ok(error)
 }
 
 /// Like [`walk`], with the analysis: `visit` gets each dissection with what
@@ -410,6 +418,8 @@ pub fn run<S: Source, W: Write>(reader: S, out: W, mut config: Config) -> Result
         printer.saw_frame(d.frame.ts);
         if d.is_shown() {
             summary.packet(d, &note.findings);
+        } else if d.stop == Some(dissect::Stop::LibvirtNotFollowed) {
+            summary.libvirt_not_followed += 1;
         }
         if let Some(request) = note.request_in {
             held.link(request, d.frame.number);

@@ -138,7 +138,7 @@ impl Tracker {
         tables.count(flow, ts, msg);
         match h.msg_type {
             t if t.is_call() => self.call(flow, h, d.frame.number, ts, note),
-            t if t.is_reply() => self.reply(flow, msg, ts, d.libvirt_from_start, tables, note),
+            t if t.is_reply() => self.reply(flow, msg, ts, d.libvirt_from_start && !d.libvirt_peer_lost, tables, note),
             MsgType::Message => self.keepalive(flow, h, d.frame.number, note),
             _ => {}
         }
@@ -158,7 +158,7 @@ impl Tracker {
         flow: FlowKey,
         msg: &libvirt::Message<'_>,
         ts: Timestamp,
-        from_start: bool,
+        all_captured: bool,
         tables: &mut Tables,
         note: &mut Annotation,
     ) {
@@ -170,7 +170,8 @@ impl Tracker {
         // A stream's replies (status CONTINUE) share the call's serial; the
         // call is answered by the first reply.
         let Some(call) = self.calls.remove(&(flow.connection(), h.prog, h.serial)) else {
-            let key = if from_start { Key::LibvirtReplyWithoutCall } else { Key::LibvirtCallNotCaptured };
+            // A call the capture could not have missed, or one it may have.
+            let key = if all_captured { Key::LibvirtReplyWithoutCall } else { Key::LibvirtCallNotCaptured };
             note.push(key, Detail::None);
             return;
         };

@@ -252,6 +252,8 @@ impl Analyzer {
         note.clear();
         self.saw_frame(d.frame.ts);
         let ts = self.tick(d.frame.ts, !d.replayed && !d.continuation, note);
+        // A segment that waited behind a hole is timed as it was captured.
+        let ts = if d.replayed { d.frame.ts } else { ts };
         self.libvirt.observe(d, ts, &mut self.stats.libvirt, note);
     }
 

@@ -128,6 +128,49 @@ impl Frame<'_> {
     }
 }
 
+/// A frame copied out of the reader's buffer, to be shown later: the first
+/// fragment of a datagram given up on, or a TCP segment that waited behind a
+/// hole in its stream.
+#[derive(Debug, Clone)]
+pub struct KeptFrame {
+    pub number: u64,
+    pub ts: Timestamp,
+    pub len: u32,
+    pub linktype: Linktype,
+    pub interface: u32,
+    pub file_offset: u64,
+    pub data: Vec<u8>,
+}
+
+impl KeptFrame {
+    pub fn keep(frame: &Frame<'_>) -> KeptFrame {
+        KeptFrame {
+            number: frame.number,
+            ts: frame.ts,
+            len: frame.len,
+            linktype: frame.linktype,
+            interface: frame.interface,
+            file_offset: frame.file_offset,
+            data: frame.data.to_vec(),
+        }
+    }
+
+    /// The frame again, borrowed from the copy (the kernel's checksum
+    /// verdict is not kept).
+    pub fn frame(&self) -> Frame<'_> {
+        Frame {
+            number: self.number,
+            ts: self.ts,
+            len: self.len,
+            linktype: self.linktype,
+            interface: self.interface,
+            file_offset: self.file_offset,
+            data: &self.data,
+            kernel_checksum: KernelChecksum::Unknown,
+        }
+    }
+}
+
 /// Human name of a link type, as Wireshark and tcpdump say it.
 pub fn linktype_name(linktype: Linktype) -> &'static str {
     match linktype {

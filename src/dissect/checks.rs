@@ -7,7 +7,7 @@ use crate::expert::{Detail, Finding, Key};
 use crate::wire::ldm::{self, CharField, Discovery, Lookup, Message, MsgType, Payload};
 
 use super::ip::{ChecksumStatus, IpInfo, UdpInfo};
-use super::stream::Delivered;
+use super::stream::Report;
 use super::Findings;
 use crate::wire::libvirt;
 
@@ -184,17 +184,22 @@ fn discovery_fields(d: &Discovery<'_>, ip_src: Option<Ipv4Addr>, out: &mut Findi
 }
 
 /// What reassembling a libvirt segment found about the stream.
-pub fn stream(delivered: &Delivered, out: &mut Findings) {
-    if let Some(bytes) = delivered.gap {
-        out.push(Finding::new(Key::LibvirtStreamGap, Detail::Bytes(bytes)));
+pub fn stream(report: &Report, out: &mut Findings) {
+    if let Some(gap) = report.gap {
+        let detail = Detail::StreamGap { from: gap.from, len: gap.len, after_frame: gap.after_frame };
+        out.push(Finding::new(Key::LibvirtStreamGap, detail));
     }
-    if delivered.bad_header {
-        out.push(Finding::new(Key::LibvirtBadHeader, Detail::None));
+    if let Some((bytes, tls)) = report.given_up {
+        out.push(Finding::new(Key::LibvirtNotLibvirt, Detail::NotLibvirt { bytes, tls }));
     }
-    if delivered.skipped > 0 {
-        out.push(Finding::new(Key::LibvirtSkippedBytes, Detail::Bytes(delivered.skipped as u64)));
+    if let Some(tls) = report.bad_header {
+        let detail = if tls { Detail::LooksLikeTls } else { Detail::None };
+        out.push(Finding::new(Key::LibvirtBadHeader, detail));
     }
-    if delivered.retransmission {
+    if report.skipped > 0 {
+        out.push(Finding::new(Key::LibvirtSkippedBytes, Detail::Bytes(report.skipped as u64)));
+    }
+    if report.retransmission {
         out.push(Finding::new(Key::LibvirtRetransmission, Detail::None));
     }
 }

@@ -12,7 +12,7 @@ pub mod tcp;
 
 use etherparse::IpNumber;
 
-use crate::capture::{Frame, KernelChecksum, Linktype};
+use crate::capture::{Frame, KeptFrame, KernelChecksum, Linktype};
 use crate::expert::{Detail, Finding, Key};
 use crate::wire::ldm::{self, Message};
 use crate::wire::libvirt;
@@ -20,8 +20,8 @@ use crate::wire::tls;
 
 pub use ip::{ChecksumStatus, IpInfo, UdpInfo};
 pub use link::{Link, LinkKind, NetProto};
-use reassembly::{Fragment, KeptFrame, Reassembler};
-use stream::{FlowKey, Framing, Streams};
+use reassembly::{Fragment, Reassembler};
+use stream::{Deliveries, FlowKey, Framing, Origin, Report, Streams};
 pub use tcp::TcpInfo;
 
 /// A packet's findings. A clean packet has none, and an empty Vec allocates
@@ -83,6 +83,9 @@ pub enum Stop {
     LibvirtSegment,
     /// libvirt data under a SASL security layer: encrypted, not decoded.
     LibvirtEncrypted,
+    /// A segment on a libvirt port of a connection joined mid-way, before
+    /// any of its segments started with a message header: not decoded.
+    LibvirtNotFollowed,
     /// Neither ldm nor libvirt, and not decoded (`Options::skim_other`).
     NotDecoded,
 }
@@ -102,6 +105,7 @@ impl std::fmt::Display for Stop {
             Stop::OtherTcp => write!(f, "TCP"),
             Stop::LibvirtSegment => write!(f, "libvirt TCP segment"),
             Stop::LibvirtEncrypted => write!(f, "libvirt SASL-encrypted data"),
+            Stop::LibvirtNotFollowed => write!(f, "libvirt TCP segment, stream not followed yet (joined mid-way)"),
             Stop::NotDecoded => write!(f, "not decoded"),
         }
     }
@@ -141,12 +145,16 @@ pub struct Dissection<'a> {
     pub tls: Option<tls::Record<'a>>,
     /// The libvirt connection direction was seen from its SYN.
     pub libvirt_from_start: bool,
+    /// The other direction of the libvirt connection lost bytes to the
+    /// capture (a reply's call may be among them).
+    pub libvirt_peer_lost: bool,
     pub reassembled: Option<Reassembled>,
     /// Where decoding stopped short of ldm, when it did.
     pub stop: Option<Stop>,
     pub findings: Findings,
-    /// Shown again at the end: the first fragment of a datagram given up on,
-    /// which was already counted (and written) when it was read.
+    /// Shown again later: the first fragment of a datagram given up on, or a
+    /// TCP segment that waited behind a hole in its stream, which were
+    /// already counted (and written) when they were read.
     pub replayed: bool,
     /// A second or later libvirt message of a frame already visited: not
     /// counted or written again.
@@ -166,6 +174,7 @@ impl<'a> Dissection<'a> {
             libvirt: None,
             tls: None,
             libvirt_from_start: false,
+            libvirt_peer_lost: false,
             reassembled: None,
             stop: None,
             findings: Findings::new(),
@@ -202,11 +211,18 @@ pub struct Dissector {
     /// The reassembled payload of the current frame lives here.
     scratch: Vec<u8>,
     streams: Streams,
-    /// The libvirt messages the current frame completed, and where each is.
-    libvirt_bytes: Vec<u8>,
-    libvirt_messages: Vec<std::ops::Range<usize>>,
-    /// How the current frame's stream was framed (libvirt or TLS).
-    framing: Framing,
+    /// What the streams delivered while the current frame was read.
+    deliveries: Deliveries,
+}
+
+/// A frame's network layer, decoded.
+struct Network<'a> {
+    ip: IpInfo,
+    /// The IP header and what follows.
+    net: &'a [u8],
+    /// What follows the IP header.
+    payload: &'a [u8],
+    outgoing: bool,
 }
 
 /// Where the UDP payload of a frame comes from.
@@ -222,9 +238,7 @@ impl Dissector {
             reassembler: Reassembler::default(),
             scratch: Vec::new(),
             streams: Streams::default(),
-            libvirt_bytes: Vec::new(),
-            libvirt_messages: Vec::new(),
-            framing: Framing::Libvirt,
+            deliveries: Deliveries::default(),
         }
     }
 
@@ -235,12 +249,22 @@ impl Dissector {
 
     /// Decodes one frame; `visit` gets it, then once more for each further
     /// libvirt message it completed (marked `continuation`, without the
-    /// frame's findings). Stops early when `visit` returns false.
+    /// frame's findings). Earlier frames whose TCP segments waited behind a
+    /// hole that this frame settles are visited first, as themselves
+    /// (marked `replayed`). Stops early when `visit` returns false.
     pub fn dissect_each<E>(
         &mut self,
         frame: Frame<'_>,
         mut visit: impl FnMut(&Dissection<'_>) -> Result<bool, E>,
     ) -> Result<bool, E> {
+        if self.streams.has_due(frame.ts) {
+            // Segments that waited long enough: their frames came before this one.
+            self.deliveries.clear();
+            self.streams.expire(&frame, &mut self.deliveries);
+            if !self.visit_deliveries(None, &mut visit)? {
+                return Ok(false);
+            }
+        }
         // Built here and filled in place: a dissection is about 500 bytes,
         // and returning one by value copied it once per frame.
         let mut d = Dissection::undecoded(frame, false);
@@ -259,35 +283,100 @@ impl Dissector {
             d.stop = Some(Stop::NotDecoded);
             return visit(&d);
         }
-        self.decode_layers(&mut d, link, false);
-        if !visit(&d)? {
+        let Some(network) = self.network_layers(&mut d, link) else { return visit(&d) };
+        if network.ip.protocol == IpNumber::TCP.0 {
+            self.deliveries.clear();
+            self.tcp_layer(&mut d, &network);
+            flag_bad_ip_checksum(&mut d);
+            return self.visit_deliveries(Some(&mut d), &mut visit);
+        }
+        self.udp_layers(&mut d, network, false);
+        visit(&d)
+    }
+
+    /// Every TCP segment still waiting behind a hole, at the end of the
+    /// capture: decoded as its frame, after the gap.
+    pub fn finish_streams<E>(&mut self, mut visit: impl FnMut(&Dissection<'_>) -> Result<bool, E>) -> Result<bool, E> {
+        self.deliveries.clear();
+        self.streams.finish(&mut self.deliveries);
+        self.visit_deliveries(None, &mut visit)
+    }
+
+    /// Visits what the streams delivered: each frame it concerns, in the
+    /// order reached, with its messages (`current` is the frame being
+    /// read, if any). A frame that is not a libvirt segment has no report
+    /// and is visited as it is.
+    fn visit_deliveries<'s, E>(
+        &'s self,
+        mut current: Option<&mut Dissection<'s>>,
+        visit: &mut impl FnMut(&Dissection<'_>) -> Result<bool, E>,
+    ) -> Result<bool, E> {
+        for (index, report) in self.deliveries.reports.iter().enumerate() {
+            let going_on = match report.origin {
+                Origin::Current => match current.take() {
+                    Some(d) => self.visit_messages(d, index, report, visit)?,
+                    None => true,
+                },
+                Origin::Kept(kept) => match self.deliveries.kept.get(kept).and_then(held_segment) {
+                    Some(mut d) => self.visit_messages(&mut d, index, report, visit)?,
+                    None => true,
+                },
+            };
+            if !going_on {
+                return Ok(false);
+            }
+        }
+        match current {
+            Some(d) => visit(d),
+            None => Ok(true),
+        }
+    }
+
+    /// One frame of a stream with its report: the frame with its first
+    /// message (and the stream's findings), then one continuation per
+    /// further message.
+    fn visit_messages<'s, E>(
+        &'s self,
+        d: &mut Dissection<'s>,
+        index: usize,
+        report: &Report,
+        visit: &mut impl FnMut(&Dissection<'_>) -> Result<bool, E>,
+    ) -> Result<bool, E> {
+        if report.unfollowed {
+            d.stop = Some(Stop::LibvirtNotFollowed);
+            return visit(d);
+        }
+        checks::stream(report, &mut d.findings);
+        d.libvirt_from_start = report.from_start;
+        d.libvirt_peer_lost = report.peer_lost;
+        let framing = self.framing_by_ports(report.flow.src_port, report.flow.dst_port).unwrap_or(Framing::Libvirt);
+        let mut messages = self.deliveries.messages_of(index);
+        match messages.next() {
+            Some(first) => {
+                (d.libvirt, d.tls) = stream_message(first, framing);
+                checks::libvirt(d.libvirt.as_ref(), &mut d.findings);
+            }
+            None if report.encrypted => d.stop = Some(Stop::LibvirtEncrypted),
+            None => d.stop = Some(Stop::LibvirtSegment),
+        }
+        if !visit(d)? {
             return Ok(false);
         }
-        if d.libvirt.is_none() && d.tls.is_none() {
-            return Ok(true);
-        }
-        // The layers below libvirt are the frame's; they outlive `d`, whose
-        // borrow of the dissector must end before the messages are read.
-        let (link, ip, tcp, from_start) = (d.link.clone(), d.ip, d.tcp, d.libvirt_from_start);
-        for range in self.libvirt_messages.iter().skip(1) {
-            let (msg, record) = stream_message(&self.libvirt_bytes[range.clone()], self.framing);
+        for bytes in messages {
+            let (msg, record) = stream_message(bytes, framing);
             let mut findings = Findings::new();
             checks::libvirt(msg.as_ref(), &mut findings);
             let more = Dissection {
-                frame,
-                link: link.clone(),
-                ip,
-                udp: None,
-                ldm: None,
-                tcp,
+                link: d.link.clone(),
+                ip: d.ip,
+                tcp: d.tcp,
                 libvirt: msg,
                 tls: record,
-                libvirt_from_start: from_start,
-                reassembled: None,
-                stop: None,
+                libvirt_from_start: d.libvirt_from_start,
+                libvirt_peer_lost: d.libvirt_peer_lost,
                 findings,
-                replayed: false,
                 continuation: true,
+                ..Dissection::undecoded(d.frame, d.replayed)
             };
             if !visit(&more)? {
                 return Ok(false);
@@ -331,23 +420,29 @@ impl Dissector {
 
     fn dissect_inner<'a>(&'a mut self, frame: Frame<'a>, incomplete: bool) -> Dissection<'a> {
         let mut d = Dissection::undecoded(frame, incomplete);
-        self.decode_layers(&mut d, link::decode(frame.linktype, frame.data), incomplete);
+        if let Some(network) = self.network_layers(&mut d, link::decode(frame.linktype, frame.data)) {
+            // A given-up fragment is shown as UDP; TCP is never reassembled.
+            if network.ip.protocol == IpNumber::TCP.0 {
+                d.stop = Some(Stop::NotUdp(network.ip.protocol));
+            } else {
+                self.udp_layers(&mut d, network, incomplete);
+            }
+        }
         d
     }
 
-    /// Decodes what lies above the link layer, decoded as `link`.
-    fn decode_layers<'a>(
-        &'a mut self,
+    /// The link and IP layers; `None` (with `d.stop` set) when decoding
+    /// stops short of a transport.
+    fn network_layers<'a>(
+        &self,
         d: &mut Dissection<'a>,
         link: Result<(Link, &'a [u8]), link::LinkError>,
-        incomplete: bool,
-    ) {
-        let frame = d.frame;
+    ) -> Option<Network<'a>> {
         let (link, net) = match link {
             Ok(ok) => ok,
             Err(e) => {
                 d.stop = Some(Stop::Link(e));
-                return;
+                return None;
             }
         };
         let outgoing = link.is_outgoing();
@@ -358,40 +453,28 @@ impl Dissector {
             NetProto::Ipv6 => ip::ipv6(net),
             NetProto::Other(ethertype) => {
                 d.stop = Some(Stop::NotIp(ethertype));
-                return;
+                return None;
             }
         };
-        let (mut ip_info, ip_payload) = match decoded {
+        let (mut ip_info, payload) = match decoded {
             Ok(ok) => ok,
             Err(e) => {
                 d.stop = Some(Stop::Ip(e));
-                return;
+                return None;
             }
         };
-        let checksum_all = self.options.checksum_all;
-        if checksum_all {
+        if self.options.checksum_all {
             ip::verify_ipv4_checksum(net, &mut ip_info);
         }
         d.ip = Some(ip_info);
-        if ip_info.protocol == IpNumber::TCP.0 && !incomplete {
-            self.tcp_layer(d, &ip_info, ip_payload);
-            if d.tcp.is_some() && d.stop != Some(Stop::OtherTcp) && !checksum_all {
-                // As for ldm: only the traffic we decode has its header summed.
-                ip::verify_ipv4_checksum(net, &mut ip_info);
-                d.ip = Some(ip_info);
-            }
-            if let ChecksumStatus::Bad { computed } = ip_info.checksum_status {
-                let detail =
-                    Detail::Expected { field: "checksum", got: ip_info.checksum.into(), want: computed.into() };
-                d.findings.insert(0, Finding::new(Key::IpBadChecksum, detail));
-            }
-            if let Some(first) = self.libvirt_messages.first() {
-                // Borrow the messages' bytes only once the streams are done with them.
-                (d.libvirt, d.tls) = stream_message(&self.libvirt_bytes[first.clone()], self.framing);
-                checks::libvirt(d.libvirt.as_ref(), &mut d.findings);
-            }
-            return;
-        }
+        Some(Network { ip: ip_info, net, payload, outgoing })
+    }
+
+    /// UDP and ldm, above a decoded network layer.
+    fn udp_layers<'a>(&'a mut self, d: &mut Dissection<'a>, network: Network<'a>, incomplete: bool) {
+        let frame = d.frame;
+        let Network { ip: mut ip_info, net, payload: ip_payload, outgoing } = network;
+        let checksum_all = self.options.checksum_all;
         if !ip::is_udp(&ip_info) {
             d.stop = Some(Stop::NotUdp(ip_info.protocol));
             return;
@@ -459,11 +542,10 @@ impl Dissector {
         d.ldm = Some(msg);
     }
 
-    /// TCP, and for the libvirt port the stream's messages (left in
-    /// `libvirt_bytes`; `d.libvirt` is set to a placeholder when there are any).
-    fn tcp_layer(&mut self, d: &mut Dissection<'_>, ip: &IpInfo, ip_payload: &[u8]) {
-        self.libvirt_bytes.clear();
-        self.libvirt_messages.clear();
+    /// TCP, and for the libvirt ports the stream: what it delivers is left
+    /// in `deliveries`, for `visit_deliveries`.
+    fn tcp_layer(&mut self, d: &mut Dissection<'_>, network: &Network<'_>) {
+        let ip = &network.ip;
         if let Some(fragment) = ip.fragment {
             // TCP is not reassembled from IP fragments (senders use path MTU
             // discovery), and a later fragment holds no TCP header.
@@ -472,12 +554,13 @@ impl Dissector {
         }
         // Most TCP on a busy link is not libvirt: the two ports settle it
         // before any header is built, unless `--all` wants every TCP header.
-        let framing = self.framing_by_port(ip_payload);
+        let ports = be16(network.payload, 0).zip(be16(network.payload, 2));
+        let framing = ports.and_then(|(src, dst)| self.framing_by_ports(src, dst));
         if framing.is_none() && !self.options.checksum_all {
             d.stop = Some(Stop::OtherTcp);
             return;
         }
-        let (tcp_info, payload) = match tcp::tcp(ip_payload) {
+        let (tcp_info, payload) = match tcp::tcp(network.payload) {
             Ok(ok) => ok,
             Err(e) => {
                 d.stop = Some(Stop::Ip(e));
@@ -489,27 +572,26 @@ impl Dissector {
             d.stop = Some(Stop::OtherTcp);
             return;
         };
-        self.framing = framing;
         let key = FlowKey { src: ip.src, src_port: tcp_info.src_port, dst: ip.dst, dst_port: tcp_info.dst_port };
-        let delivered = self.streams.segment(key, self.framing, &tcp_info, payload, &mut self.libvirt_bytes);
-        checks::stream(&delivered, &mut d.findings);
-        d.libvirt_from_start = delivered.from_start;
-        let encrypted = delivered.encrypted;
-        self.libvirt_messages = delivered.messages;
-        for range in &self.libvirt_messages {
-            let (msg, _) = stream_message(&self.libvirt_bytes[range.clone()], self.framing);
-            if msg.is_some_and(|m| libvirt::starts_sasl(&m.header)) {
-                self.streams.mark_sasl(key);
-            }
+        self.streams.segment(key, framing, &tcp_info, payload, &d.frame, &mut self.deliveries);
+        let followed = self.deliveries.reports.iter().any(|r| r.origin == Origin::Current && !r.unfollowed);
+        if followed && !self.options.checksum_all {
+            // As for ldm: only the traffic we decode has its header summed.
+            let mut ip_info = *ip;
+            ip::verify_ipv4_checksum(network.net, &mut ip_info);
+            d.ip = Some(ip_info);
         }
-        if self.libvirt_messages.is_empty() {
-            d.stop = Some(if encrypted { Stop::LibvirtEncrypted } else { Stop::LibvirtSegment });
+        for (range, report) in &self.deliveries.messages {
+            let (msg, _) = stream_message(&self.deliveries.bytes[range.clone()], framing);
+            if msg.is_some_and(|m| libvirt::starts_sasl(&m.header)) {
+                self.streams.mark_sasl(self.deliveries.reports[*report].flow);
+            }
         }
     }
 
     /// libvirt or libvirt over TLS, by the TCP ports (either end).
-    fn framing_by_port(&self, tcp_bytes: &[u8]) -> Option<Framing> {
-        let ports = [be16(tcp_bytes, 0)?, be16(tcp_bytes, 2)?];
+    fn framing_by_ports(&self, src: u16, dst: u16) -> Option<Framing> {
+        let ports = [src, dst];
         if ports.contains(&self.options.libvirt_port) {
             Some(Framing::Libvirt)
         } else if ports.contains(&self.options.libvirt_tls_port) {
@@ -555,6 +637,33 @@ impl Dissector {
         self.scratch = whole.payload;
         Some(Reassembled { fragments: whole.count, first_frame: whole.first_frame })
     }
+}
+
+/// `ip.bad_checksum` for a frame whose IPv4 header sum was checked and is wrong.
+fn flag_bad_ip_checksum(d: &mut Dissection<'_>) {
+    let Some(ip) = d.ip else { return };
+    if let ChecksumStatus::Bad { computed } = ip.checksum_status {
+        let detail = Detail::Expected { field: "checksum", got: ip.checksum.into(), want: computed.into() };
+        d.findings.push(Finding::new(Key::IpBadChecksum, detail));
+    }
+}
+
+/// A TCP segment that waited behind a hole, decoded again from its kept
+/// frame (its layers below TCP were decoded when it was read).
+fn held_segment(kept: &KeptFrame) -> Option<Dissection<'_>> {
+    let frame = kept.frame();
+    let (link, net) = link::decode(frame.linktype, frame.data).ok()?;
+    let (mut ip, ip_payload) = match link.proto {
+        NetProto::Ipv4 => ip::ipv4(net).ok()?,
+        NetProto::Ipv6 => ip::ipv6(net).ok()?,
+        NetProto::Other(_) => return None,
+    };
+    ip::verify_ipv4_checksum(net, &mut ip);
+    let (tcp, _) = tcp::tcp(ip_payload).ok()?;
+    let mut d = Dissection::undecoded(frame, true);
+    (d.link, d.ip, d.tcp) = (Some(link), Some(ip), Some(tcp));
+    flag_bad_ip_checksum(&mut d);
+    Some(d)
 }
 
 /// The big-endian 16-bit word at `at`.

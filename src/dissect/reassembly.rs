@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use crate::capture::Timestamp;
+use crate::capture::{KeptFrame, Timestamp};
 
 /// Datagrams being reassembled at once.
 pub const MAX_DATAGRAMS: usize = 256;
@@ -24,18 +24,6 @@ struct DatagramKey {
     dst: IpAddr,
     id: u16,
     protocol: u8,
-}
-
-/// A frame kept so an incomplete datagram can still be shown later.
-#[derive(Debug, Clone)]
-pub struct KeptFrame {
-    pub number: u64,
-    pub ts: Timestamp,
-    pub len: u32,
-    pub linktype: crate::capture::Linktype,
-    pub interface: u32,
-    pub file_offset: u64,
-    pub data: Vec<u8>,
 }
 
 #[derive(Debug)]

@@ -124,8 +124,33 @@ pub fn write_detail(out: &mut Vec<u8>, detail: &Detail) {
             out.extend_from_slice(b", domain ");
             write_integer(out, domain);
         }
+        Detail::StreamGap { from, len, after_frame } => {
+            out.extend_from_slice(b"relative sequence ");
+            write_integer(out, from);
+            out.push(b'-');
+            write_integer(out, u64::from(from).saturating_add(len).saturating_sub(1));
+            out.extend_from_slice(b" (");
+            write_integer(out, len);
+            out.extend_from_slice(b" bytes) never captured");
+            if let Some(frame) = after_frame {
+                out.extend_from_slice(b", after frame ");
+                write_integer(out, frame);
+            }
+        }
+        Detail::NotLibvirt { bytes, tls } => {
+            out.extend_from_slice(b"no message header in ");
+            write_integer(out, bytes);
+            out.extend_from_slice(b" bytes");
+            if tls {
+                out.extend_from_slice(TLS_HINT);
+            }
+        }
+        Detail::LooksLikeTls => out.extend_from_slice(&TLS_HINT[2..]),
     }
 }
+
+/// Bytes that start like a TLS record where libvirt RPC was expected.
+const TLS_HINT: &[u8] = b"; they start like a TLS record: libvirt over TLS? decode it with --libvirt-tls-port";
 
 fn words(out: &mut Vec<u8>, parts: &[&str]) {
     for part in parts {
@@ -179,6 +204,22 @@ mod tests {
             Detail::Bytes(bytes) => format!("{bytes} bytes"),
             Detail::Serial { serial, frame } => format!("serial {serial}, frame {frame}"),
             Detail::LibvirtError { code, domain } => format!("code {code}, domain {domain}"),
+            Detail::StreamGap { from, len, after_frame } => {
+                let last = u64::from(from).saturating_add(len).saturating_sub(1);
+                let after = after_frame.map(|f| format!(", after frame {f}")).unwrap_or_default();
+                format!("relative sequence {from}-{last} ({len} bytes) never captured{after}")
+            }
+            Detail::NotLibvirt { bytes, tls } => {
+                let hint = if tls {
+                    "; they start like a TLS record: libvirt over TLS? decode it with --libvirt-tls-port"
+                } else {
+                    ""
+                };
+                format!("no message header in {bytes} bytes{hint}")
+            }
+            Detail::LooksLikeTls => {
+                "they start like a TLS record: libvirt over TLS? decode it with --libvirt-tls-port".to_string()
+            }
         }
     }
 
@@ -208,6 +249,10 @@ mod tests {
             Detail::Bytes(n),
             Detail::Serial { serial: small, frame: n },
             Detail::LibvirtError { code: (small as i32).wrapping_neg(), domain: small as i32 },
+            Detail::StreamGap { from: small, len: n, after_frame: Some(n) },
+            Detail::StreamGap { from: small.wrapping_add(1), len: n / 2, after_frame: None },
+            Detail::NotLibvirt { bytes: n, tls: n % 2 == 0 },
+            Detail::LooksLikeTls,
         ]
     }
 

@@ -27,6 +27,9 @@ pub struct Summary {
     pub worst: Option<Severity>,
     /// Analysis table entries evicted by the caps.
     pub evicted: u64,
+    /// Segments on the libvirt ports of connections not followed (joined
+    /// mid-way, and none of their segments started a message yet).
+    pub libvirt_not_followed: u64,
 }
 
 impl Summary {
@@ -99,6 +102,11 @@ impl fmt::Display for Summary {
         write!(f, "; findings: {} error, {} warn, {} note", self.errors, self.warnings, self.notes)?;
         if self.evicted > 0 {
             write!(f, "; {} analysis entries evicted by the table caps", self.evicted)?;
+        }
+        if self.libvirt_not_followed > 0 {
+            let n = self.libvirt_not_followed;
+            let segments = if n == 1 { "segment" } else { "segments" };
+            write!(f, "; {n} {segments} on the libvirt ports not decoded (joined mid-way, no message start seen yet)")?;
         }
         Ok(())
     }

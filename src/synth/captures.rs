@@ -184,6 +184,7 @@ pub fn all() -> Vec<Generated> {
         time_backwards(),
         libvirt_anomalies(),
         libvirt_tls_sasl(),
+        libvirt_stream_holes(),
     ]
 }
 
@@ -1020,8 +1021,10 @@ fn libvirt_anomalies() -> Generated {
         1,
         &[Key::LibvirtStreamGap],
     );
-    // Connection 2, joined mid-way: a reply to an uncaptured call, and the
-    // tail of a message before the next header.
+    // Connection 2, joined mid-way: a reply to an uncaptured call; the
+    // client's first segment holds the tail of a message before the next
+    // header, so its direction is followed from its next segment, which
+    // starts with one.
     let mut client2 = TcpSide { host: &CLIENT, port: 40_002, seq: 7_000 };
     let mut daemon2 = TcpSide { host: &LDOM_A, port: PORT, seq: 90_000 };
     r.libvirt(
@@ -1031,10 +1034,11 @@ fn libvirt_anomalies() -> Generated {
         &[Key::LibvirtCallNotCaptured],
     );
     let tail = [vec![0xee; 20], lv_call(CONNECT_CLOSE, 8)].concat();
-    r.libvirt(at(), tcp_segment(&mut client2, &daemon2, ACK, &tail), 1, &[Key::LibvirtSkippedBytes]);
+    r.frame(at(), tcp_segment(&mut client2, &daemon2, ACK, &tail));
+    r.libvirt(at(), tcp_segment(&mut client2, &daemon2, ACK, &lv_call(CONNECT_CLOSE, 9)), 1, &[]);
     r.pcapng(
         "libvirt-anomalies.pcapng",
-        "libvirt RPC (TCP 16509): a connection from its SYN with two calls in one segment, a reply split over two, an error reply and its retransmission, an unknown procedure, a reused serial, a reply without a call, an unanswered keepalive, garbage where a header is due and a gap before the FIN; then a connection joined mid-way.",
+        "libvirt RPC (TCP 16509): a connection from its SYN with two calls in one segment, a reply split over two, an error reply and its retransmission, an unknown procedure, a reused serial, a reply without a call, an unanswered keepalive, garbage where a header is due and a gap before the FIN; then a connection joined mid-way, whose client direction is followed from its first segment that starts a message.",
         ETHERNET_US,
     )
 }
@@ -1083,6 +1087,85 @@ fn libvirt_tls_sasl() -> Generated {
     r.pcapng(
         "libvirt-tls-sasl.pcapng",
         "libvirt over TLS on 16514 (ClientHello with its server name, ServerHello choosing TLS 1.3, three records in one segment, one record over two), and a 16509 connection that authenticates with SASL and then sends encrypted data both ways: labelled, not flagged.",
+        ETHERNET_US,
+    )
+}
+
+fn libvirt_stream_holes() -> Generated {
+    use crate::dissect::tcp::{ACK, FIN, SYN};
+    use crate::wire::libvirt::PORT;
+    use crate::wire::tls;
+    const CONNECT_CLOSE: i32 = 2;
+    const GET_INFO: i32 = 16;
+    const LOOKUP_BY_NAME: i32 = 23;
+    const AUTH_LIST: i32 = 66;
+    let mut r = Recorder::default();
+    let mut t = 0;
+    let mut at = |step: i64| {
+        t += step;
+        t
+    };
+    let mut client = TcpSide { host: &CLIENT, port: 40_020, seq: 11_000 };
+    let mut daemon = TcpSide { host: &LDOM_A, port: PORT, seq: 60_000 };
+    r.frame(at(200), tcp_segment(&mut client, &daemon, SYN, &[]));
+    r.frame(at(200), tcp_segment(&mut daemon, &client, SYN | ACK, &[]));
+    r.frame(at(200), tcp_segment(&mut client, &daemon, ACK, &[]));
+    r.libvirt(at(200), tcp_segment(&mut client, &daemon, ACK, &lv_call(AUTH_LIST, 0)), 1, &[]);
+    r.libvirt(at(200), tcp_segment(&mut daemon, &client, ACK, &lv_reply(AUTH_LIST, 0)), 1, &[]);
+    // A call the capture lost: the daemon's reply acknowledges it, so the
+    // reply's call is known missing, and the client's next call is decoded
+    // in its own frame, after the gap.
+    client.seq = client.seq.wrapping_add(lv_call(GET_INFO, 1).len() as u32);
+    let reply = lv_reply(GET_INFO, 1);
+    r.libvirt(at(200), tcp_segment(&mut daemon, &client, ACK, &reply), 1, &[Key::LibvirtCallNotCaptured]);
+    r.libvirt(at(200), tcp_segment(&mut client, &daemon, ACK, &lv_call(GET_INFO, 2)), 1, &[Key::LibvirtStreamGap]);
+    r.libvirt(at(200), tcp_segment(&mut daemon, &client, ACK, &lv_reply(GET_INFO, 2)), 1, &[]);
+    // Two calls whose segments were swapped on the way: the later one waits,
+    // and both decode in the frame that fills the hole.
+    let (third, fourth) = (lv_call(GET_INFO, 3), lv_call(LOOKUP_BY_NAME, 4));
+    let mut first = TcpSide { ..client };
+    client.seq = client.seq.wrapping_add(third.len() as u32);
+    r.frame(at(200), tcp_segment(&mut client, &daemon, ACK, &fourth));
+    r.libvirt(at(200), tcp_segment(&mut first, &daemon, ACK, &third), 2, &[]);
+    r.libvirt(at(200), tcp_segment(&mut daemon, &client, ACK, &lv_reply(GET_INFO, 3)), 1, &[]);
+    r.libvirt(at(200), tcp_segment(&mut daemon, &client, ACK, &lv_reply(LOOKUP_BY_NAME, 4)), 1, &[]);
+    // A call lost, and the next one waiting behind it until the daemon's
+    // reply acknowledges both: the waiting call is shown as its own frame,
+    // with the gap, before the reply.
+    client.seq = client.seq.wrapping_add(lv_call(GET_INFO, 5).len() as u32);
+    r.libvirt(at(200), tcp_segment(&mut client, &daemon, ACK, &lv_call(GET_INFO, 6)), 1, &[Key::LibvirtStreamGap]);
+    let reply = lv_reply(GET_INFO, 5);
+    r.libvirt(at(200), tcp_segment(&mut daemon, &client, ACK, &reply), 1, &[Key::LibvirtCallNotCaptured]);
+    r.libvirt(at(200), tcp_segment(&mut daemon, &client, ACK, &lv_reply(GET_INFO, 6)), 1, &[]);
+    // A hole nobody acknowledges: the call after it waits one second of
+    // capture time, then is shown as its own frame (here when the next
+    // connection's SYN is read).
+    client.seq = client.seq.wrapping_add(lv_call(GET_INFO, 7).len() as u32);
+    r.libvirt(at(200), tcp_segment(&mut client, &daemon, 0, &lv_call(GET_INFO, 8)), 1, &[Key::LibvirtStreamGap]);
+    // TLS on the plain port: a connection whose first bytes are a ClientHello.
+    let mut tls_client = TcpSide { host: &CLIENT, port: 40_021, seq: 21_000 };
+    let mut daemon2 = TcpSide { host: &LDOM_A, port: PORT, seq: 61_000 };
+    r.frame(at(1_500_000), tcp_segment(&mut tls_client, &daemon2, SYN, &[]));
+    r.frame(at(200), tcp_segment(&mut daemon2, &tls_client, SYN | ACK, &[]));
+    r.frame(at(200), tcp_segment(&mut tls_client, &daemon2, ACK, &[]));
+    let hello = tls::build_client_hello("ldom-a.example.com");
+    r.libvirt(at(200), tcp_segment(&mut tls_client, &daemon2, ACK, &hello), 1, &[Key::LibvirtNotLibvirt]);
+    // Given up: its later bytes are not looked at.
+    let data = tls::build_record(tls::APPLICATION_DATA, &[0x17; 64]);
+    r.frame(at(200), tcp_segment(&mut tls_client, &daemon2, ACK, &data));
+    // The first connection closes; its last call, sent again after the
+    // FIN (a spurious retransmission), is recognised, not decoded again.
+    let last = lv_call(CONNECT_CLOSE, 9);
+    let before_last = client.seq;
+    r.libvirt(at(200), tcp_segment(&mut client, &daemon, ACK, &last), 1, &[]);
+    r.libvirt(at(200), tcp_segment(&mut daemon, &client, ACK, &lv_reply(CONNECT_CLOSE, 9)), 1, &[]);
+    r.frame(at(200), tcp_segment(&mut client, &daemon, ACK | FIN, &[]));
+    r.frame(at(200), tcp_segment(&mut daemon, &client, ACK | FIN, &[]));
+    let mut again = TcpSide { seq: before_last, ..client };
+    r.libvirt(at(200), tcp_segment(&mut again, &daemon, ACK, &last), 1, &[Key::LibvirtRetransmission]);
+    r.pcapng(
+        "libvirt-stream-holes.pcapng",
+        "libvirt RPC with holes in the capture: a call lost (its reply acknowledges it, the next call decodes in its own frame), two segments swapped, a call waiting behind a lost one until the reply acknowledges both, a hole nobody acknowledges (the waiting call is shown after 1 s of capture time), TLS on the plain port (given up), and a call retransmitted after the FIN.",
         ETHERNET_US,
     )
 }

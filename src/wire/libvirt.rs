@@ -33,13 +33,19 @@ pub const PROGRAM_ADMIN: u32 = 0x0690_0690;
 pub const KEEPALIVE_PING: i32 = 1;
 pub const KEEPALIVE_PONG: i32 = 2;
 
-/// The programs libvirt defines: (number, name, protocol version).
-const PROGRAMS: [(u32, &str, u32); 5] = [
-    (PROGRAM_REMOTE, "REMOTE", 1),
-    (PROGRAM_QEMU, "QEMU", 1),
-    (PROGRAM_LXC, "LXC", 1),
-    (PROGRAM_KEEPALIVE, "KEEPALIVE", 1),
-    (PROGRAM_ADMIN, "ADMIN", 1),
+/// Every program libvirt defines is at protocol version 1, so every
+/// header has these bytes at `VERSION_AT`: the stream layer finds the next
+/// header after a gap by them.
+pub const PROGRAM_VERSION: u32 = 1;
+pub const VERSION_AT: usize = 8;
+
+/// The programs libvirt defines: (number, name).
+const PROGRAMS: [(u32, &str); 5] = [
+    (PROGRAM_REMOTE, "REMOTE"),
+    (PROGRAM_QEMU, "QEMU"),
+    (PROGRAM_LXC, "LXC"),
+    (PROGRAM_KEEPALIVE, "KEEPALIVE"),
+    (PROGRAM_ADMIN, "ADMIN"),
 ];
 
 /// QEMU_PROC_* (qemu_protocol.x), by number from 1.
@@ -83,12 +89,12 @@ const ADMIN_PROCS: [&str; 19] = [
 ];
 
 pub fn program_name(prog: u32) -> Option<&'static str> {
-    PROGRAMS.iter().find(|(number, _, _)| *number == prog).map(|(_, name, _)| *name)
+    PROGRAMS.iter().find(|(number, _)| *number == prog).map(|(_, name)| *name)
 }
 
 /// The protocol version libvirt uses for a known program.
 pub fn program_version(prog: u32) -> Option<u32> {
-    PROGRAMS.iter().find(|(number, _, _)| *number == prog).map(|(_, _, vers)| *vers)
+    program_name(prog).map(|_| PROGRAM_VERSION)
 }
 
 /// The procedure's name without its program prefix (`DOMAIN_GET_INFO`).
