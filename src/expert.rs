@@ -191,7 +191,7 @@ catalogue! {
         "bytes of this TCP stream before this frame were never captured (the peer acknowledged them, or they never came); decoding resumed at the next plausible message header",
         "messages in the gap are lost: check the capture's drop counts, and capture on the client or daemon host itself";
     LibvirtNotLibvirt = "libvirt.not_libvirt", Warn,
-        "this direction of a connection on a libvirt port carries no libvirt RPC (its first bytes, or more bytes than a message can span, hold no message header); the rest of it is not decoded",
+        "this direction of a connection on a libvirt port carries no libvirt RPC: it showed no message header before it closed or in its first 4 KiB (or, after a gap, in more bytes than a message can span); the rest of it is not decoded",
         "find what talks on the port: a scan, another service, or libvirt over TLS on the plain port (then use --libvirt-tls-port)";
     LibvirtBadHeader = "libvirt.bad_header", Error,
         "where a message header was due, the bytes are not one (bad length, program, version, type or status)",
@@ -212,7 +212,7 @@ catalogue! {
         "a reply whose serial matches no call seen on this connection, although the connection was captured from its start",
         "the daemon answered a call never made, or the capture lost it: look for a gap before";
     LibvirtCallNotCaptured = "libvirt.call_not_captured", Note,
-        "a reply to a call the capture does not hold: made before the capture began (the connection was joined mid-way), or lost in a gap of the client's direction",
+        "a reply to a call the capture does not hold: made before the capture began (the connection was joined mid-way), or lost in a gap or unreadable bytes of the client's direction",
         "nothing; start the capture before the client connects, and capture where nothing is dropped, to see whole exchanges";
     LibvirtDuplicateSerial = "libvirt.duplicate_serial", Warn,
         "a call reuses the serial of a call still waiting for its reply on this connection",

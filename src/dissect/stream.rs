@@ -67,6 +67,9 @@ pub const MAX_CLOSED: usize = MAX_FLOWS;
 pub const CLOSED_SECS: f64 = 60.0;
 /// An acknowledgement further ahead than this is not believed.
 const MAX_ACK_AHEAD: i64 = 1 << 30;
+/// Bytes without a header after which a libvirt direction that never showed
+/// one is given up (`Framing::give_up_after`).
+pub const NEVER_IN_STEP_BYTES: usize = 4096;
 /// A buffer emptied with more room than this gives the room back.
 const SHRINK_ABOVE: usize = 64 * 1024;
 
@@ -139,12 +142,16 @@ impl Framing {
     }
 
     /// Bytes looked through without a header before a direction is given
-    /// up: after a gap, the next header is at most one message away
-    /// (libvirt's largest, or a TLS record).
-    fn give_up_after(self) -> usize {
-        match self {
-            Framing::Libvirt => libvirt::MAX_LEN,
-            Framing::Tls => 2 * (tls::HEADER_LEN + tls::MAX_FRAGMENT),
+    /// up. After a gap in a stream that was in step, the next header is at
+    /// most one message away (libvirt's largest, or a TLS record). A
+    /// direction never in step (bad from its first bytes) would have shown
+    /// one by now: a libvirt connection opens with messages of a few dozen
+    /// bytes (AUTH_LIST, CONNECT_OPEN), a TLS one with a hello.
+    fn give_up_after(self, was_in_step: bool) -> usize {
+        match (self, was_in_step) {
+            (Framing::Libvirt, true) => libvirt::MAX_LEN,
+            (Framing::Libvirt, false) => NEVER_IN_STEP_BYTES,
+            (Framing::Tls, _) => 2 * (tls::HEADER_LEN + tls::MAX_FRAGMENT),
         }
     }
 }
@@ -216,8 +223,8 @@ pub struct Report {
     pub encrypted: bool,
     /// The direction was seen from its SYN (so every message of it was seen).
     pub from_start: bool,
-    /// The other direction lost bytes to the capture (a call or reply there
-    /// may be missing).
+    /// The other direction lost bytes to the capture, or skipped bytes it
+    /// could not read (a call or reply there may be missing).
     pub peer_lost: bool,
     /// A segment of a direction not followed yet: joined mid-way, and no
     /// segment of it has started with a header so far.
@@ -305,19 +312,31 @@ enum Mode {
 struct Framer {
     framing: Framing,
     mode: Mode,
-    /// Seen from its SYN, with nothing delivered or lost yet: its first
-    /// bytes must be a header.
-    fresh: bool,
+    /// A header was found once: the direction speaks libvirt (or TLS).
+    in_step_once: bool,
+    /// The first bad bytes started like a TLS record.
+    tls_like: bool,
     /// Bytes looked through for a header since the last one.
     sought: usize,
+    /// Bytes skipped so far (not decoded: a message may have been in them).
+    skipped_total: u64,
     /// The kept start of an over-long message, and its bytes still to come.
     long: Vec<u8>,
     discard: usize,
 }
 
 impl Framer {
-    fn new(framing: Framing, mode: Mode, fresh: bool) -> Framer {
-        Framer { framing, mode, fresh, sought: 0, long: Vec::new(), discard: 0 }
+    fn new(framing: Framing, mode: Mode) -> Framer {
+        Framer {
+            framing,
+            mode,
+            in_step_once: false,
+            tls_like: false,
+            sought: 0,
+            skipped_total: 0,
+            long: Vec::new(),
+            discard: 0,
+        }
     }
 
     /// Cuts `bytes` (in order, after whatever was consumed before) into
@@ -353,14 +372,17 @@ impl Framer {
                     // Keep a tail that may be the start of a header.
                     let skip = avail.len().saturating_sub(header_len - 1);
                     out.reports[report].skipped += skip;
+                    self.skipped_total += skip as u64;
                     self.sought = self.sought.saturating_add(skip);
-                    if self.sought > self.framing.give_up_after() {
-                        self.give_up(self.sought, false, out, report);
+                    if self.sought > self.framing.give_up_after(self.in_step_once) {
+                        // The bytes kept for a header's start count too.
+                        self.give_up(self.sought + avail.len() - skip, out, report);
                         return bytes.len();
                     }
                     return start + skip;
                 };
                 out.reports[report].skipped += at;
+                self.skipped_total += at as u64;
                 start += at;
                 self.sought = 0;
                 self.mode = Mode::InStep;
@@ -377,16 +399,12 @@ impl Framer {
                     continue;
                 }
                 let tls_like = tls::Record::parse(avail).is_some_and(|r| r.is_plausible());
-                if self.fresh {
-                    // A connection's first bytes are always a header.
-                    self.give_up(avail.len(), tls_like, out, report);
-                    return bytes.len();
-                }
+                self.tls_like |= tls_like && !self.in_step_once;
                 out.reports[report].bad_header = Some(tls_like);
                 self.mode = Mode::Seeking;
                 continue;
             };
-            self.fresh = false;
+            self.in_step_once = true;
             if len > MAX_KEEP {
                 if avail.len() < MAX_KEEP {
                     return start;
@@ -405,16 +423,25 @@ impl Framer {
         }
     }
 
-    fn give_up(&mut self, bytes: usize, tls_like: bool, out: &mut Deliveries, report: usize) {
+    /// Gives the direction up after `bytes` without a header.
+    fn give_up(&mut self, bytes: usize, out: &mut Deliveries, report: usize) {
         self.mode = Mode::GivenUp;
         self.long = Vec::new();
         self.discard = 0;
-        out.reports[report].given_up = Some((bytes as u64, tls_like));
+        out.reports[report].given_up = Some((bytes as u64, self.tls_like));
+    }
+
+    /// The direction closed with `pending` bytes not yet a message: if it
+    /// never showed a header, it was not libvirt (a short exchange of
+    /// something else on the port).
+    fn close(&mut self, pending: usize, out: &mut Deliveries, report: usize) {
+        if !self.in_step_once && self.mode == Mode::Seeking {
+            self.give_up(self.sought + pending, out, report);
+        }
     }
 
     /// A hole: whatever was being assembled is lost.
     fn lose_place(&mut self) {
-        self.fresh = false;
         self.long = Vec::new();
         self.discard = 0;
         self.sought = 0;
@@ -480,7 +507,7 @@ struct Reading<'r, 'f> {
 impl Direction {
     fn new(framing: Framing, mode: Mode, next_seq: u32, syn_seen: bool) -> Direction {
         Direction {
-            framer: Framer::new(framing, mode, syn_seen),
+            framer: Framer::new(framing, mode),
             next_seq,
             base_seq: next_seq.wrapping_sub(1),
             syn_seen,
@@ -500,9 +527,12 @@ impl Direction {
         self.pending.capacity() + self.framer.long.capacity() + self.held_bytes
     }
 
-    /// Bytes of this direction the capture lost, or is known to be missing.
+    /// Bytes of this direction the capture lost, is known to be missing, or
+    /// that could not be read (skipped): a message may have been in them.
     fn lost_any(&self) -> bool {
-        self.lost > 0 || self.peer_ack.is_some_and(|ack| seq_diff(ack, self.next_seq) > 0)
+        self.lost > 0
+            || self.framer.skipped_total > 0
+            || self.peer_ack.is_some_and(|ack| seq_diff(ack, self.next_seq) > 0)
     }
 
     fn relative(&self, seq: u32) -> u32 {
@@ -546,7 +576,6 @@ impl Direction {
             // Nothing is assembled: the bytes in the hole matter no more
             // than those skipped while seeking. Go on from here.
             self.next_seq = seq;
-            self.framer.fresh = false;
             self.feed(seq, payload, r, out);
             return;
         }
@@ -823,6 +852,8 @@ impl Streams {
         if tcp.has(FIN | RST) {
             // Nothing more comes: a hole still open will never fill.
             dir.give_up_holes(&r, key, out);
+            let report = dir.report(Origin::Current, key, out);
+            dir.framer.close(dir.pending.len(), out, report);
             let fin = u32::from(tcp.has(FIN));
             closed = Some(dir.next_seq.wrapping_add(fin));
         }
@@ -1161,12 +1192,35 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_whose_first_bytes_are_no_header_is_given_up() {
+    fn a_connection_that_closes_without_a_header_was_not_libvirt() {
         let tls = tls::build_client_hello("kvm1");
-        let (serials, d) = run(&[(0, &[], SYN), (1, &tls, 0), (1 + tls.len() as u32, &call(1, 4), 0)]);
-        assert_eq!(serials, vec![Vec::<u32>::new(); 3], "nothing decoded after giving up");
-        assert_eq!(d[1].given_up, Some((tls.len() as u64, true)), "said once, with the TLS hint");
-        assert_eq!(d[2].given_up, None);
+        let end = 1 + tls.len() as u32;
+        let (serials, d) = run(&[(0, &[], SYN), (1, &tls, 0), (end, &[], FIN)]);
+        assert_eq!(serials, vec![Vec::<u32>::new(); 3]);
+        assert_eq!(d[1].bad_header, Some(true), "the bytes start like TLS");
+        assert_eq!(d[2].given_up, Some((tls.len() as u64, true)), "said once, at the FIN");
+    }
+
+    #[test]
+    fn a_bad_first_header_costs_that_message_only() {
+        let mut first = call(1, 8);
+        first[5] ^= 0xff; // the program
+        let stream = [first, call(2, 4)].concat();
+        let (serials, d) = run(&[(0, &[], SYN), (1, &stream, 0)]);
+        assert_eq!(serials[1], vec![2]);
+        assert_eq!((d[1].bad_header, d[1].skipped, d[1].given_up), (Some(false), 36, None));
+    }
+
+    #[test]
+    fn a_connection_with_no_header_in_its_first_4_kib_is_given_up() {
+        let junk = vec![0x5a; 1000];
+        let mut segments: Vec<(u32, &[u8], u8)> = vec![(0, &[], SYN)];
+        for i in 0..6 {
+            segments.push((1 + i * 1000, &junk, 0));
+        }
+        let (_, d) = run(&segments);
+        let given_up: Vec<usize> = (0..d.len()).filter(|i| d[*i].given_up.is_some()).collect();
+        assert_eq!(given_up, vec![5], "past 4 KiB, once");
     }
 
     #[test]
