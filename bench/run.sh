@@ -16,18 +16,25 @@
 # and then the performance issue's targets, each measured the same way,
 # with whether it is met.
 # tshark is slow (minutes per run on the mixed capture): it runs after all
-# the other rounds, in $TSHARK_RUNS rounds of its own (default 1) beside
-# `ldm-sniff -q`, on the classic pcap captures only.
+# the other rounds, in $TSHARK_RUNS rounds of its own (default 1; 0 skips
+# it) beside `ldm-sniff -q`, on the classic pcap captures only.
 # CAPTURES="mixed.pcap ..." limits the captures measured.
+# Then the adversarial mixes (issue 22; gen-big's junk-libvirt, junk-tls,
+# syn-flood, tiny-segments, libvirt-10k, fragment-flood: the plain mix with
+# 15% of its frames hostile), each round timing `ldm-sniff -q` on the mix,
+# on the plain mix beside it, and tcpdump's filter on the mix: every mix's
+# per-frame cost against the plain mix's (same frame count), and the
+# junk-libvirt mix against tcpdump. MIXES="junk-libvirt ..." limits them
+# (MIXES="" skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${BENCH_DIR:-/tmp/ldm-bench}
 runs=${RUNS:-5}
 tshark_runs=${TSHARK_RUNS:-1}
 captures=${CAPTURES:-mixed.pcap mixed.pcapng ldm-only.pcap ldm-only.pcapng}
-for count in "$runs" "$tshark_runs"; do
-  [[ $count =~ ^[1-9][0-9]*$ ]] || { echo "RUNS and TSHARK_RUNS must be whole numbers, at least 1" >&2; exit 2; }
-done
+mixes=${MIXES-junk-libvirt junk-tls syn-flood tiny-segments libvirt-10k fragment-flood}
+[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a whole number, at least 1" >&2; exit 2; }
+[[ $tshark_runs =~ ^[0-9]+$ ]] || { echo "TSHARK_RUNS must be a whole number (0 skips tshark)" >&2; exit 2; }
 mkdir -p "$dir"
 
 for tool in tcpdump tshark; do
@@ -48,6 +55,9 @@ generate "$dir/mixed.pcap" 2000000 10
 generate "$dir/mixed.pcapng" 2000000 10
 generate "$dir/ldm-only.pcap" 1000000 100
 generate "$dir/ldm-only.pcapng" 1000000 100
+for mix in $mixes; do
+  generate "$dir/$mix.pcap" 2000000 "$mix"
+done
 
 # Each round starts with its capture in the page cache as a capture read
 # from disk is: written back, dropped, then read once. On this kernel
@@ -68,6 +78,12 @@ settle() { # FILE
 
 # The rows' labels; `command_of` knows each one's command.
 labels_of() { # CAPTURE: one label per line, in the table's order
+  if is_mix "$1"; then
+    echo "ldm-sniff -q"
+    echo "ldm-sniff -q on the plain mix, same round"
+    echo "tcpdump filter only (-w /dev/null)"
+    return
+  fi
   echo "cat > /dev/null (floor)"
   if [[ $1 == *.pcap ]]; then
     echo "walk record headers, read() (floor)"
@@ -83,6 +99,12 @@ labels_of() { # CAPTURE: one label per line, in the table's order
   fi
 }
 
+is_mix() { # CAPTURE: is it one of the adversarial mixes?
+  local mix
+  for mix in $mixes; do [[ $1 == "$mix.pcap" ]] && return 0; done
+  return 1
+}
+
 # command_of LABEL FILE: sets `cmd` to the row's command, as words.
 command_of() {
   local f=$2
@@ -91,6 +113,7 @@ command_of() {
     "walk record headers, read() (floor)") cmd=("$walk" "$f") ;;
     "walk record headers, mmap (floor)") cmd=("$walk" --mmap "$f") ;;
     "ldm-sniff -q") cmd=("$bin" -r "$f" -q --fail-on never) ;;
+    "ldm-sniff -q on the plain mix, same round") cmd=("$bin" -r "$dir/mixed.pcap" -q --fail-on never) ;;
     "ldm-sniff (one line per ldm packet)") cmd=("$bin" -r "$f" --fail-on never) ;;
     "ldm-sniff -T jsonl") cmd=("$bin" -r "$f" -T jsonl --fail-on never) ;;
     "tcpdump filter only (-w /dev/null)") cmd=(tcpdump -nn -r "$f" 'udp port 64535' -w /dev/null) ;;
@@ -120,6 +143,16 @@ for capture in $captures; do
     done < <(labels_of "$capture")
   done
 done
+# The adversarial mixes, each beside the plain mix in every round.
+for mix in $mixes; do
+  for round in $(seq "$runs"); do
+    settle "$dir/$mix.pcap"
+    settle "$dir/mixed.pcap"
+    while IFS= read -r label; do
+      time_row "$label" "$mix.pcap" "$round"
+    done < <(labels_of "$mix.pcap")
+  done
+done
 # tshark last, in rounds of its own beside `ldm-sniff -q`: a run of
 # minutes leaves the capture's early pages untouched long enough to be
 # paged out, which slowed every command timed after it.
@@ -144,14 +177,14 @@ per_round() {
   awk -F'|' -v b="$1" -v a="$2" -v c="$3" '$2 == c && $1 == a { ta[$3] = $4 } $2 == c && $1 == b { tb[$3] = $4 }
     END { for (r in tb) if (r in ta && ta[r] > 0) print tb[r] / ta[r] }' "$runs_file" | median
 }
-frames_of() { case $1 in mixed*) echo 2000000 ;; *) echo 1000000 ;; esac; }
+frames_of() { case $1 in ldm-only*) echo 1000000 ;; *) echo 2000000 ;; esac; }
 
 echo
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +'%F %H:%M UTC'); $runs interleaved rounds, then $tshark_runs of tshark beside ldm-sniff -q."
 echo
 echo "| capture | command | median s | frames/s | MB/s | peak RSS MB | time / ldm-sniff -q, per round | major faults (most of any run) | minor faults (median) |"
 echo "|---|---|---|---|---|---|---|---|---|"
-for capture in $captures; do
+for capture in $captures $(for mix in $mixes; do echo "$mix.pcap"; done); do
   size=$(stat -c %s "$dir/$capture")
   while IFS= read -r label; do
     secs=$(field_of "$label" "$capture" 4 | median)
@@ -205,5 +238,21 @@ for capture in $captures; do
   target "$capture" "-T jsonl against the lines" \
     "$(per_round "ldm-sniff -T jsonl" "$lines" "$capture")" "<=" 2
 done
+if [ -n "$mixes" ]; then
+  echo
+  echo "Targets (issue 22), each a median of per-round ratios: every mix's per-frame cost within 2x the plain"
+  echo "mix's (both 2M frames), and the junk-libvirt mix at most 0.67x tcpdump's filter-only pass:"
+  echo
+  echo "| capture | target | measured | needed | met? |"
+  echo "|---|---|---|---|---|"
+  for mix in $mixes; do
+    target "$mix.pcap" "-q per frame against the plain mix" \
+      "$(per_round "ldm-sniff -q" "ldm-sniff -q on the plain mix, same round" "$mix.pcap")" "<=" 2
+    if [[ $mix == junk-libvirt ]]; then
+      target "$mix.pcap" "-q against tcpdump's filter-only pass" \
+        "$(per_round "ldm-sniff -q" "tcpdump filter only (-w /dev/null)" "$mix.pcap")" "<=" 0.67
+    fi
+  done
+fi
 rss=$(awk -F'|' '$1 ~ /^ldm-sniff/ && $5 > m { m = $5 } END { print m / 1024 }' "$runs_file")
 awk -v m="$rss" 'BEGIN { printf "\nPeak RSS of ldm-sniff, most of any run: %.1f MB (target: under 32 MB): %s\n", m, (m < 32) ? "met" : "not met" }'

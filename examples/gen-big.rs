@@ -167,10 +167,18 @@ impl Hostile {
                 tcp_segment(client, (DAEMON, libvirt::PORT), (flow as u32).wrapping_mul(2_654_435_761), 0, 0x02, &[])
             }
             Hostile::TinySegments { stream, sent } => {
-                let at = *sent % stream.len();
-                *sent += 1;
                 let client = ([10, 6, 0, 1], 40_001);
-                tcp_segment(client, (DAEMON, libvirt::PORT), 1 + *sent as u32, 1, 0x18, &stream[at..at + 1])
+                let daemon = (DAEMON, libvirt::PORT);
+                // The connection's SYN, then its stream a byte at a time.
+                if *sent == 0 {
+                    *sent = 1;
+                    return tcp_segment(client, daemon, 0, 0, 0x02, &[]);
+                }
+                // Byte n of the stream (the calls, over and over) at sequence number 1 + n.
+                let n = *sent - 1;
+                *sent += 1;
+                let at = n % stream.len();
+                tcp_segment(client, daemon, n as u32 + 1, 1, 0x18, &stream[at..at + 1])
             }
             Hostile::Copies { packets, copies, at } => {
                 let copy = (*at as u32) % *copies;

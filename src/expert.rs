@@ -212,7 +212,7 @@ catalogue! {
         "a reply whose serial matches no call seen on this connection, although the connection was captured from its start",
         "the daemon answered a call never made, or the capture lost it: look for a gap before";
     LibvirtCallNotCaptured = "libvirt.call_not_captured", Note,
-        "a reply to a call the capture does not hold: made before the capture began (the connection was joined mid-way), or lost in a gap or unreadable bytes of the client's direction",
+        "a reply to a call the capture does not hold: made before the capture began (the connection was joined mid-way), lost in a gap or unreadable bytes of the client's direction, or forgotten by a full table (--max-entries)",
         "nothing; start the capture before the client connects, and capture where nothing is dropped, to see whole exchanges";
     LibvirtDuplicateSerial = "libvirt.duplicate_serial", Warn,
         "a call reuses the serial of a call still waiting for its reply on this connection",

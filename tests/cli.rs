@@ -53,10 +53,19 @@ fn relative(path: &Path) -> String {
     path.strip_prefix(repo()).expect("capture below the repository").display().to_string()
 }
 
-/// Captures of a thousand packets: snapshotted through their statistics,
+/// Captures of thousands of packets: snapshotted through their statistics,
 /// not packet by packet.
 fn is_large(path: &Path) -> bool {
-    ["startup-check.pcapng", "lookup-storm.pcapng"].iter().any(|name| path.ends_with(name))
+    ["startup-check.pcapng", "lookup-storm.pcapng", "virsh-lossy.pcap"].iter().any(|name| path.ends_with(name))
+}
+
+/// The tables a large capture is snapshotted by.
+fn stats_of(path: &Path) -> [&'static str; 4] {
+    if path.ends_with("virsh-lossy.pcap") {
+        ["-z", "ldm,summary", "-z", "libvirt,procs"]
+    } else {
+        ["-z", "ldm,summary", "-z", "ldm,hosts"]
+    }
 }
 
 macro_rules! snapshots {
@@ -70,7 +79,7 @@ fn one_line_output_of_every_capture() {
     snapshots! {
         insta::glob!("../captures", "**/*.pcap*", |path| {
             let transcript = if is_large(path) {
-                run(&["-q", "-z", "ldm,summary", "-z", "ldm,hosts", "-r", &relative(path)])
+                run(&[&["-q"][..], &stats_of(path), &["-r", &relative(path)]].concat())
             } else {
                 run(&["-r", &relative(path)])
             };

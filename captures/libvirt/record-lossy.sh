@@ -10,7 +10,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out="$here/virsh-lossy.pcap"
 clients=${1:-40}
-buffer=${2:-64}
+buffer=${2:-1024}
 ns="ldmlossy$$"
 dir=$(mktemp -d /tmp/ldm-libvirt-lossy.XXXXXX)
 pids=()
@@ -41,7 +41,7 @@ for _ in $(seq 100); do
   ip netns exec "$ns" ss -Hltn 'sport = :16509' | grep -q LISTEN && break
   sleep 0.1
 done
-ip netns exec "$ns" tcpdump -i lo -B "$buffer" -w "$dir/session.pcap" 'tcp port 16509' 2> "$dir/tcpdump.log" &
+ip netns exec "$ns" tcpdump -i lo --immediate-mode -U -B "$buffer" -w "$dir/session.pcap" 'tcp port 16509' 2> "$dir/tcpdump.log" &
 tcpdump=$!
 sleep 1
 uri=test+tcp://127.0.0.1/default
@@ -53,7 +53,7 @@ for i in $(seq "$clients"); do
 done
 for pid in "${pids[@]}"; do wait "$pid" || true; done
 pids=()
-sleep 0.5
+sleep 2
 kill -INT "$tcpdump"
 wait "$tcpdump" || true
 tcpdump=

@@ -123,7 +123,10 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn new(max_entries: usize, max_connections: usize) -> Tracker {
-        Tracker { calls: BoundedMap::new(max_entries), pings: BoundedMap::new(max_connections) }
+        // At least one waiting call for each connection the stream layer
+        // follows: a synchronous client has one call out at a time.
+        let calls = max_entries.max(crate::dissect::stream::MAX_FLOWS / 2);
+        Tracker { calls: BoundedMap::new(calls), pings: BoundedMap::new(max_connections) }
     }
 
     pub fn evicted(&self) -> u64 {
@@ -170,8 +173,10 @@ impl Tracker {
         // A stream's replies (status CONTINUE) share the call's serial; the
         // call is answered by the first reply.
         let Some(call) = self.calls.remove(&(flow.connection(), h.prog, h.serial)) else {
-            // A call the capture could not have missed, or one it may have.
-            let key = if all_captured { Key::LibvirtReplyWithoutCall } else { Key::LibvirtCallNotCaptured };
+            // A call the capture could not have missed, or one it (or the
+            // table's cap, once it forgot calls) may have.
+            let certain = all_captured && self.calls.evicted == 0;
+            let key = if certain { Key::LibvirtReplyWithoutCall } else { Key::LibvirtCallNotCaptured };
             note.push(key, Detail::None);
             return;
         };

@@ -49,8 +49,9 @@ use crate::wire::tls;
 
 use super::tcp::{TcpInfo, ACK, FIN, RST, SYN};
 
-/// Directions tracked at once; the least recently used is dropped beyond.
-pub const MAX_FLOWS: usize = 16_384;
+/// Directions tracked at once (16,384 connections); the least recently used
+/// is dropped beyond. About 270 bytes each with the table's own.
+pub const MAX_FLOWS: usize = 32_768;
 /// Bytes of one message kept for decoding.
 pub const MAX_KEEP: usize = 256 * 1024;
 /// Out-of-order segments (and their frames' bytes) waiting for a hole to fill.
@@ -106,9 +107,15 @@ impl Framing {
                 }
                 Header::parse(bytes).filter(Header::is_plausible).map(|h| h.len as usize)
             }
-            Framing::Tls => tls::Record::parse(bytes)
-                .filter(tls::Record::is_plausible)
-                .map(|r| tls::HEADER_LEN + usize::from(r.length)),
+            Framing::Tls => {
+                // The major version first, as for libvirt's version word.
+                if *bytes.get(1)? != 3 {
+                    return None;
+                }
+                tls::Record::parse(bytes)
+                    .filter(tls::Record::is_plausible)
+                    .map(|r| tls::HEADER_LEN + usize::from(r.length))
+            }
         }
     }
 
@@ -709,6 +716,38 @@ impl Direction {
     }
 }
 
+/// What feeding a followed direction changed, for the table to settle.
+struct Fed {
+    bytes_before: usize,
+    bytes_after: usize,
+    /// The direction closed: where its bytes end.
+    closed: Option<u32>,
+    /// It began holding segments at this time (not yet queued).
+    queue: Option<Timestamp>,
+    from_start: bool,
+    /// It lost bytes, or skipped some (for the other direction's replies).
+    lost: bool,
+}
+
+/// One segment into a direction that is followed.
+fn feed_followed(dir: &mut Direction, tcp: &TcpInfo, payload: &[u8], r: &Reading<'_, '_>, out: &mut Deliveries) -> Fed {
+    let bytes_before = dir.bytes();
+    if !payload.is_empty() || tcp.has(FIN | RST) {
+        dir.feed(tcp.seq, payload, r, out);
+    }
+    let mut closed = None;
+    if tcp.has(FIN | RST) {
+        // Nothing more comes: a hole still open will never fill.
+        dir.give_up_holes(r, r.flow, out);
+        let report = dir.report(Origin::Current, r.flow, out);
+        dir.framer.close(dir.pending.len(), out, report);
+        closed = Some(dir.next_seq.wrapping_add(u32::from(tcp.has(FIN))));
+    }
+    let queue = dir.held_since.filter(|_| !dir.queued);
+    dir.queued |= queue.is_some();
+    Fed { bytes_before, bytes_after: dir.bytes(), closed, queue, from_start: dir.syn_seen, lost: dir.lost_any() }
+}
+
 /// A direction closed by FIN or RST: where its bytes ended, and when.
 #[derive(Debug, Clone, Copy)]
 struct Closed {
@@ -779,6 +818,7 @@ impl Streams {
             self.deadlines.pop_front();
             self.settle_hold(key, frame, out, false);
         }
+        self.peer_losses_of_all(out);
     }
 
     /// A queued direction's hold: given up if it waited long enough (or
@@ -822,57 +862,68 @@ impl Streams {
         }
         let sasl = !self.sasl.is_empty() && self.sasl.contains(&key.connection());
         let r = Reading { frame, flow: key, sasl };
-        if tcp.has(ACK) {
-            self.acknowledge(key.reversed(), tcp.ack, &r, out);
+        // The other direction first: what this segment acknowledges of it,
+        // and whether it lost bytes (for this direction's replies).
+        let peer_lost = if tcp.has(ACK) {
+            self.acknowledge(key.reversed(), tcp.ack, &r, out)
+        } else {
+            self.flows.peek(&key.reversed()).is_some_and(Direction::lost_any)
+        };
+        // One probe for a direction already followed.
+        let fed = match self.flows.get_mut(&key) {
+            Some(dir) => feed_followed(dir, tcp, payload, &r, out),
+            None => match self.start_following(key, framing, tcp, payload, frame, out) {
+                Some(()) => match self.flows.get_mut(&key) {
+                    Some(dir) => feed_followed(dir, tcp, payload, &r, out),
+                    None => return,
+                },
+                None => {
+                    self.note_peer_losses(out, key, peer_lost, false);
+                    return;
+                }
+            },
+        };
+        self.bytes = self.bytes + fed.bytes_after - fed.bytes_before;
+        if let Some(end) = fed.closed {
+            self.remove(&key);
+            self.closed.put(key, Closed { end, at: frame.ts });
         }
+        if let Some(since) = fed.queue {
+            self.queue_deadline(hold_deadline(since), key, frame, out);
+        }
+        while self.bytes > MAX_BYTES && self.evict_oldest() {}
+        out.report_of(Origin::Current, key, fed.from_start);
+        self.note_peer_losses(out, key, peer_lost, fed.lost);
+    }
+
+    /// A segment of a direction not followed: followed from now on if it
+    /// starts a message (`Some`); otherwise reported as it is (`None`).
+    fn start_following(
+        &mut self,
+        key: FlowKey,
+        framing: Framing,
+        tcp: &TcpInfo,
+        payload: &[u8],
+        frame: &Frame<'_>,
+        out: &mut Deliveries,
+    ) -> Option<()> {
         if payload.is_empty() && !tcp.has(FIN | RST) {
-            let from_start = self.flows.peek(&key).is_some_and(|dir| dir.syn_seen);
-            out.report_of(Origin::Current, key, from_start);
-            self.note_peer_losses(out);
-            return;
+            out.report_of(Origin::Current, key, false);
+            return None;
         }
         if self.after_close(key, tcp.seq, frame.ts) {
             let report = out.report_of(Origin::Current, key, true);
             out.reports[report].retransmission = true;
-            return;
+            return None;
         }
-        if !self.flows.contains(&key) {
-            // Joined mid-way: followed from a segment that starts a message.
-            if framing.message_len(payload).is_none() {
-                let report = out.report_of(Origin::Current, key, false);
-                out.reports[report].unfollowed = true;
-                return;
-            }
-            self.insert(key, Direction::new(framing, Mode::InStep, tcp.seq, false));
+        // Joined mid-way: followed from a segment that starts a message.
+        if framing.message_len(payload).is_none() {
+            let report = out.report_of(Origin::Current, key, false);
+            out.reports[report].unfollowed = true;
+            return None;
         }
-        let Some(dir) = self.flows.get_mut(&key) else { return };
-        let before = dir.bytes();
-        dir.feed(tcp.seq, payload, &r, out);
-        let mut closed = None;
-        if tcp.has(FIN | RST) {
-            // Nothing more comes: a hole still open will never fill.
-            dir.give_up_holes(&r, key, out);
-            let report = dir.report(Origin::Current, key, out);
-            dir.framer.close(dir.pending.len(), out, report);
-            let fin = u32::from(tcp.has(FIN));
-            closed = Some(dir.next_seq.wrapping_add(fin));
-        }
-        let queue = dir.held_since.filter(|_| !dir.queued);
-        if queue.is_some() {
-            dir.queued = true;
-        }
-        self.bytes = self.bytes - before + dir.bytes();
-        if let Some(end) = closed {
-            self.remove(&key);
-            self.closed.put(key, Closed { end, at: frame.ts });
-        }
-        if let Some(since) = queue {
-            self.queue_deadline(hold_deadline(since), key, frame, out);
-        }
-        while self.bytes > MAX_BYTES && self.evict_oldest() {}
-        let from_start = self.flows.peek(&key).is_none_or(|dir| dir.syn_seen);
-        out.report_of(Origin::Current, key, from_start);
-        self.note_peer_losses(out);
+        self.insert(key, Direction::new(framing, Mode::InStep, tcp.seq, false));
+        Some(())
     }
 
     /// Gives up every hole still open (the capture ended): the held
@@ -895,7 +946,14 @@ impl Streams {
             self.settle_hold(key, &end, out, true);
         }
         self.deadlines.clear();
-        self.note_peer_losses(out);
+        self.peer_losses_of_all(out);
+    }
+
+    /// Marks every report whose direction's other side lost bytes.
+    fn peer_losses_of_all(&mut self, out: &mut Deliveries) {
+        for report in &mut out.reports {
+            report.peer_lost = self.flows.peek(&report.flow.reversed()).is_some_and(Direction::lost_any);
+        }
     }
 
     fn queue_deadline(&mut self, deadline: Timestamp, key: FlowKey, frame: &Frame<'_>, out: &mut Deliveries) {
@@ -910,13 +968,15 @@ impl Streams {
         self.deadlines.push_back((deadline, key));
     }
 
-    /// The other direction of the segment acknowledged up to `ack`.
-    fn acknowledge(&mut self, key: FlowKey, ack: u32, r: &Reading<'_, '_>, out: &mut Deliveries) {
-        let sasl = r.sasl;
-        let Some(dir) = self.flows.peek_mut(&key) else { return };
+    /// The segment acknowledged direction `key` (its other one) up to
+    /// `ack`; returns whether that direction lost bytes.
+    fn acknowledge(&mut self, key: FlowKey, ack: u32, r: &Reading<'_, '_>, out: &mut Deliveries) -> bool {
+        let Some(dir) = self.flows.peek_mut(&key) else { return false };
         let before = dir.bytes();
-        dir.acknowledged(ack, &Reading { sasl, ..*r }, key, out);
+        dir.acknowledged(ack, r, key, out);
+        let lost = dir.lost_any();
         self.bytes = self.bytes - before + dir.bytes();
+        lost
     }
 
     /// Is this segment of a direction closed before? True when it repeats
@@ -935,12 +995,23 @@ impl Streams {
     }
 
     /// Marks the reports of directions whose other side lost bytes (for
-    /// their messages' sake: a reply whose call may be lost).
-    fn note_peer_losses(&mut self, out: &mut Deliveries) {
+    /// their messages' sake: a reply whose call may be lost). What the
+    /// segment of `key` already learnt of both its directions is used.
+    fn note_peer_losses(&mut self, out: &mut Deliveries, key: FlowKey, reverse_lost: bool, this_lost: bool) {
+        if out.messages.is_empty() {
+            return;
+        }
         for (index, report) in out.reports.iter_mut().enumerate() {
-            if out.messages.iter().any(|(_, of)| *of == index) {
-                report.peer_lost = self.flows.peek(&report.flow.reversed()).is_some_and(Direction::lost_any);
+            if !out.messages.iter().any(|(_, of)| *of == index) {
+                continue;
             }
+            report.peer_lost = if report.flow == key {
+                reverse_lost
+            } else if report.flow == key.reversed() {
+                this_lost
+            } else {
+                self.flows.peek(&report.flow.reversed()).is_some_and(Direction::lost_any)
+            };
         }
     }
 
