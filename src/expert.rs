@@ -76,6 +76,12 @@ catalogue! {
     IpFragmentsMissing = "ip.fragments_missing", Error,
         "some IPv4 fragments of the datagram never arrived; only part of the message is shown",
         "capture on the receiving segment or check for fragment loss";
+    IpFragmentOverlap = "ip.fragment_overlap", Note,
+        "two IPv4 fragments carry the same bytes of the datagram, with the same values (a fragment sent twice); the detail says whether Linux keeps the datagram or drops it",
+        "nothing if rare; if Linux drops the datagram, its receivers never see the message";
+    IpFragmentOverlapConflict = "ip.fragment_overlap_conflict", Error,
+        "two IPv4 fragments carry different bytes for the same place in the datagram: receivers and monitors may see different messages (the first fragment's bytes are shown)",
+        "find the sender: overlapping fragments that disagree are how traffic is made to look different to a monitor than to its receiver";
     IpTtlAboveOne = "ip.ttl_above_1", Warn,
         "the TTL (hop limit) is above 1, so the message can leave the subnet (ldmd/hops was raised)",
         "keep ldmd/hops at 1 unless ldmd hosts really sit on several subnets";
@@ -292,7 +298,7 @@ pub enum Detail {
     },
     /// IPv4 fragments: how many, from which frame to which.
     Fragments {
-        count: u16,
+        count: u32,
         first_frame: u64,
         last_frame: u64,
     },
@@ -361,6 +367,15 @@ pub enum Detail {
     },
     /// The bytes start like a TLS record.
     LooksLikeTls,
+    /// Two fragments with the same datagram bytes `from..to`: the frame
+    /// kept, the later one, and whether Linux drops the datagram.
+    FragmentOverlap {
+        first_frame: u64,
+        frame: u64,
+        from: u32,
+        to: u32,
+        linux_discards: bool,
+    },
 }
 
 /// One anomaly found in one packet.

@@ -80,18 +80,22 @@ where
         if !dissector.dissect_each(frame, &mut visit)? {
             return Ok(None);
         }
-        for (kept, received, total) in dissector.take_incomplete(false) {
-            if !visit(&dissector.dissect_incomplete(&kept, received, total))? {
-                return Ok(None);
+        for incomplete in dissector.take_incomplete(false) {
+            if let Some(d) = dissector.dissect_incomplete(&incomplete) {
+                if !visit(&d)? {
+                    return Ok(None);
+                }
             }
         }
     }
     if !dissector.finish_streams(&mut visit)? {
         return Ok(error);
     }
-    for (kept, received, total) in dissector.take_incomplete(true) {
-        if !visit(&dissector.dissect_incomplete(&kept, received, total))? {
-            break;
+    for incomplete in dissector.take_incomplete(true) {
+        if let Some(d) = dissector.dissect_incomplete(&incomplete) {
+            if !visit(&d)? {
+                break;
+            }
         }
     }
     Ok(error)

@@ -189,3 +189,44 @@ fn tshark_shows_annotations_as_frame_comments() {
     assert!(comments[2].contains("ldm.duplicate_owner") && comments[2].contains("[error]"), "{text}");
     assert!(comments[2].contains("request in frame 1, response time 0.250000 s"), "{text}");
 }
+
+/// Overlapping IPv4 fragments: the frames tshark flags with
+/// `ip.fragment.overlap` and `ip.fragment.overlap.conflict` are those we
+/// flag with `ip.fragment_overlap` and `ip.fragment_overlap_conflict`.
+#[test]
+fn fragment_overlaps_agree_with_tshark() {
+    if !tshark_available() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have tshark");
+        eprintln!("skipped: tshark not installed");
+        return;
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/anomalies.pcapng");
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&path)
+        .args(["-Y", "ip.fragment.overlap", "-T", "fields", "-e", "frame.number", "-e", "ip.fragment.overlap.conflict"])
+        .output()
+        .expect("tshark runs");
+    let theirs: Vec<(u64, bool)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let (frame, conflict) = line.split_once('\t').unwrap_or((line, ""));
+            (frame.parse().expect("a frame number"), !conflict.is_empty())
+        })
+        .collect();
+    let out = Command::new(BIN).args(["-T", "jsonl", "--fail-on", "never", "-r"]).arg(&path).output().expect("runs");
+    let mut ours = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let record: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        let keys: Vec<&str> =
+            record["expert"].as_array().into_iter().flatten().filter_map(|e| e["key"].as_str()).collect();
+        let frame = record["frame"]["number"].as_u64().expect("a frame number");
+        if keys.contains(&"ip.fragment_overlap_conflict") {
+            ours.push((frame, true));
+        } else if keys.contains(&"ip.fragment_overlap") {
+            ours.push((frame, false));
+        }
+    }
+    assert_eq!(theirs.len(), 2, "tshark sees both overlaps: {theirs:?}");
+    assert_eq!(ours, theirs, "(frame, shared bytes differ), ours vs tshark");
+}

@@ -124,8 +124,10 @@ fn protocol_name(proto: u8) -> String {
 /// A reassembled IPv4 datagram's origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reassembled {
-    pub fragments: u16,
+    pub fragments: u32,
     pub first_frame: u64,
+    /// Fragments that carried the same bytes (the first copy is kept).
+    pub overlap: Option<reassembly::Overlap>,
 }
 
 /// One frame, decoded as far as it goes.
@@ -388,34 +390,26 @@ impl Dissector {
     /// Fragmented datagrams given up since the last call (timed out or
     /// evicted), or all open ones when `at_end`: their first fragments, to be
     /// shown with `ip.fragments_missing`.
-    pub fn take_incomplete(&mut self, at_end: bool) -> Vec<(KeptFrame, usize, Option<usize>)> {
+    pub fn take_incomplete(&mut self, at_end: bool) -> Vec<reassembly::Incomplete> {
+        if !at_end && !self.reassembler.has_given_up() {
+            return Vec::new();
+        }
         let given_up = if at_end { self.reassembler.finish() } else { self.reassembler.take_given_up() };
-        given_up.into_iter().filter_map(|g| g.head.map(|head| (head, g.received, g.total_len))).collect()
+        given_up.into_iter().filter(|g| g.head.is_some()).collect()
     }
 
     /// Decodes the first fragment of a datagram that never completed.
-    pub fn dissect_incomplete<'a>(
-        &'a mut self,
-        kept: &'a KeptFrame,
-        received: usize,
-        total: Option<usize>,
-    ) -> Dissection<'a> {
-        let frame = Frame {
-            number: kept.number,
-            ts: kept.ts,
-            len: kept.len,
-            linktype: kept.linktype,
-            interface: kept.interface,
-            file_offset: kept.file_offset,
-            data: &kept.data,
-            kernel_checksum: KernelChecksum::Unknown,
-        };
-        let mut d = self.dissect_inner(frame, true);
+    pub fn dissect_incomplete<'a>(&'a mut self, incomplete: &'a reassembly::Incomplete) -> Option<Dissection<'a>> {
+        let head = incomplete.head.as_ref()?;
+        let mut d = self.dissect_inner(head.frame(), true);
         if d.udp.is_some() {
-            d.findings
-                .push(Finding::new(Key::IpFragmentsMissing, Detail::FragmentsMissing { have: received, of: total }));
+            let detail = Detail::FragmentsMissing { have: incomplete.received, of: incomplete.total_len };
+            d.findings.push(Finding::new(Key::IpFragmentsMissing, detail));
+            if let Some(overlap) = incomplete.overlap {
+                d.findings.push(overlap_finding(overlap));
+            }
         }
-        d
+        Some(d)
     }
 
     fn dissect_inner<'a>(&'a mut self, frame: Frame<'a>, incomplete: bool) -> Dissection<'a> {
@@ -624,19 +618,24 @@ impl Dissector {
             more_fragments: fragment.more_fragments,
             payload,
         };
-        let keep = || KeptFrame {
-            number: frame.number,
-            ts: frame.ts,
-            len: frame.len,
-            linktype: frame.linktype,
-            interface: frame.interface,
-            file_offset: frame.file_offset,
-            data: frame.data.to_vec(),
-        };
+        let keep = || KeptFrame::keep(frame);
         let whole = self.reassembler.add(piece, frame.ts, frame.number, keep)?;
         self.scratch = whole.payload;
-        Some(Reassembled { fragments: whole.count, first_frame: whole.first_frame })
+        Some(Reassembled { fragments: whole.count, first_frame: whole.first_frame, overlap: whole.overlap })
     }
+}
+
+/// Overlapping fragments: a note when they agree, an error when they differ.
+fn overlap_finding(o: reassembly::Overlap) -> Finding {
+    let key = if o.conflict { Key::IpFragmentOverlapConflict } else { Key::IpFragmentOverlap };
+    let detail = Detail::FragmentOverlap {
+        first_frame: o.first_frame,
+        frame: o.frame,
+        from: o.from as u32,
+        to: o.to as u32,
+        linux_discards: o.linux_discards,
+    };
+    Finding::new(key, detail)
 }
 
 /// `ip.bad_checksum` for a frame whose IPv4 header sum was checked and is wrong.
@@ -695,6 +694,9 @@ fn collect_findings(
         let detail =
             Detail::Fragments { count: origin.fragments, first_frame: origin.first_frame, last_frame: frame.number };
         out.push(Finding::new(Key::IpFragmented, detail));
+        if let Some(overlap) = origin.overlap {
+            out.push(overlap_finding(overlap));
+        }
     }
     checks::transport(ip_info, udp_info, out);
     checks::message(msg, ip::ipv4_source(ip_info), cut_by_capture, out);

@@ -1,19 +1,32 @@
 //! Bounded IPv4 reassembly for UDP datagrams.
 //!
 //! ldmd messages fit one frame, so fragments are rare and suspicious; we still
-//! put them back together so the message can be checked. Memory is capped by
-//! the number of datagrams in flight and the bytes held; the oldest datagram
-//! is given up first, and a datagram is given up after `TIMEOUT_SECS` of
-//! capture time, as Linux does.
+//! put them back together so the message can be checked. Each datagram keeps
+//! its pieces in offset order (a B-tree: each fragment costs O(log n)) and
+//! counts the bytes it covers, so completion needs no rescan. Memory is capped
+//! by the datagrams in flight (`MAX_DATAGRAMS`) and by the bytes held, every
+//! fragment's counted with its bookkeeping (`MAX_BYTES`, also within one
+//! datagram); past either the oldest datagram is given up. A datagram is
+//! given up after `TIMEOUT_SECS` of capture time, as Linux does.
+//!
+//! Overlapping fragments are kept first-come (the bytes a receiver already
+//! holds are not replaced) and reported with Linux's verdict: a fragment
+//! wholly inside bytes already received is a duplicate, dropped, and the
+//! datagram goes on; any other overlap makes Linux discard the whole
+//! datagram (since 4.19, as RFC 5722 asks of IPv6; `inet_frag_queue_insert`).
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use crate::capture::{KeptFrame, Timestamp};
 
 /// Datagrams being reassembled at once.
 pub const MAX_DATAGRAMS: usize = 256;
-/// Bytes held in fragments, over all datagrams.
+/// Bytes held in fragments (with `PIECE_COST` each), over all datagrams.
 pub const MAX_BYTES: usize = 4 << 20;
+/// Bookkeeping of one kept piece, counted against `MAX_BYTES`: a flood of
+/// 8-byte fragments is bounded by its number, not only its bytes.
+const PIECE_COST: usize = 64;
 /// Largest IPv4 payload.
 const MAX_DATAGRAM: usize = 65_535 - 20;
 pub const TIMEOUT_SECS: i64 = 30;
@@ -26,49 +39,124 @@ struct DatagramKey {
     protocol: u8,
 }
 
+/// Two fragments that carry the same bytes of a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overlap {
+    /// The frame whose bytes are kept, and the later one.
+    pub first_frame: u64,
+    pub frame: u64,
+    /// The datagram bytes both carry (the first overlap seen).
+    pub from: usize,
+    pub to: usize,
+    /// Some shared byte differs.
+    pub conflict: bool,
+    /// Linux discards the whole datagram (the later fragment is not wholly
+    /// inside bytes already received).
+    pub linux_discards: bool,
+}
+
+/// Bytes of a datagram from one frame.
+#[derive(Debug)]
+struct Piece {
+    data: Vec<u8>,
+    frame: u64,
+}
+
 #[derive(Debug)]
 struct Datagram {
-    key: DatagramKey,
+    /// Its place in the age order.
+    age: u64,
     first_ts: Timestamp,
     first_frame: u64,
-    fragments: Vec<(usize, Vec<u8>)>,
+    /// Pieces by offset, never overlapping.
+    pieces: BTreeMap<usize, Piece>,
+    /// Bytes the pieces cover.
+    covered: usize,
     /// Known once the fragment without "more fragments" arrived.
     total_len: Option<usize>,
-    bytes: usize,
+    /// Fragments received, duplicates included.
+    count: u32,
+    /// What the pieces cost against `MAX_BYTES`.
+    cost: usize,
+    overlap: Option<Overlap>,
     /// The frame holding offset 0 (with the UDP header), for showing it if the
     /// datagram never completes.
     head: Option<KeptFrame>,
 }
 
 impl Datagram {
-    fn received(&self) -> usize {
-        self.fragments.iter().map(|(_, data)| data.len()).sum()
+    fn is_complete(&self) -> bool {
+        self.total_len.is_some_and(|total| self.covered >= total)
     }
 
-    /// The payload, once fragments cover 0..total_len without gaps.
-    fn assemble(&self) -> Option<Vec<u8>> {
-        let total = self.total_len?;
-        let mut order: Vec<&(usize, Vec<u8>)> = self.fragments.iter().collect();
-        order.sort_by_key(|(offset, _)| *offset);
-        let mut covered = 0;
-        for (offset, data) in &order {
-            if *offset > covered {
-                return None;
-            }
-            covered = covered.max(offset + data.len());
+    fn assemble(&self) -> Vec<u8> {
+        let total = self.total_len.unwrap_or(self.covered);
+        let mut out = Vec::with_capacity(total);
+        for piece in self.pieces.values() {
+            out.extend_from_slice(&piece.data);
         }
-        if covered < total {
-            return None;
-        }
-        let mut out = vec![0u8; total];
-        for (offset, data) in order {
-            let end = (offset + data.len()).min(total);
-            if *offset < end {
-                out[*offset..end].copy_from_slice(&data[..end - offset]);
-            }
-        }
-        Some(out)
+        out.truncate(total);
+        out
     }
+
+    /// Adds the bytes of `[offset, offset + data.len())` not yet held;
+    /// returns what they cost. Shared bytes are compared with those held.
+    fn insert(&mut self, offset: usize, data: &[u8], frame: u64) -> usize {
+        let end = offset + data.len();
+        // Pieces that could overlap: the one starting before `offset`, and
+        // those starting inside.
+        let before = self.pieces.range(..offset).next_back().map(|(at, _)| *at);
+        let overlapping: Vec<usize> = before
+            .into_iter()
+            .chain(self.pieces.range(offset..end).map(|(at, _)| *at))
+            .filter(|at| at + self.pieces[at].data.len() > offset)
+            .collect();
+        let mut gaps = Vec::new();
+        let mut next = offset;
+        for at in &overlapping {
+            let piece = &self.pieces[at];
+            let (from, to) = ((*at).max(offset), (at + piece.data.len()).min(end));
+            let shared = (&piece.data[from - at..to - at], &data[from - offset..to - offset]);
+            note_overlap(&mut self.overlap, (from, to), shared, (piece.frame, frame));
+            if from > next {
+                gaps.push((next, from));
+            }
+            next = next.max(to);
+        }
+        if next < end {
+            gaps.push((next, end));
+        }
+        let whole = overlapping.is_empty();
+        let inside = !whole && gaps.is_empty();
+        if let Some(overlap) = self.overlap.as_mut().filter(|o| o.frame == frame) {
+            // A fragment inside bytes already received is a duplicate to Linux.
+            overlap.linux_discards |= !inside;
+        }
+        let mut cost = 0;
+        for (from, to) in gaps {
+            let piece = Piece { data: data[from - offset..to - offset].to_vec(), frame };
+            cost += piece.data.len() + PIECE_COST;
+            self.covered += to - from;
+            self.pieces.insert(from, piece);
+        }
+        cost
+    }
+}
+
+/// Records an overlap of the bytes `from..to` (held, then new; carried by
+/// the frames `first_frame`, then `frame`), if it is the first one, or the
+/// first that conflicts.
+fn note_overlap(
+    overlap: &mut Option<Overlap>,
+    (from, to): (usize, usize),
+    (held, new): (&[u8], &[u8]),
+    (first_frame, frame): (u64, u64),
+) {
+    let conflict = held != new;
+    if overlap.is_some_and(|o| o.conflict || !conflict) {
+        return;
+    }
+    *overlap = Some(Overlap { first_frame, frame, from, to, conflict, linux_discards: false });
 }
 
 /// A datagram given up on: what arrived of it.
@@ -77,14 +165,16 @@ pub struct Incomplete {
     pub head: Option<KeptFrame>,
     pub received: usize,
     pub total_len: Option<usize>,
+    pub overlap: Option<Overlap>,
 }
 
 /// A reassembled datagram.
 #[derive(Debug, Clone)]
 pub struct Complete {
     pub payload: Vec<u8>,
-    pub count: u16,
+    pub count: u32,
     pub first_frame: u64,
+    pub overlap: Option<Overlap>,
 }
 
 /// One fragment as the dissector sees it.
@@ -100,8 +190,10 @@ pub struct Fragment<'a> {
 
 #[derive(Debug, Default)]
 pub struct Reassembler {
-    /// In arrival order: the front is the oldest.
-    datagrams: Vec<Datagram>,
+    datagrams: HashMap<DatagramKey, Datagram, ahash::RandomState>,
+    /// The datagrams by age: the first is the oldest, the next to go.
+    ages: BTreeMap<u64, DatagramKey>,
+    next_age: u64,
     bytes: usize,
     given_up: Vec<Incomplete>,
     pub evicted: u64,
@@ -119,65 +211,96 @@ impl Reassembler {
         head: impl FnOnce() -> KeptFrame,
     ) -> Option<Complete> {
         self.expire(ts);
-        if fragment.offset + fragment.payload.len() > MAX_DATAGRAM {
+        let end = fragment.offset + fragment.payload.len();
+        if end > MAX_DATAGRAM {
             return None;
         }
         let key = DatagramKey { src: fragment.src, dst: fragment.dst, id: fragment.id, protocol: fragment.protocol };
-        let index = match self.datagrams.iter().position(|d| d.key == key) {
-            Some(i) => i,
-            None => {
-                self.make_room(fragment.payload.len());
-                self.datagrams.push(Datagram {
-                    key,
+        // Room for the fragment's bytes, whichever datagram they go to.
+        self.make_room(fragment.payload.len() + PIECE_COST, key);
+        if !self.datagrams.contains_key(&key) {
+            let age = self.next_age;
+            self.next_age += 1;
+            self.ages.insert(age, key);
+            self.datagrams.insert(
+                key,
+                Datagram {
+                    age,
                     first_ts: ts,
                     first_frame: frame_number,
-                    fragments: Vec::new(),
+                    pieces: BTreeMap::new(),
+                    covered: 0,
                     total_len: None,
-                    bytes: 0,
+                    count: 0,
+                    cost: 0,
+                    overlap: None,
                     head: None,
-                });
-                self.datagrams.len() - 1
-            }
-        };
-        let datagram = &mut self.datagrams[index];
+                },
+            );
+        }
+        let datagram = self.datagrams.get_mut(&key)?;
         if fragment.offset == 0 && datagram.head.is_none() {
             datagram.head = Some(head());
         }
         if !fragment.more_fragments {
-            datagram.total_len = Some(fragment.offset + fragment.payload.len());
+            datagram.total_len = Some(end);
         }
-        datagram.fragments.push((fragment.offset, fragment.payload.to_vec()));
-        datagram.bytes += fragment.payload.len();
-        self.bytes += fragment.payload.len();
-        let payload = datagram.assemble()?;
-        let done = self.datagrams.remove(index);
-        self.bytes -= done.bytes;
+        datagram.count = datagram.count.saturating_add(1);
+        let cost = datagram.insert(fragment.offset, fragment.payload, frame_number);
+        datagram.cost += cost;
+        self.bytes += cost;
+        if !datagram.is_complete() {
+            return None;
+        }
+        let done = self.remove(&key)?;
         self.completed += 1;
-        Some(Complete { payload, count: done.fragments.len() as u16, first_frame: done.first_frame })
+        Some(Complete {
+            payload: done.assemble(),
+            count: done.count,
+            first_frame: done.first_frame,
+            overlap: done.overlap,
+        })
     }
 
-    fn make_room(&mut self, incoming: usize) {
-        while !self.datagrams.is_empty() && (self.datagrams.len() >= MAX_DATAGRAMS || self.bytes + incoming > MAX_BYTES)
-        {
-            self.give_up(0);
+    /// Gives up the oldest datagrams until `incoming` more bytes fit (the
+    /// datagram `adding` to last: its own bytes count too).
+    fn make_room(&mut self, incoming: usize, adding: DatagramKey) {
+        let new = !self.datagrams.contains_key(&adding);
+        let too_many = |r: &Reassembler| new && r.datagrams.len() >= MAX_DATAGRAMS;
+        while too_many(self) || self.bytes + incoming > MAX_BYTES {
+            let oldest = self.ages.values().copied().find(|key| *key != adding);
+            let Some(oldest) = oldest.or(Some(adding).filter(|k| self.datagrams.contains_key(k))) else { break };
+            self.give_up(&oldest);
             self.evicted += 1;
         }
     }
 
-    fn give_up(&mut self, index: usize) {
-        let d = self.datagrams.remove(index);
-        self.bytes -= d.bytes;
-        let received = d.received();
-        self.given_up.push(Incomplete { head: d.head, received, total_len: d.total_len });
+    fn remove(&mut self, key: &DatagramKey) -> Option<Datagram> {
+        let d = self.datagrams.remove(key)?;
+        self.ages.remove(&d.age);
+        self.bytes -= d.cost;
+        Some(d)
+    }
+
+    fn give_up(&mut self, key: &DatagramKey) {
+        let Some(d) = self.remove(key) else { return };
+        self.given_up.push(Incomplete {
+            head: d.head,
+            received: d.covered,
+            total_len: d.total_len,
+            overlap: d.overlap,
+        });
     }
 
     /// Gives up datagrams older than the timeout (capture time).
     fn expire(&mut self, now: Timestamp) {
-        while let Some(oldest) = self.datagrams.first() {
-            if now.secs - oldest.first_ts.secs <= TIMEOUT_SECS {
+        while let Some((_, key)) = self.ages.first_key_value() {
+            let key = *key;
+            let started = self.datagrams.get(&key).map_or(now, |d| d.first_ts);
+            if now.secs.saturating_sub(started.secs) <= TIMEOUT_SECS {
                 break;
             }
-            self.give_up(0);
+            self.give_up(&key);
         }
     }
 
@@ -186,10 +309,16 @@ impl Reassembler {
         std::mem::take(&mut self.given_up)
     }
 
+    /// Whether any datagram was given up since the last `take_given_up`.
+    pub fn has_given_up(&self) -> bool {
+        !self.given_up.is_empty()
+    }
+
     /// At the end of input: give up everything still open.
     pub fn finish(&mut self) -> Vec<Incomplete> {
-        while !self.datagrams.is_empty() {
-            self.give_up(0);
+        while let Some((_, key)) = self.ages.first_key_value() {
+            let key = *key;
+            self.give_up(&key);
         }
         self.take_given_up()
     }
@@ -230,7 +359,7 @@ mod tests {
         let done = r.add(frag(7, 0, true, &[1; 16]), ts, 2, kept).unwrap();
         assert_eq!(done.payload.len(), 24);
         assert_eq!(&done.payload[..16], &[1; 16]);
-        assert_eq!(done.count, 2);
+        assert_eq!((done.count, done.overlap), (2, None));
         assert_eq!(r.in_flight(), 0);
     }
 
@@ -245,6 +374,54 @@ mod tests {
         }
         assert!(r.evicted > 9_000);
         assert_eq!(r.take_given_up().len() as u64, r.evicted);
+    }
+
+    #[test]
+    fn one_datagram_in_flight_is_bounded_too() {
+        // 150,000 fragments of one datagram that never completes: the cap
+        // holds for the datagram being built, not only for new ones.
+        let mut r = Reassembler::default();
+        let piece = [7u8; 8];
+        for i in 0..150_000usize {
+            r.add(frag(1, (i * 8) % 65_000, true, &piece), Timestamp::new(1, 0), i as u64, kept);
+            assert!(r.bytes <= MAX_BYTES, "{}", r.bytes);
+        }
+    }
+
+    #[test]
+    fn many_small_fragments_cost_log_time_each() {
+        // 8,000 fragments of 8 bytes, in reverse order, then the first: one
+        // datagram of 64,000 bytes, each fragment counted (no u16 wrap).
+        let mut r = Reassembler::default();
+        let ts = Timestamp::new(1, 0);
+        let pieces = 8_000usize;
+        for i in (1..pieces).rev() {
+            let more = i + 1 < pieces;
+            assert!(r.add(frag(3, i * 8, more, &[(i % 251) as u8; 8]), ts, i as u64, kept).is_none());
+        }
+        let done = r.add(frag(3, 0, true, &[0; 8]), ts, 0, kept).unwrap();
+        assert_eq!((done.payload.len(), done.count), (pieces * 8, pieces as u32));
+        assert!(done.payload.chunks(8).enumerate().all(|(i, c)| c == [(i % 251) as u8; 8]));
+    }
+
+    #[test]
+    fn overlaps_keep_the_first_bytes_and_say_what_linux_does() {
+        let ts = Timestamp::new(1, 0);
+        // A: bytes 0-207; B: bytes 80-319, the 128 shared bytes differing.
+        let mut r = Reassembler::default();
+        r.add(frag(9, 0, true, &[1; 208]), ts, 5, kept);
+        let done = r.add(frag(9, 80, false, &[2; 240]), ts, 6, kept).unwrap();
+        assert_eq!(&done.payload[..208], &[1; 208][..], "the first copy is kept");
+        assert_eq!(&done.payload[208..], &[2; 112][..]);
+        let overlap = Overlap { first_frame: 5, frame: 6, from: 80, to: 208, conflict: true, linux_discards: true };
+        assert_eq!(done.overlap, Some(overlap));
+        // The same bytes again, wholly inside what arrived: a duplicate.
+        let mut r = Reassembler::default();
+        r.add(frag(9, 0, true, &[1; 208]), ts, 5, kept);
+        r.add(frag(9, 16, true, &[1; 32]), ts, 6, kept);
+        let done = r.add(frag(9, 208, false, &[3; 8]), ts, 7, kept).unwrap();
+        let overlap = Overlap { first_frame: 5, frame: 6, from: 16, to: 48, conflict: false, linux_discards: false };
+        assert_eq!((done.overlap, done.count), (Some(overlap), 3));
     }
 
     #[test]

@@ -146,8 +146,24 @@ pub fn write_detail(out: &mut Vec<u8>, detail: &Detail) {
             }
         }
         Detail::LooksLikeTls => out.extend_from_slice(&TLS_HINT[2..]),
+        Detail::FragmentOverlap { first_frame, frame, from, to, linux_discards } => {
+            out.extend_from_slice(b"frames ");
+            write_integer(out, first_frame);
+            out.extend_from_slice(b" and ");
+            write_integer(out, frame);
+            out.extend_from_slice(b" both carry datagram bytes ");
+            write_integer(out, from);
+            out.push(b'-');
+            write_integer(out, to.saturating_sub(1));
+            out.extend_from_slice(b"; frame ");
+            write_integer(out, first_frame);
+            out.extend_from_slice(if linux_discards { LINUX_DISCARDS } else { LINUX_KEEPS });
+        }
     }
 }
+
+const LINUX_DISCARDS: &[u8] = b"'s bytes are shown; Linux drops the whole datagram (a partial overlap)";
+const LINUX_KEEPS: &[u8] = b"'s bytes are shown, as Linux keeps them (a duplicate inside bytes received)";
 
 /// Bytes that start like a TLS record where libvirt RPC was expected.
 const TLS_HINT: &[u8] = b"; they start like a TLS record: libvirt over TLS? decode it with --libvirt-tls-port";
@@ -220,6 +236,15 @@ mod tests {
             Detail::LooksLikeTls => {
                 "they start like a TLS record: libvirt over TLS? decode it with --libvirt-tls-port".to_string()
             }
+            Detail::FragmentOverlap { first_frame, frame, from, to, linux_discards } => {
+                let linux = if linux_discards {
+                    "'s bytes are shown; Linux drops the whole datagram (a partial overlap)"
+                } else {
+                    "'s bytes are shown, as Linux keeps them (a duplicate inside bytes received)"
+                };
+                let last = to.saturating_sub(1);
+                format!("frames {first_frame} and {frame} both carry datagram bytes {from}-{last}; frame {first_frame}{linux}")
+            }
         }
     }
 
@@ -237,7 +262,14 @@ mod tests {
             Detail::Mac([0x00, 0x14, 0x4f, n as u8, 0xab, 0xff]),
             Detail::Ttl(n as u8),
             Detail::Cut { caplen: small, len: small.wrapping_add(1) },
-            Detail::Fragments { count: n as u16, first_frame: n, last_frame: n.wrapping_add(3) },
+            Detail::Fragments { count: n as u32, first_frame: n, last_frame: n.wrapping_add(3) },
+            Detail::FragmentOverlap {
+                first_frame: n,
+                frame: n.wrapping_add(1),
+                from: small,
+                to: small / 2,
+                linux_discards: n % 2 == 0,
+            },
             Detail::FragmentsMissing { have: n as usize, of: Some(4096) },
             Detail::FragmentsMissing { have: n as usize, of: None },
             Detail::After { what: "lookup", frame: n, secs },

@@ -433,6 +433,21 @@ fn anomalies() -> Generated {
     let lost = Ipv4Udp { id: 0x5300, ..h.udp() }.fragments(&h.disc_resp().to_bytes(), 200);
     let alone = r.frame(next(), ethernet(h.mac, dst, &[], ETHERTYPE_IPV4, &lost[0]));
     r.expect_keys(alone, &[Key::IpFragmentsMissing]);
+    // Two fragments that overlap on datagram bytes 80-207: first with the
+    // same bytes there, then with other bytes (the first copy is decoded).
+    for (i, conflict) in [(43u8, false), (44, true)] {
+        let h = ZooHost::new(i);
+        let sender = Ipv4Udp { id: 0x5400 + u16::from(i), ..h.udp() };
+        let datagram = sender.udp_datagram(&h.disc_resp().to_bytes());
+        let mut later = datagram[80..].to_vec();
+        if conflict {
+            later[..128].iter_mut().for_each(|b| *b ^= 0x20);
+        }
+        r.frame(next(), ethernet(h.mac, dst, &[], ETHERTYPE_IPV4, &sender.fragment(&datagram[..208], 0, true)));
+        let second = r.frame(next(), ethernet(h.mac, dst, &[], ETHERTYPE_IPV4, &sender.fragment(&later, 80, false)));
+        let overlap = if conflict { Key::IpFragmentOverlapConflict } else { Key::IpFragmentOverlap };
+        r.expect_keys(second, &[Key::IpFragmented, overlap]);
+    }
 
     r.pcapng(
         "anomalies.pcapng",

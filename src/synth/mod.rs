@@ -71,6 +71,18 @@ impl Ipv4Udp {
         out
     }
 
+    /// One IPv4 fragment carrying `piece` at byte `offset` (a multiple of 8)
+    /// of the UDP datagram: for fragments that overlap or disagree.
+    pub fn fragment(&self, piece: &[u8], offset: usize, more_fragments: bool) -> Vec<u8> {
+        let mut header = self.header(piece.len());
+        header.more_fragments = more_fragments;
+        header.fragment_offset = IpFragOffset::try_new((offset / 8) as u16).expect("offset fits");
+        let mut out = Vec::new();
+        header.write(&mut out).expect("writing to a Vec");
+        out.extend_from_slice(piece);
+        out
+    }
+
     /// The packet split into IPv4 fragments carrying at most `chunk` bytes of
     /// the UDP datagram each (`chunk` a multiple of 8).
     pub fn fragments(&self, payload: &[u8], chunk: usize) -> Vec<Vec<u8>> {
