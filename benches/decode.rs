@@ -29,6 +29,7 @@ fn frame(data: &[u8]) -> Frame<'_> {
         file_offset: 0,
         data,
         kernel_checksum: KernelChecksum::Unknown,
+        raw_time: None,
     }
 }
 

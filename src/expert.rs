@@ -60,6 +60,9 @@ catalogue! {
     FrameTruncated = "frame.truncated", Warn,
         "the frame was cut by the capture's snap length (caplen < len); later fields are missing",
         "capture again with a larger snap length (tcpdump -s 0)";
+    FrameTimeOutOfRange = "frame.time_out_of_range", Warn,
+        "the time the file gives this frame lies outside the years 1970-9999 (a wrong resolution, offset or clock); it is shown as the nearest end of that range",
+        "check the capturing host's clock and the tool that wrote the file; -w writes the original time back unchanged";
     // IP and UDP transport.
     IpBadChecksum = "ip.bad_checksum", Error,
         "the IPv4 header checksum is wrong: the packet was corrupted on the way",
@@ -367,6 +370,13 @@ pub enum Detail {
     },
     /// The bytes start like a TLS record.
     LooksLikeTls,
+    /// A frame's time as the file wrote it: units, resolution (if_tsresol)
+    /// and offset in seconds.
+    RawTime {
+        units: u64,
+        tsresol: u8,
+        offset_secs: i64,
+    },
     /// Two fragments with the same datagram bytes `from..to`: the frame
     /// kept, the later one, and whether Linux drops the datagram.
     FragmentOverlap {

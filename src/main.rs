@@ -60,6 +60,11 @@ fn open_write(args: &Args) -> Result<Option<WriteTo>, String> {
             }
             Ok(Some(WriteTo { sink: Box::new(io::stdout()), annotate: args.annotate }))
         }
+        Some(file) if args.read_file.as_deref().is_some_and(|input| ldm_sniff::capture::is_same_file(input, file)) => {
+            Err(format!(
+            "{file} is the capture being read: writing it would destroy it before it is read; write to another file"
+        ))
+        }
         Some(file) => match std::fs::File::create(file) {
             Ok(f) => Ok(Some(WriteTo { sink: Box::new(f), annotate: args.annotate })),
             Err(e) => Err(format!("{file}: cannot create: {e}; check the directory exists and is writable")),

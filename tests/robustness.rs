@@ -155,6 +155,7 @@ fn dissect_bytes(dissector: &mut Dissector, linktype: Linktype, data: &[u8], num
         file_offset: 0,
         data,
         kernel_checksum: KernelChecksum::Unknown,
+        raw_time: None,
     };
     let d = dissector.dissect(frame);
     let mut analyzer = Analyzer::new(analyze::Options::default());
@@ -244,7 +245,7 @@ proptest! {
                 *byte = value;
             }
         }
-        let frame = Frame { number: 1, ts: Timestamp::new(1, 0), len: data.len() as u32, linktype, interface: 0, file_offset: 0, data: &data, kernel_checksum: KernelChecksum::Unknown };
+        let frame = Frame { number: 1, ts: Timestamp::new(1, 0), len: data.len() as u32, linktype, interface: 0, file_offset: 0, data: &data, kernel_checksum: KernelChecksum::Unknown, raw_time: None };
         let mut skimmed = false;
         let mut skimming = Dissector::new(dissect::Options { skim_other: true, ..Default::default() });
         skimming.dissect_each(frame, |d| { skimmed = d.stop == Some(Stop::NotDecoded); Ok::<_, ()>(true) }).unwrap();

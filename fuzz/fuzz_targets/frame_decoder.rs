@@ -30,19 +30,14 @@ fn printers() -> Vec<Printer<std::io::Sink>> {
         .collect()
 }
 
-const LINKTYPES: [Linktype; 6] = [
-    Linktype::ETHERNET,
-    Linktype::LINUX_SLL,
-    Linktype::LINUX_SLL2,
-    Linktype::RAW,
-    Linktype::NULL,
-    Linktype::IPV4,
-];
+const LINKTYPES: [Linktype; 6] =
+    [Linktype::ETHERNET, Linktype::LINUX_SLL, Linktype::LINUX_SLL2, Linktype::RAW, Linktype::NULL, Linktype::IPV4];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, rest)) = data.split_first() else { return };
     let linktype = LINKTYPES[usize::from(pick) % LINKTYPES.len()];
-    let options = dissect::Options { heuristic: pick & 0x80 != 0, checksum_all: pick & 0x40 != 0, ..Default::default() };
+    let options =
+        dissect::Options { heuristic: pick & 0x80 != 0, checksum_all: pick & 0x40 != 0, ..Default::default() };
     let mut dissector = Dissector::new(options);
     let mut analyzer = Analyzer::new(analyze::Options::default());
     let mut printers = printers();
@@ -56,6 +51,7 @@ fuzz_target!(|data: &[u8]| {
             file_offset: 0,
             data: chunk,
             kernel_checksum: KernelChecksum::Unknown,
+            raw_time: None,
         };
         let d = dissector.dissect(frame);
         let note = analyzer.observe(&d);

@@ -5,13 +5,16 @@
 //! and every delivered range lies in the output.
 //!
 //! Input: repeated [control, sequence delta, length, bytes...]. Control bit 0
-//! picks the direction, 1 SYN, 2 FIN, 3 RST, 4 TLS framing, 5 marks SASL.
+//! picks the direction, 1 SYN, 2 FIN, 3 RST, 4 TLS framing, 5 marks SASL,
+//! 6 ACK (of the other direction, near where it is), 7 lets a second of
+//! capture time pass (holds end). At the end, every hole is given up.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use ldm_sniff::dissect::stream::{FlowKey, Framing, Streams};
-use ldm_sniff::dissect::tcp::{TcpInfo, FIN, RST, SYN};
+use ldm_sniff::capture::{Frame, KernelChecksum, Linktype, Timestamp};
+use ldm_sniff::dissect::stream::{Deliveries, FlowKey, Framing, Origin, Streams};
+use ldm_sniff::dissect::tcp::{TcpInfo, ACK, FIN, RST, SYN};
 use ldm_sniff::wire::{libvirt, libvirt_args, tls};
 use libfuzzer_sys::fuzz_target;
 
@@ -25,6 +28,9 @@ fuzz_target!(|data: &[u8]| {
     let server = FlowKey { src: client.dst, src_port: client.dst_port, dst: client.src, dst_port: client.src_port };
     let mut streams = Streams::default();
     let mut next = [1000u32, 5000u32];
+    let mut out = Deliveries::default();
+    let mut secs = 0i64;
+    let mut number = 0u64;
     let mut rest = data;
     while rest.len() >= 3 {
         let (control, delta, len) = (rest[0], rest[1], usize::from(rest[2]));
@@ -34,7 +40,12 @@ fuzz_target!(|data: &[u8]| {
         let key = if dir == 0 { client } else { server };
         let seq = next[dir].wrapping_add(u32::from(delta)).wrapping_sub(64);
         next[dir] = seq.wrapping_add(bytes.len() as u32 + u32::from(control & 2 != 0));
-        let flags = [(2, SYN), (4, FIN), (8, RST)].iter().filter(|(bit, _)| control & bit != 0).fold(0, |a, (_, f)| a | f);
+        let flags = [(2, SYN), (4, FIN), (8, RST), (64, ACK)]
+            .iter()
+            .filter(|(bit, _)| control & bit != 0)
+            .fold(0, |a, (_, f)| a | f);
+        secs += i64::from(control >> 7);
+        number += 1;
         let framing = if control & 16 != 0 { Framing::Tls } else { Framing::Libvirt };
         if control & 32 != 0 {
             streams.mark_sasl(key);
@@ -43,30 +54,59 @@ fuzz_target!(|data: &[u8]| {
             src_port: key.src_port,
             dst_port: key.dst_port,
             seq,
-            ack: 0,
+            ack: next[1 - dir].wrapping_add(u32::from(delta)).wrapping_sub(128),
             flags,
             window: 0,
             header_len: 20,
             payload_len: bytes.len(),
         };
-        let mut out = Vec::new();
-        let delivered = streams.segment(key, framing, &tcp, bytes, &mut out);
-        for range in delivered.messages {
-            let message = &out[range];
-            match framing {
-                Framing::Libvirt => {
-                    if let Some(msg) = libvirt::Message::parse(message) {
-                        let _ = msg.error();
-                        let _ = libvirt_args::decode(&msg);
-                        let _ = msg.to_bytes();
-                    }
+        let frame = Frame {
+            number,
+            ts: Timestamp::new(secs, 0),
+            len: bytes.len() as u32,
+            linktype: Linktype::RAW,
+            interface: 0,
+            file_offset: 0,
+            data: bytes,
+            kernel_checksum: KernelChecksum::Unknown,
+            raw_time: None,
+        };
+        out.clear();
+        if streams.has_due(frame.ts) {
+            streams.expire(&frame, &mut out);
+        }
+        streams.segment(key, framing, &tcp, bytes, &frame, &mut out);
+        check(&out, framing);
+    }
+    out.clear();
+    streams.finish(&mut out);
+    check(&out, Framing::Libvirt);
+});
+
+/// Every delivered range lies in the output, every report and kept frame
+/// exists, and every message decodes without a panic.
+fn check(out: &Deliveries, framing: Framing) {
+    for report in &out.reports {
+        if let Origin::Kept(k) = report.origin {
+            assert!(k < out.kept.len());
+        }
+    }
+    for (range, report) in &out.messages {
+        assert!(*report < out.reports.len());
+        let message = &out.bytes[range.clone()];
+        match framing {
+            Framing::Libvirt => {
+                if let Some(msg) = libvirt::Message::parse(message) {
+                    let _ = msg.error();
+                    let _ = libvirt_args::decode(&msg);
+                    let _ = msg.to_bytes();
                 }
-                Framing::Tls => {
-                    if let Some(record) = tls::Record::parse(message) {
-                        let _ = record.hello();
-                    }
+            }
+            Framing::Tls => {
+                if let Some(record) = tls::Record::parse(message) {
+                    let _ = record.hello();
                 }
             }
         }
     }
-});
+}

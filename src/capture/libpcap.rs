@@ -107,6 +107,7 @@ impl PcapCapture {
             file_offset: 0,
             data: &self.scratch,
             kernel_checksum: KernelChecksum::Unknown,
+            raw_time: None,
         }))
     }
 }

@@ -523,6 +523,7 @@ impl LiveCapture {
             file_offset: 0,
             data,
             kernel_checksum,
+            raw_time: None,
         }
     }
 }

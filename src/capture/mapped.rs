@@ -8,6 +8,8 @@
 //! streaming readers, so `CaptureReader` treats both sources alike.
 
 use std::fs::File;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Once;
 
 use memmap2::{Mmap, UncheckedAdvice};
 use pcap_parser::nom::{self, Needed};
@@ -36,8 +38,94 @@ enum Container {
     PcapNg { big_endian: bool },
 }
 
+/// Mapped captures watched for SIGBUS at once; a file opened past them is
+/// read as a stream instead.
+const WATCHED: usize = 8;
+
+/// One watched map: its address range, and whether a page of it vanished.
+struct Watch {
+    start: AtomicUsize,
+    len: AtomicUsize,
+    shrank: AtomicBool,
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // a constant only to fill the array
+const UNWATCHED: Watch = Watch { start: AtomicUsize::new(0), len: AtomicUsize::new(0), shrank: AtomicBool::new(false) };
+static WATCHES: [Watch; WATCHED] = [UNWATCHED; WATCHED];
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(4096);
+static HANDLER: Once = Once::new();
+
+/// SIGBUS on a page of a watched map means the file shrank under it (another
+/// program truncated or rewrote it): the page is replaced by a page of
+/// zeros, so the read that faulted completes, and the map is marked; the
+/// reader then stops with an error at that offset instead of the process
+/// dying. A fault anywhere else gets the default action, as before.
+extern "C" fn on_sigbus(_signal: libc::c_int, info: *mut libc::siginfo_t, _context: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let address = unsafe { (*info).si_addr() } as usize;
+    for watch in &WATCHES {
+        let start = watch.start.load(Ordering::Acquire);
+        // 0: free; usize::MAX: being claimed.
+        let watched = start != 0 && start != usize::MAX;
+        if !watched || address.wrapping_sub(start) >= watch.len.load(Ordering::Acquire) {
+            continue;
+        }
+        let page = address & !(PAGE_SIZE.load(Ordering::Relaxed) - 1);
+        // SAFETY: the page lies in a read-only map this process owns; a
+        // fixed anonymous mapping replaces it with zeros (mmap is a plain
+        // system call on Linux, safe in a signal handler).
+        let zeros = unsafe {
+            libc::mmap(
+                page as *mut libc::c_void,
+                PAGE_SIZE.load(Ordering::Relaxed),
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        if zeros != libc::MAP_FAILED {
+            watch.shrank.store(true, Ordering::Release);
+            return;
+        }
+    }
+    // Not ours: the default action when the fault repeats on return.
+    // SAFETY: resetting a signal's disposition has no preconditions.
+    unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+}
+
+fn install_handler() {
+    HANDLER.call_once(|| {
+        PAGE_SIZE.store(page_size(), Ordering::Relaxed);
+        // SAFETY: a zeroed sigaction with our handler and SA_SIGINFO is valid.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_sigbus as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
+        }
+    });
+}
+
+/// A watch slot for the map at `start..start + len`, if one is free.
+fn watch(start: usize, len: usize) -> Option<usize> {
+    install_handler();
+    for (slot, watch) in WATCHES.iter().enumerate() {
+        if watch.start.compare_exchange(0, usize::MAX, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            watch.shrank.store(false, Ordering::Release);
+            watch.len.store(len, Ordering::Release);
+            watch.start.store(start, Ordering::Release);
+            return Some(slot);
+        }
+    }
+    None
+}
+
 pub struct MappedReader {
     map: Mmap,
+    /// Its slot in `WATCHES`.
+    slot: usize,
     container: Container,
     /// Bytes consumed: the file offset of the next block.
     position: usize,
@@ -60,10 +148,24 @@ impl MappedReader {
         }
         // SAFETY: the map is read-only and private to this reader. If another
         // process truncates the file while it is read, touching the lost
-        // pages raises SIGBUS (the README says so, and how to avoid it).
+        // pages raises SIGBUS, which `on_sigbus` turns into an error.
         let map = unsafe { Mmap::map(file) }.ok()?;
         let container = container_of(&map)?;
-        Some(MappedReader { map, container, position: 0, released: 0, prefetched: 0, page_size: page_size() })
+        let slot = watch(map.as_ptr() as usize, map.len())?;
+        Some(MappedReader { map, slot, container, position: 0, released: 0, prefetched: 0, page_size: page_size() })
+    }
+
+    /// Whether the file shrank under the map, checked after touching the
+    /// last byte of the record ending at `end` (so a record that lost its
+    /// pages is not handed out).
+    pub fn shrank(&self, end_from_position: usize) -> bool {
+        let end = self.position.saturating_add(end_from_position);
+        if let Some(last) = end.checked_sub(1).filter(|&at| at < self.map.len()) {
+            // SAFETY: `last` is within the map; a volatile read makes sure
+            // the page is touched here, where a vanished one is noticed.
+            unsafe { std::ptr::read_volatile(self.map.as_ptr().add(last)) };
+        }
+        WATCHES[self.slot].shrank.load(Ordering::Acquire)
     }
 
     /// The file's first bytes, to recognise its format.
@@ -98,6 +200,12 @@ impl MappedReader {
             crate::prefetch::range(self.map.as_ptr().wrapping_add(self.prefetched), PREFETCH_STEP);
             self.prefetched += PREFETCH_STEP;
         }
+    }
+}
+
+impl Drop for MappedReader {
+    fn drop(&mut self) {
+        WATCHES[self.slot].start.store(0, Ordering::Release);
     }
 }
 

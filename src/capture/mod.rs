@@ -10,7 +10,7 @@ pub mod writer;
 use std::fmt;
 
 pub use pcap_parser::Linktype;
-pub use reader::{CaptureError, CaptureReader};
+pub use reader::{CaptureError, CaptureReader, MAX_RECORD};
 
 /// The 32-bit word at `at` in `data`, in the file's byte order; `None` past
 /// the end. Capture headers and blocks are made of such words.
@@ -85,6 +85,63 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Whether writing `output` would write over the capture `input` ("-" for
+/// standard input): the same device and inode, through any symlink or hard
+/// link. Asked before `output` is opened, which would truncate it.
+pub fn is_same_file(input: &str, output: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let input = if input == "-" { "/dev/stdin" } else { input };
+    match (std::fs::metadata(input), std::fs::metadata(output)) {
+        (Ok(a), Ok(b)) => a.is_file() && a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Latest capture time shown as it is (9999-12-31T23:59:59Z): a time the
+/// file gives past it, or before the epoch, is out of range.
+pub const LAST_SECOND: i64 = 253_402_300_799;
+
+/// A frame's time as the file wrote it: units of the interface's resolution
+/// (pcapng's if_tsresol byte; 6 or 9 for classic pcap) and its offset in
+/// seconds (if_tsoffset). `-w` writes these back, so a time is kept to the
+/// unit whatever its decoding made of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawTime {
+    pub units: u64,
+    pub tsresol: u8,
+    pub offset_secs: i64,
+    /// The time lies outside 1970-9999 (or overflows): `Frame::ts` is then
+    /// the nearest end of that range.
+    pub out_of_range: bool,
+}
+
+impl RawTime {
+    /// The time of `units` of resolution `tsresol` after `offset_secs`,
+    /// with checked arithmetic; `None` for a resolution that makes no sense.
+    pub fn decode(units: u64, tsresol: u8, offset_secs: i64) -> Option<(Timestamp, RawTime)> {
+        let per_sec = units_per_sec(tsresol).filter(|&u| u > 0)?;
+        let nanos = (u128::from(units % per_sec) * 1_000_000_000 / u128::from(per_sec)) as u32;
+        let secs = i64::try_from(units / per_sec).ok().and_then(|secs| secs.checked_add(offset_secs));
+        let raw = |out_of_range| RawTime { units, tsresol, offset_secs, out_of_range };
+        Some(match secs {
+            Some(secs) if (0..=LAST_SECOND).contains(&secs) => (Timestamp::new(secs, nanos), raw(false)),
+            Some(secs) if secs < 0 => (Timestamp::new(0, 0), raw(true)),
+            _ => (Timestamp::new(LAST_SECOND, 999_999_999), raw(true)),
+        })
+    }
+}
+
+/// Units per second of a pcapng `if_tsresol`: a power of ten, or of two
+/// with the top bit set; `None` past what a u64 holds.
+pub fn units_per_sec(tsresol: u8) -> Option<u64> {
+    let exponent = u32::from(tsresol & 0x7f);
+    if tsresol & 0x80 == 0 {
+        10u64.checked_pow(exponent)
+    } else {
+        1u64.checked_shl(exponent)
+    }
+}
+
 /// What the capturing kernel said of a frame's transport checksum: Linux
 /// live capture reads it from the packet's ring status; frames from files
 /// and libpcap say nothing.
@@ -115,6 +172,8 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
     /// Lets the dissector skip summing a datagram the kernel already judged.
     pub kernel_checksum: KernelChecksum,
+    /// The time as a capture file wrote it (`None` from a live capture).
+    pub raw_time: Option<RawTime>,
 }
 
 impl Frame<'_> {
@@ -140,6 +199,7 @@ pub struct KeptFrame {
     pub interface: u32,
     pub file_offset: u64,
     pub data: Vec<u8>,
+    pub raw_time: Option<RawTime>,
 }
 
 impl KeptFrame {
@@ -152,6 +212,7 @@ impl KeptFrame {
             interface: frame.interface,
             file_offset: frame.file_offset,
             data: frame.data.to_vec(),
+            raw_time: frame.raw_time,
         }
     }
 
@@ -167,6 +228,7 @@ impl KeptFrame {
             file_offset: self.file_offset,
             data: &self.data,
             kernel_checksum: KernelChecksum::Unknown,
+            raw_time: self.raw_time,
         }
     }
 }

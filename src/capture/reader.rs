@@ -10,7 +10,7 @@ use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{Linktype, PcapBlockOwned, PcapError};
 
 use super::mapped::MappedReader;
-use super::{word_at, Frame, KernelChecksum, Timestamp};
+use super::{units_per_sec, word_at, Frame, KernelChecksum, RawTime, Timestamp};
 
 /// Read size and initial buffer: large reads are what make a file walk fast.
 const BUFFER_SIZE: usize = 1 << 20;
@@ -40,17 +40,24 @@ pub enum CaptureError {
         "{path}: read error at byte offset {offset} (after frame {frame}): {what}; every frame before it was decoded"
     )]
     Read { path: String, offset: u64, frame: u64, what: String },
+    #[error("{path}: the file shrank while it was read, at byte offset {offset} (after frame {frame}): another program truncated or rewrote it; every frame before it was decoded (to read a capture that is still being written, use -r - < FILE)")]
+    Shrank { path: String, offset: u64, frame: u64 },
 }
 
-/// What we know of a pcapng interface.
+/// Interfaces a pcapng section may describe. Each costs a few dozen bytes
+/// (its name and other options are not kept): a file describing more is
+/// refused as corrupt, whatever its size, rather than grow memory with it.
+pub const MAX_INTERFACES: usize = 65_536;
+
+/// What we know of a pcapng interface: what decoding its packets needs.
 #[derive(Debug, Clone)]
 pub struct Interface {
     pub linktype: Linktype,
-    /// Timestamp units per second.
+    /// Timestamp units per second, and the if_tsresol byte that says so.
     pub units_per_sec: u64,
+    pub tsresol: u8,
     /// Seconds added to every timestamp (if_tsoffset).
     pub offset_secs: i64,
-    pub name: Option<String>,
 }
 
 /// The container format, with what decoding its records needs.
@@ -126,11 +133,15 @@ impl Parser {
     }
 }
 
-/// A classic pcap record's time: micro- or nanoseconds, as the file header says.
-fn legacy_timestamp(ts_sec: u32, ts_fraction: u32, format: Format) -> Timestamp {
+/// A classic pcap record's time: micro- or nanoseconds, as the file header
+/// says (a u32 of seconds is always in range).
+fn legacy_timestamp(ts_sec: u32, ts_fraction: u32, format: Format) -> (Timestamp, RawTime) {
     let nanosecond = matches!(format, Format::Pcap { nanosecond: true, .. });
-    let nanos = if nanosecond { ts_fraction } else { ts_fraction.saturating_mul(1000) };
-    Timestamp::new(i64::from(ts_sec), nanos.min(999_999_999))
+    let (nanos, tsresol, per_sec) =
+        if nanosecond { (ts_fraction, 9, 1_000_000_000) } else { (ts_fraction.saturating_mul(1000), 6, 1_000_000) };
+    let units = u64::from(ts_sec) * per_sec + u64::from(ts_fraction);
+    let raw = RawTime { units, tsresol, offset_secs: 0, out_of_range: false };
+    (Timestamp::new(i64::from(ts_sec), nanos.min(999_999_999)), raw)
 }
 
 /// A frame's place in the reader's buffer, found while the block was borrowed.
@@ -139,6 +150,7 @@ struct PacketAt {
     len: usize,
     orig_len: u32,
     ts: Timestamp,
+    raw_time: RawTime,
     linktype: Linktype,
     interface: u32,
     record_len: usize,
@@ -207,30 +219,23 @@ fn sniff_format(path: &str, prefix: &[u8]) -> Result<Format, CaptureError> {
     Err(not_capture(hint))
 }
 
-/// Units per second of a pcapng `if_tsresol` (pcap-parser's helper rejects
-/// the power-of-two form, so we compute it here).
-fn units_per_sec(tsresol: u8) -> Option<u64> {
-    let exponent = u32::from(tsresol & 0x7f);
-    if tsresol & 0x80 == 0 {
-        10u64.checked_pow(exponent)
-    } else {
-        1u64.checked_shl(exponent)
-    }
-}
-
-fn timestamp_from_units(units: u64, per_sec: u64, offset_secs: i64) -> Timestamp {
-    // Microseconds (pcapng's default) and nanoseconds divide by constants,
-    // which compile to multiplications: a division by a variable, and the
-    // u128 one, cost more than the rest of reading a packet block.
-    let (secs, nanos) = match per_sec {
-        1_000_000 => (units / 1_000_000, (units % 1_000_000) as u32 * 1_000),
-        1_000_000_000 => (units / 1_000_000_000, (units % 1_000_000_000) as u32),
-        _ => {
-            let frac = u128::from(units % per_sec);
-            (units / per_sec, (frac * 1_000_000_000 / u128::from(per_sec)) as u32)
-        }
+/// A pcapng packet's time in units of its interface. Microseconds
+/// (pcapng's default) and nanoseconds in range divide by constants, which
+/// compile to multiplications: a division by a variable, and the u128 one,
+/// cost more than the rest of reading a packet block. Anything else (and a
+/// time out of range) goes the checked way, `RawTime::decode`.
+fn timestamp_from_units(units: u64, iface: &Interface) -> (Timestamp, RawTime) {
+    let raw = RawTime { units, tsresol: iface.tsresol, offset_secs: iface.offset_secs, out_of_range: false };
+    let fast = match iface.units_per_sec {
+        1_000_000 => Some((units / 1_000_000, (units % 1_000_000) as u32 * 1_000)),
+        1_000_000_000 => Some((units / 1_000_000_000, (units % 1_000_000_000) as u32)),
+        _ => None,
     };
-    Timestamp::new(secs as i64 + offset_secs, nanos)
+    let in_range = |secs: u64| i64::try_from(secs).ok().and_then(|s| s.checked_add(iface.offset_secs));
+    match fast.and_then(|(secs, nanos)| Some((in_range(secs)?, nanos))) {
+        Some((secs, nanos)) if (0..=super::LAST_SECOND).contains(&secs) => (Timestamp::new(secs, nanos), raw),
+        _ => RawTime::decode(units, iface.tsresol, iface.offset_secs).unwrap_or((Timestamp::default(), raw)),
+    }
 }
 
 /// The length the record (pcap) or block (pcapng) at the start of `data`
@@ -240,6 +245,20 @@ fn claimed_len(data: &[u8], format: Format) -> Option<u64> {
         Format::Pcap { big_endian, .. } => word_at(data, 8, big_endian).map(|len| u64::from(len) + 16),
         Format::PcapNg { big_endian } => word_at(data, 4, big_endian).map(u64::from),
     }
+}
+
+/// What is wrong with a pcapng block's claimed length, if anything: a block
+/// is at least 12 bytes (type, length, length again) and a multiple of 4.
+fn impossible_block_len(claimed: u64, format: Format) -> Option<String> {
+    if !matches!(format, Format::PcapNg { .. }) || claimed == u64::MAX {
+        return None;
+    }
+    if claimed < 12 || claimed % 4 != 0 {
+        return Some(format!(
+            "a block claims a length of {claimed} bytes, which no pcapng block can have (at least 12, a multiple of 4)"
+        ));
+    }
+    None
 }
 
 /// The length a pcapng file's first block (its section header) claims, or
@@ -332,10 +351,18 @@ impl CaptureReader {
             self.pending = 0;
         }
         if let Some(at) = self.mapped_packet() {
+            self.check_mapped(at.start + at.len)?;
             return Ok(Some(self.frame_at(at)));
         }
         loop {
-            match self.step() {
+            let step = self.step();
+            // Whatever a mapped file's bytes said, they may be the zeros of
+            // pages that vanished under the map.
+            self.check_mapped(match &step {
+                Step::Packet(at) => at.start + at.len,
+                _ => 0,
+            })?;
+            match step {
                 Step::Packet(at) => return Ok(Some(self.frame_at(at))),
                 Step::Skip(n) => self.inner.consume(n),
                 Step::Refill => self.refill_or_grow()?,
@@ -343,6 +370,17 @@ impl CaptureReader {
                 Step::Fail(e) => return Err(e),
             }
         }
+    }
+
+    /// A mapped file that shrank under its reader (`mapped::on_sigbus`):
+    /// an error at the read position, once the record ending at `end` bytes
+    /// from it was touched.
+    fn check_mapped(&self, end: usize) -> Result<(), CaptureError> {
+        let Parser::Mapped(mapped) = &self.inner else { return Ok(()) };
+        if !mapped.shrank(end) {
+            return Ok(());
+        }
+        Err(CaptureError::Shrank { path: self.path.clone(), offset: self.offset(), frame: self.frames })
     }
 
     /// The next packet of a mapped file on the hot path, the common case for
@@ -353,24 +391,29 @@ impl CaptureReader {
         let Parser::Mapped(mapped) = &mut self.inner else {
             return None;
         };
-        if let Some(record) = mapped.next_pcap_record() {
+        // A record past the limit is left to `step`, which refuses it.
+        if let Some(record) = mapped.next_pcap_record().filter(|r| r.record_len <= MAX_RECORD) {
+            let (ts, raw_time) = legacy_timestamp(record.ts_sec, record.ts_usec, self.format);
             return Some(PacketAt {
                 start: record.data_start,
                 len: record.data_len,
                 orig_len: record.origlen,
-                ts: legacy_timestamp(record.ts_sec, record.ts_usec, self.format),
+                ts,
+                raw_time,
                 linktype: self.pcap_linktype,
                 interface: 0,
                 record_len: record.record_len,
             });
         }
-        let packet = mapped.next_pcapng_packet()?;
+        let packet = mapped.next_pcapng_packet().filter(|p| p.record_len <= MAX_RECORD)?;
         let iface = self.interfaces.get(packet.interface as usize)?;
+        let (ts, raw_time) = timestamp_from_units(packet.ts_units, iface);
         Some(PacketAt {
             start: packet.data_start,
             len: packet.data_len,
             orig_len: packet.origlen,
-            ts: timestamp_from_units(packet.ts_units, iface.units_per_sec, iface.offset_secs),
+            ts,
+            raw_time,
             linktype: iface.linktype,
             interface: packet.interface,
             record_len: packet.record_len,
@@ -391,6 +434,7 @@ impl CaptureReader {
             file_offset: offset as u64,
             data: &unread[at.start..at.start + at.len],
             kernel_checksum: KernelChecksum::Unknown,
+            raw_time: Some(at.raw_time),
         }
     }
 
@@ -430,6 +474,16 @@ impl CaptureReader {
         let frame = self.frames;
         let result = self.inner.get().next();
         let (record_len, block) = match result {
+            // The mapped file holds any record whole; the limit is the
+            // stream's, and both refuse the same files.
+            Ok((record_len, _)) if record_len > MAX_RECORD => {
+                return Step::Fail(CaptureError::RecordTooLarge {
+                    path: self.path.clone(),
+                    offset,
+                    frame,
+                    claimed: record_len as u64,
+                })
+            }
             Ok(ok) => ok,
             Err(PcapError::Eof) => return Step::Eof,
             Err(PcapError::Incomplete(_)) => return Step::Refill,
@@ -441,11 +495,14 @@ impl CaptureReader {
             }
             Err(e) => {
                 let what = match e {
-                    PcapError::NomError(..) | PcapError::OwnedNomError(..) => {
-                        "a record whose length or contents are impossible".to_string()
-                    }
-                    other => format!("{other:?}"),
+                    PcapError::NomError(..) | PcapError::OwnedNomError(..) => None,
+                    other => Some(format!("{other:?}")),
                 };
+                // A block length no pcapng block can have says best what is wrong.
+                let impossible = impossible_block_len(self.claimed_record_len(), self.format);
+                let what = impossible
+                    .or(what)
+                    .unwrap_or_else(|| "a record whose length or contents are impossible".to_string());
                 return Step::Fail(CaptureError::Corrupt { path: self.path.clone(), offset, frame, what });
             }
         };
@@ -454,15 +511,19 @@ impl CaptureReader {
                 self.pcap_linktype = header.network;
                 Step::Skip(record_len)
             }
-            PcapBlockOwned::Legacy(b) => Step::Packet(PacketAt {
-                start: b.data.as_ptr() as usize - base,
-                len: b.data.len(),
-                orig_len: b.origlen,
-                ts: legacy_timestamp(b.ts_sec, b.ts_usec, self.format),
-                linktype: self.pcap_linktype,
-                interface: 0,
-                record_len,
-            }),
+            PcapBlockOwned::Legacy(b) => {
+                let (ts, raw_time) = legacy_timestamp(b.ts_sec, b.ts_usec, self.format);
+                Step::Packet(PacketAt {
+                    start: b.data.as_ptr() as usize - base,
+                    len: b.data.len(),
+                    orig_len: b.origlen,
+                    ts,
+                    raw_time,
+                    linktype: self.pcap_linktype,
+                    interface: 0,
+                    record_len,
+                })
+            }
             PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
                 // A new section restarts interface numbering.
                 self.interfaces.clear();
@@ -470,6 +531,10 @@ impl CaptureReader {
                 Step::Skip(record_len)
             }
             PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                if self.interfaces.len() >= MAX_INTERFACES {
+                    let what = format!("more than {MAX_INTERFACES} interfaces described in one section");
+                    return Step::Fail(CaptureError::Corrupt { path: self.path.clone(), offset, frame, what });
+                }
                 let tsresol = idb.if_tsresol().and_then(Result::ok).unwrap_or(6);
                 let Some(per_sec) = units_per_sec(tsresol).filter(|&u| u > 0) else {
                     let what = format!(
@@ -481,8 +546,8 @@ impl CaptureReader {
                 self.interfaces.push(Interface {
                     linktype: idb.linktype,
                     units_per_sec: per_sec,
+                    tsresol,
                     offset_secs: idb.if_tsoffset().and_then(Result::ok).unwrap_or(0),
-                    name: idb.if_name().and_then(Result::ok).map(str::to_string),
                 });
                 Step::Skip(record_len)
             }
@@ -496,11 +561,13 @@ impl CaptureReader {
                     return Step::Fail(CaptureError::Corrupt { path: self.path.clone(), offset, frame, what });
                 };
                 let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                let (ts, raw_time) = timestamp_from_units(units, iface);
                 Step::Packet(PacketAt {
                     start: epb.data.as_ptr() as usize - base,
                     len: epb.data.len().min(epb.caplen as usize),
                     orig_len: epb.origlen,
-                    ts: timestamp_from_units(units, iface.units_per_sec, iface.offset_secs),
+                    ts,
+                    raw_time,
                     linktype: iface.linktype,
                     interface: epb.if_id,
                     record_len,
@@ -517,6 +584,7 @@ impl CaptureReader {
                     orig_len: spb.origlen,
                     // A simple packet block carries no time.
                     ts: Timestamp::default(),
+                    raw_time: RawTime { units: 0, tsresol: iface.tsresol, offset_secs: 0, out_of_range: false },
                     linktype: iface.linktype,
                     interface: 0,
                     record_len,
@@ -546,12 +614,16 @@ impl CaptureReader {
     }
 
     /// The file ends inside a record: it was cut short, unless the record
-    /// claims a length no capture tool writes (then the file is corrupt).
+    /// claims a length no capture tool writes, or one no pcapng block can
+    /// have (then the file is corrupt, and the message says what is wrong).
     fn truncated_or_too_large(&self) -> Step {
         let (path, offset, frame) = (self.path.clone(), self.offset(), self.frames);
         let claimed = self.claimed_record_len();
         if claimed != u64::MAX && claimed > MAX_RECORD as u64 {
             return Step::Fail(CaptureError::RecordTooLarge { path, offset, frame, claimed });
+        }
+        if let Some(what) = impossible_block_len(claimed, self.format) {
+            return Step::Fail(CaptureError::Corrupt { path, offset, frame, what });
         }
         Step::Fail(CaptureError::Truncated { path, offset, frame })
     }
@@ -567,16 +639,34 @@ impl CaptureReader {
 mod tests {
     use super::*;
 
+    fn iface(tsresol: u8, offset_secs: i64) -> Interface {
+        let units_per_sec = units_per_sec(tsresol).unwrap();
+        Interface { linktype: Linktype::ETHERNET, units_per_sec, tsresol, offset_secs }
+    }
+
     #[test]
     fn resolution_both_forms() {
         assert_eq!(units_per_sec(6), Some(1_000_000));
         assert_eq!(units_per_sec(9), Some(1_000_000_000));
         assert_eq!(units_per_sec(0x80 | 10), Some(1024));
         assert_eq!(units_per_sec(40), None);
-        let ts = timestamp_from_units(1_500_000_123, 1_000_000_000, 10);
+        let (ts, _) = timestamp_from_units(1_500_000_123, &iface(9, 10));
         assert_eq!(ts, Timestamp::new(11, 500_000_123));
-        let ts = timestamp_from_units(3 * 1024 + 512, 1024, 0);
+        let (ts, _) = timestamp_from_units(3 * 1024 + 512, &iface(0x80 | 10, 0));
         assert_eq!(ts, Timestamp::new(3, 500_000_000));
+    }
+
+    #[test]
+    fn times_out_of_range_are_marked_not_wrapped() {
+        // u64::MAX seconds, a huge offset either way, and a time before 1970.
+        for (units, tsresol, offset) in [(u64::MAX, 0, 0), (5, 0, i64::MAX), (5, 0, i64::MIN), (5, 6, -10)] {
+            let (ts, raw) = timestamp_from_units(units, &iface(tsresol, offset));
+            assert!(raw.out_of_range, "{units} {tsresol} {offset}");
+            assert!((0..=crate::capture::LAST_SECOND).contains(&ts.secs), "{ts:?}");
+            assert_eq!((raw.units, raw.tsresol, raw.offset_secs), (units, tsresol, offset));
+        }
+        let (_, raw) = timestamp_from_units(1_700_000_000_000_000, &iface(6, 0));
+        assert!(!raw.out_of_range);
     }
 
     proptest::proptest! {
@@ -584,10 +674,11 @@ mod tests {
         /// conversion gives.
         #[test]
         fn usual_resolutions_convert_as_the_general_way(units in proptest::prelude::any::<u64>(), offset in -1_000i64..1_000) {
-            for per_sec in [1_000_000u64, 1_000_000_000] {
-                let frac = u128::from(units % per_sec);
-                let general = Timestamp::new((units / per_sec) as i64 + offset, (frac * 1_000_000_000 / u128::from(per_sec)) as u32);
-                proptest::prop_assert_eq!(timestamp_from_units(units, per_sec, offset), general);
+            for tsresol in [6, 9] {
+                proptest::prop_assert_eq!(
+                    Some(timestamp_from_units(units, &iface(tsresol, offset))),
+                    RawTime::decode(units, tsresol, offset)
+                );
             }
         }
     }

@@ -112,19 +112,33 @@ impl<W: Write> PcapNgWriter<W> {
     /// Describes an interface; `tsresol` is pcapng's if_tsresol (6 = µs, 9 = ns).
     /// Returns its id for `write_packet`.
     pub fn add_interface(&mut self, linktype: Linktype, name: &str, tsresol: u8) -> io::Result<u32> {
+        self.add_interface_with_offset(linktype, name, tsresol, 0)
+    }
+
+    /// As `add_interface`, with an if_tsoffset (seconds added to every
+    /// time) when it is not 0.
+    pub fn add_interface_with_offset(
+        &mut self,
+        linktype: Linktype,
+        name: &str,
+        tsresol: u8,
+        tsoffset: i64,
+    ) -> io::Result<u32> {
+        let mut options =
+            vec![option(OptionCode::IfName, name.as_bytes().to_vec()), option(OptionCode::IfTsresol, vec![tsresol])];
+        if tsoffset != 0 {
+            options.push(option(OptionCode::IfTsoffset, tsoffset.to_le_bytes().to_vec()));
+        }
         let mut idb = InterfaceDescriptionBlock {
             block_type: 0,
             block_len1: 0,
             linktype,
             reserved: 0,
             snaplen: SNAPLEN,
-            options: vec![
-                option(OptionCode::IfName, name.as_bytes().to_vec()),
-                option(OptionCode::IfTsresol, vec![tsresol]),
-            ],
+            options,
             block_len2: 0,
             if_tsresol: tsresol,
-            if_tsoffset: 0,
+            if_tsoffset: tsoffset,
         };
         self.out.write_all(&idb.to_vec().map_err(serialize_error)?)?;
         self.resolutions.push(tsresol);
@@ -143,9 +157,28 @@ impl<W: Write> PcapNgWriter<W> {
         let Some(&tsresol) = self.resolutions.get(if_id as usize) else {
             return Err(io::Error::other(format!("pcapng writer: interface {if_id} was not added")));
         };
-        // Only decimal resolutions are written by us.
-        let per_sec = 10u64.pow(u32::from(tsresol));
-        let units = ts.secs as u64 * per_sec + u64::from(ts.nanos) * per_sec / 1_000_000_000;
+        let per_sec = super::units_per_sec(tsresol).unwrap_or(1_000_000_000);
+        // A time before 1970 or past what the units hold is written as the
+        // nearest they can say.
+        let secs = u64::try_from(ts.secs).unwrap_or(0);
+        let fraction = u128::from(ts.nanos) * u128::from(per_sec) / 1_000_000_000;
+        let units = u128::from(secs) * u128::from(per_sec) + fraction;
+        self.write_packet_units(if_id, u64::try_from(units).unwrap_or(u64::MAX), data, orig_len, comment)
+    }
+
+    /// Writes one enhanced packet block stamped `units` of its interface's
+    /// resolution, with an optional comment (opt_comment).
+    pub fn write_packet_units(
+        &mut self,
+        if_id: u32,
+        units: u64,
+        data: &[u8],
+        orig_len: u32,
+        comment: Option<&str>,
+    ) -> io::Result<()> {
+        if self.resolutions.get(if_id as usize).is_none() {
+            return Err(io::Error::other(format!("pcapng writer: interface {if_id} was not added")));
+        }
         let options = comment.map(|c| vec![option(OptionCode::Comment, c.as_bytes().to_vec())]).unwrap_or_default();
         let mut epb = EnhancedPacketBlock {
             block_type: 0,
@@ -179,31 +212,42 @@ impl<W: Write> PcapNgWriter<W> {
     }
 }
 
-/// Writes frames from any source to pcapng, describing each (input
-/// interface, link type) pair as an output interface on first use.
+/// An output interface: the input interface, its link type (as a number:
+/// `Linktype` is not `Hash`), and its timestamps' resolution and offset.
+type InterfaceKey = (u32, i32, u8, i64);
+
+/// Writes frames from any source to pcapng, describing each input interface
+/// (with its link type and time resolution and offset) as an output
+/// interface on first use. A frame from a file is stamped with the units
+/// the file gave it, so its time is written back unchanged, even one out
+/// of range; a live frame in nanoseconds.
 pub struct FrameWriter<W: Write> {
     out: PcapNgWriter<W>,
-    interfaces: Vec<((u32, Linktype), u32)>,
+    interfaces: std::collections::HashMap<InterfaceKey, u32>,
 }
 
 impl<W: Write> FrameWriter<W> {
     pub fn new(out: W) -> io::Result<FrameWriter<W>> {
-        Ok(FrameWriter { out: PcapNgWriter::new(out)?, interfaces: Vec::new() })
+        Ok(FrameWriter { out: PcapNgWriter::new(out)?, interfaces: std::collections::HashMap::new() })
     }
 
-    /// Writes one frame (nanosecond timestamps), with an optional comment.
+    /// Writes one frame, with an optional comment.
     pub fn write(&mut self, frame: &super::Frame<'_>, comment: Option<&str>) -> io::Result<()> {
-        let key = (frame.interface, frame.linktype);
-        let id = match self.interfaces.iter().find(|(k, _)| *k == key) {
-            Some((_, id)) => *id,
+        let (tsresol, offset) = frame.raw_time.map_or((9, 0), |raw| (raw.tsresol, raw.offset_secs));
+        let key = (frame.interface, frame.linktype.0, tsresol, offset);
+        let id = match self.interfaces.get(&key) {
+            Some(id) => *id,
             None => {
                 let name = format!("if{}", frame.interface);
-                let id = self.out.add_interface(frame.linktype, &name, 9)?;
-                self.interfaces.push((key, id));
+                let id = self.out.add_interface_with_offset(frame.linktype, &name, tsresol, offset)?;
+                self.interfaces.insert(key, id);
                 id
             }
         };
-        self.out.write_packet(id, frame.ts, frame.data, frame.len, comment)
+        match frame.raw_time {
+            Some(raw) => self.out.write_packet_units(id, raw.units, frame.data, frame.len, comment),
+            None => self.out.write_packet(id, frame.ts, frame.data, frame.len, comment),
+        }
     }
 
     pub fn into_inner(self) -> W {

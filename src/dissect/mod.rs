@@ -348,6 +348,7 @@ impl Dissector {
             d.stop = Some(Stop::LibvirtNotFollowed);
             return visit(d);
         }
+        frame_findings(&d.frame, &mut d.findings);
         checks::stream(report, &mut d.findings);
         d.libvirt_from_start = report.from_start;
         d.libvirt_peer_lost = report.peer_lost;
@@ -625,6 +626,18 @@ impl Dissector {
     }
 }
 
+/// Findings about the frame itself: cut by the snap length, or a time out
+/// of range.
+fn frame_findings(frame: &Frame<'_>, out: &mut Findings) {
+    if frame.is_truncated() {
+        out.push(Finding::new(Key::FrameTruncated, Detail::Cut { caplen: frame.caplen(), len: frame.len }));
+    }
+    if let Some(raw) = frame.raw_time.filter(|raw| raw.out_of_range) {
+        let detail = Detail::RawTime { units: raw.units, tsresol: raw.tsresol, offset_secs: raw.offset_secs };
+        out.push(Finding::new(Key::FrameTimeOutOfRange, detail));
+    }
+}
+
 /// Overlapping fragments: a note when they agree, an error when they differ.
 fn overlap_finding(o: reassembly::Overlap) -> Finding {
     let key = if o.conflict { Key::IpFragmentOverlapConflict } else { Key::IpFragmentOverlap };
@@ -687,9 +700,7 @@ fn collect_findings(
     cut_by_capture: bool,
     reassembled: Option<Reassembled>,
 ) {
-    if frame.is_truncated() {
-        out.push(Finding::new(Key::FrameTruncated, Detail::Cut { caplen: frame.caplen(), len: frame.len }));
-    }
+    frame_findings(frame, out);
     if let Some(origin) = reassembled {
         let detail =
             Detail::Fragments { count: origin.fragments, first_frame: origin.first_frame, last_frame: frame.number };
@@ -718,6 +729,7 @@ mod tests {
             file_offset: 0,
             data,
             kernel_checksum: KernelChecksum::Unknown,
+            raw_time: None,
         }
     }
 

@@ -348,6 +348,7 @@ mod tests {
             interface: 0,
             file_offset: 0,
             data: vec![],
+            raw_time: None,
         }
     }
 
@@ -378,14 +379,29 @@ mod tests {
 
     #[test]
     fn one_datagram_in_flight_is_bounded_too() {
-        // 150,000 fragments of one datagram that never completes: the cap
-        // holds for the datagram being built, not only for new ones.
+        // 150,000 fragments of 1,480 bytes of one datagram that never
+        // completes (222 MB if each were kept): the bytes of the datagram
+        // being built count, and a byte already held is not kept again.
         let mut r = Reassembler::default();
-        let piece = [7u8; 8];
+        let piece = [7u8; 1480];
         for i in 0..150_000usize {
-            r.add(frag(1, (i * 8) % 65_000, true, &piece), Timestamp::new(1, 0), i as u64, kept);
+            r.add(frag(1, (i * 1480) % 63_000 / 8 * 8, true, &piece), Timestamp::new(1, 0), i as u64, kept);
             assert!(r.bytes <= MAX_BYTES, "{}", r.bytes);
         }
+        assert!(r.bytes < 70_000, "{}", r.bytes);
+    }
+
+    #[test]
+    fn many_datagrams_in_flight_are_bounded_by_their_bytes() {
+        let mut r = Reassembler::default();
+        let piece = [7u8; 1480];
+        for id in 0..200u16 {
+            for i in 0..40 {
+                r.add(frag(id, i * 1480, true, &piece), Timestamp::new(1, 0), u64::from(id), kept);
+                assert!(r.bytes <= MAX_BYTES, "{}", r.bytes);
+            }
+        }
+        assert!(r.evicted > 100, "{}", r.evicted);
     }
 
     #[test]

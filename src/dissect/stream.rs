@@ -939,6 +939,7 @@ impl Streams {
             file_offset: 0,
             data: &[],
             kernel_checksum: crate::capture::KernelChecksum::Unknown,
+            raw_time: None,
         };
         let holding: Vec<FlowKey> =
             self.flows.iter().filter(|(_, dir)| !dir.held.is_empty()).map(|(key, _)| *key).collect();
@@ -1078,6 +1079,7 @@ mod tests {
             file_offset: 0,
             data,
             kernel_checksum: KernelChecksum::Unknown,
+            raw_time: None,
         }
     }
 

@@ -146,6 +146,15 @@ pub fn write_detail(out: &mut Vec<u8>, detail: &Detail) {
             }
         }
         Detail::LooksLikeTls => out.extend_from_slice(&TLS_HINT[2..]),
+        Detail::RawTime { units, tsresol, offset_secs } => {
+            out.extend_from_slice(b"the file says ");
+            write_integer(out, units);
+            out.extend_from_slice(if tsresol & 0x80 == 0 { b" units of 10^-" } else { b" units of 2^-" });
+            write_integer(out, tsresol & 0x7f);
+            out.extend_from_slice(b" s, offset ");
+            let _ = write!(out, "{offset_secs}");
+            out.extend_from_slice(b" s");
+        }
         Detail::FragmentOverlap { first_frame, frame, from, to, linux_discards } => {
             out.extend_from_slice(b"frames ");
             write_integer(out, first_frame);
@@ -236,6 +245,10 @@ mod tests {
             Detail::LooksLikeTls => {
                 "they start like a TLS record: libvirt over TLS? decode it with --libvirt-tls-port".to_string()
             }
+            Detail::RawTime { units, tsresol, offset_secs } => {
+                let base = if tsresol & 0x80 == 0 { 10 } else { 2 };
+                format!("the file says {units} units of {base}^-{} s, offset {offset_secs} s", tsresol & 0x7f)
+            }
             Detail::FragmentOverlap { first_frame, frame, from, to, linux_discards } => {
                 let linux = if linux_discards {
                     "'s bytes are shown; Linux drops the whole datagram (a partial overlap)"
@@ -285,6 +298,7 @@ mod tests {
             Detail::StreamGap { from: small.wrapping_add(1), len: n / 2, after_frame: None },
             Detail::NotLibvirt { bytes: n, tls: n % 2 == 0 },
             Detail::LooksLikeTls,
+            Detail::RawTime { units: n, tsresol: n as u8, offset_secs: -(small as i64) },
         ]
     }
 

@@ -182,6 +182,7 @@ pub fn all() -> Vec<Generated> {
         unsolicited(),
         discovery_inconsistent(),
         time_backwards(),
+        time_out_of_range(),
         libvirt_anomalies(),
         libvirt_tls_sasl(),
         libvirt_stream_holes(),
@@ -862,6 +863,24 @@ fn discovery_inconsistent() -> Generated {
         "Two discovery rounds with every inconsistency once: ldom-b answers twice, a second host claims the name ldom-a, ldom-c runs an older ldmd, 10.1.1.12 answers from another link-layer address, and ldom-d answers 1.6 s late.",
         ETHERNET_US,
     )
+}
+
+fn time_out_of_range() -> Generated {
+    // Interface 0: seconds; interface 1: microseconds, offset past i64 seconds.
+    let mut w = PcapNgWriter::new(Vec::new()).expect("writing to a Vec");
+    w.add_interface_with_offset(Linktype::ETHERNET, "eth0", 0, 0).expect("writing to a Vec");
+    w.add_interface_with_offset(Linktype::ETHERNET, "eth1", 6, i64::MAX - 10).expect("writing to a Vec");
+    let request = eth_ldm(&CLIENT, 0x1901, &Repr::discovery_request());
+    for (iface, units) in [(0, T0 as u64), (0, u64::MAX), (1, (T0 as u64 + 5) * 1_000_000)] {
+        w.write_packet_units(iface, units, &request, request.len() as u32, None).expect("writing to a Vec");
+    }
+    Generated {
+        name: "time-out-of-range.pcapng",
+        about: "Times a file can hold but no capture has: a discovery request, then one stamped u64::MAX seconds (year 584,942,417,355), and one on an interface whose if_tsoffset overflows. Both are flagged and shown at 9999-12-31; -w writes the original units back.",
+        bytes: w.into_inner(),
+        expect: vec![(2, vec![Key::FrameTimeOutOfRange]), (3, vec![Key::FrameTimeOutOfRange])],
+        ldm_packets: 3,
+    }
 }
 
 fn time_backwards() -> Generated {

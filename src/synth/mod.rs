@@ -2,6 +2,7 @@
 //! replay): ldm messages from `wire::ldm::Repr`, headers from etherparse.
 
 pub mod captures;
+pub mod hostile;
 pub mod variants;
 
 use std::net::{Ipv4Addr, Ipv6Addr};

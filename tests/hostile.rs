@@ -1,0 +1,147 @@
+//! Hostile files and arguments (issue 23): inputs made by
+//! `ldm_sniff::synth::hostile` at test time, each a regression test of a
+//! way a file, a filter or a command line once exhausted, crashed or
+//! misled ldm-sniff.
+
+use std::io::Cursor;
+use std::process::Command;
+
+use ldm_sniff::capture::{CaptureError, CaptureReader, MAX_RECORD};
+use ldm_sniff::synth::hostile;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ldm-sniff");
+
+/// Every frame number a reader hands out, and the error it ended with.
+type Read = (Vec<u64>, Option<String>);
+
+fn read_all(reader: Result<CaptureReader, CaptureError>) -> Read {
+    let mut reader = match reader {
+        Ok(reader) => reader,
+        Err(e) => return (Vec::new(), Some(e.to_string())),
+    };
+    let mut frames = Vec::new();
+    loop {
+        match reader.next_frame() {
+            Ok(Some(frame)) => frames.push(frame.number),
+            Ok(None) => return (frames, None),
+            Err(e) => return (frames, Some(e.to_string())),
+        }
+    }
+}
+
+/// The same bytes read from a file (mapped) and as a stream named alike.
+fn both_ways(bytes: &[u8]) -> (Read, Read) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("capture");
+    std::fs::write(&path, bytes).expect("written");
+    let name = path.to_str().expect("UTF-8 path");
+    (read_all(CaptureReader::open(name)), read_all(CaptureReader::from_reader(name, Cursor::new(bytes.to_vec()))))
+}
+
+#[test]
+fn a_record_past_the_limit_is_refused_the_same_way_mapped_and_streamed() {
+    let bytes = hostile::pcap_with_huge_record(20 << 20);
+    let (mapped, streamed) = both_ways(&bytes);
+    assert_eq!(mapped, streamed);
+    let (frames, error) = mapped;
+    assert_eq!(frames, [1], "the frame before is decoded");
+    let error = error.expect("refused");
+    assert!(error.contains("claims 20971536 bytes") && error.contains(&format!("limit {MAX_RECORD}")), "{error}");
+}
+
+#[test]
+fn a_pcapng_block_of_impossible_length_is_named_not_called_a_cut() {
+    for claimed in [0u32, 13, 8] {
+        let (mapped, streamed) = both_ways(&hostile::pcapng_with_block_len(claimed));
+        assert_eq!(mapped, streamed, "{claimed}");
+        let (frames, error) = mapped;
+        assert_eq!(frames, [1]);
+        let error = error.expect("an error");
+        assert!(error.contains(&format!("claims a length of {claimed} bytes")), "{claimed}: {error}");
+        assert!(!error.contains("cut short"), "{error}");
+    }
+}
+
+#[test]
+fn interfaces_cost_no_memory_for_their_names_and_are_capped() {
+    // 5,000 interfaces with 65 KB names (323 MB kept before): read, and the
+    // one packet decodes.
+    let (frames, error) =
+        read_all(CaptureReader::from_reader("names", Cursor::new(hostile::pcapng_with_interfaces(5_000, 65_000))));
+    assert_eq!((frames, error), (vec![1], None));
+    let many = ldm_sniff::capture::reader::MAX_INTERFACES + 1;
+    let (frames, error) =
+        read_all(CaptureReader::from_reader("many", Cursor::new(hostile::pcapng_with_interfaces(many, 0))));
+    assert!(frames.is_empty());
+    assert!(error.is_some_and(|e| e.contains("more than 65536 interfaces")));
+}
+
+#[test]
+fn a_file_that_shrinks_under_its_reader_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("shrinking.pcap");
+    // 40,000 frames of 354 bytes: 14 MB, most of it unread when it shrinks.
+    let frame = hostile::discovery_frame();
+    let mut w =
+        ldm_sniff::capture::writer::PcapWriter::new(Vec::new(), ldm_sniff::capture::Linktype::ETHERNET, false, false)
+            .expect("writing to a Vec");
+    for i in 0..40_000 {
+        w.write_packet(ldm_sniff::capture::Timestamp::new(i, 0), &frame, frame.len() as u32).expect("written");
+    }
+    std::fs::write(&path, w.into_inner()).expect("written");
+    let mut reader = CaptureReader::open(path.to_str().expect("UTF-8 path")).expect("opens");
+    for _ in 0..100 {
+        reader.next_frame().expect("reads").expect("a frame");
+    }
+    std::fs::OpenOptions::new().write(true).open(&path).expect("opens").set_len(1 << 20).expect("truncated");
+    let mut read = 100;
+    let error = loop {
+        match reader.next_frame() {
+            Ok(Some(_)) => read += 1,
+            Ok(None) => panic!("the end of a file that shrank, after {read} frames"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(error, CaptureError::Shrank { .. }), "{error}");
+    assert!((2_800..2_900).contains(&read), "the frames of the first MiB (2,833 whole): {read}");
+}
+
+#[test]
+fn writing_over_the_capture_being_read_is_refused_before_it_is_opened() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let capture = dir.path().join("x.pcapng");
+    let original = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/captures/discovery.pcapng")).expect("read");
+    std::fs::write(&capture, &original).expect("written");
+    let link = dir.path().join("link.pcapng");
+    std::os::unix::fs::symlink(&capture, &link).expect("symlink");
+    for output in [&capture, &link] {
+        let out = Command::new(BIN).arg("-r").arg(&capture).arg("-w").arg(output).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is the capture being read"));
+    }
+    let stdin = std::fs::File::open(&capture).expect("opens");
+    let out = Command::new(BIN).args(["-r", "-", "-w"]).arg(&link).stdin(stdin).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&capture).expect("read"), original, "the capture is intact");
+}
+
+#[test]
+fn times_out_of_range_are_flagged_and_written_back_unchanged() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let input = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/time-out-of-range.pcapng");
+    let output = dir.path().join("out.pcapng");
+    let out = Command::new(BIN).args(["-T", "jsonl", "-r", input, "-w"]).arg(&output).output().expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("frame.time_out_of_range").count(), 2, "{text}");
+    assert!(!text.contains("1969") && !text.contains("-292"), "no wrapped year: {text}");
+    let raw_times = |path: &str| {
+        let mut reader = CaptureReader::open(path).expect("opens");
+        let mut times = Vec::new();
+        while let Some(frame) = reader.next_frame().expect("reads") {
+            let raw = frame.raw_time.expect("a file's time");
+            times.push((raw.units, raw.tsresol, raw.offset_secs, raw.out_of_range));
+        }
+        times
+    };
+    assert_eq!(raw_times(output.to_str().expect("UTF-8 path")), raw_times(input));
+}
