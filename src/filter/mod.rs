@@ -185,8 +185,8 @@ enum Literal {
 /// A compiled filter node; fields are indexes into `Filter::fields`.
 #[derive(Debug, Clone)]
 enum Node {
-    Or(Box<Node>, Box<Node>),
-    And(Box<Node>, Box<Node>),
+    Or(Vec<Node>),
+    And(Vec<Node>),
     Not(Box<Node>),
     Layer(&'static str),
     Present(Vec<usize>),
@@ -341,8 +341,8 @@ impl Filter {
 
 fn compile_node(ast: &Ast, fields: &mut Vec<&'static str>) -> Result<Node, FilterError> {
     Ok(match ast {
-        Ast::Or(a, b) => Node::Or(Box::new(compile_node(a, fields)?), Box::new(compile_node(b, fields)?)),
-        Ast::And(a, b) => Node::And(Box::new(compile_node(a, fields)?), Box::new(compile_node(b, fields)?)),
+        Ast::Or(terms) => Node::Or(terms.iter().map(|t| compile_node(t, fields)).collect::<Result<_, _>>()?),
+        Ast::And(terms) => Node::And(terms.iter().map(|t| compile_node(t, fields)).collect::<Result<_, _>>()?),
         Ast::Not(a) => Node::Not(Box::new(compile_node(a, fields)?)),
         Ast::Present { field, at } => {
             if let Some(layer) = LAYERS.iter().find(|l| **l == field.as_str()) {
@@ -561,8 +561,8 @@ impl ValueSink<'_, '_> {
 
 fn eval(node: &Node, values: &Found) -> bool {
     match node {
-        Node::Or(a, b) => eval(a, values) || eval(b, values),
-        Node::And(a, b) => eval(a, values) && eval(b, values),
+        Node::Or(terms) => terms.iter().any(|t| eval(t, values)),
+        Node::And(terms) => terms.iter().all(|t| eval(t, values)),
         Node::Not(a) => !eval(a, values),
         Node::Layer(layer) => values.layers.contains(layer),
         Node::Present(fields) => values.got.iter().any(|(i, _)| fields.contains(i)),

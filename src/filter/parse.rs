@@ -157,11 +157,14 @@ pub fn tokenize(expression: &str) -> Result<Vec<Spanned>, FilterError> {
     }
 }
 
-/// The syntax tree before fields and values are checked.
+/// The syntax tree before fields and values are checked. A chain of `and`
+/// (or of `or`) is one node with every term: the tree is only as deep as
+/// the parentheses and `not`s, which `MAX_DEPTH` caps, however long a
+/// chain is (a chain of 10,000 nested pairwise overflowed the stack).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ast {
-    Or(Box<Ast>, Box<Ast>),
-    And(Box<Ast>, Box<Ast>),
+    Or(Vec<Ast>),
+    And(Vec<Ast>),
     Not(Box<Ast>),
     /// A bare field: true when present.
     Present {
@@ -207,21 +210,21 @@ impl Descent<'_> {
     }
 
     fn or(&mut self, depth: usize) -> Result<Ast, FilterError> {
-        let mut left = self.and(depth)?;
+        let mut terms = vec![self.and(depth)?];
         while self.keyword("or") {
             self.pos += 1;
-            left = Ast::Or(Box::new(left), Box::new(self.and(depth)?));
+            terms.push(self.and(depth)?);
         }
-        Ok(left)
+        Ok(if terms.len() == 1 { terms.remove(0) } else { Ast::Or(terms) })
     }
 
     fn and(&mut self, depth: usize) -> Result<Ast, FilterError> {
-        let mut left = self.not(depth)?;
+        let mut terms = vec![self.not(depth)?];
         while self.keyword("and") {
             self.pos += 1;
-            left = Ast::And(Box::new(left), Box::new(self.not(depth)?));
+            terms.push(self.not(depth)?);
         }
-        Ok(left)
+        Ok(if terms.len() == 1 { terms.remove(0) } else { Ast::And(terms) })
     }
 
     fn not(&mut self, depth: usize) -> Result<Ast, FilterError> {
@@ -319,8 +322,8 @@ mod tests {
 
     fn shape(ast: &Ast) -> String {
         match ast {
-            Ast::Or(a, b) => format!("({} or {})", shape(a), shape(b)),
-            Ast::And(a, b) => format!("({} and {})", shape(a), shape(b)),
+            Ast::Or(terms) => format!("({})", terms.iter().map(shape).collect::<Vec<_>>().join(" or ")),
+            Ast::And(terms) => format!("({})", terms.iter().map(shape).collect::<Vec<_>>().join(" and ")),
             Ast::Not(a) => format!("(not {})", shape(a)),
             Ast::Present { field, .. } => field.clone(),
             Ast::Compare { field, op, value, .. } => {
@@ -342,6 +345,8 @@ mod tests {
         assert_eq!(shape(&ast), "((a or b) and c)");
         let ast = parse("!a && b || c").unwrap();
         assert_eq!(shape(&ast), "(((not a) and b) or c)");
+        let ast = parse("a and b and c or d").unwrap();
+        assert_eq!(shape(&ast), "((a and b and c) or d)");
         assert_eq!(parse("ip").unwrap(), field("ip"));
     }
 
@@ -396,5 +401,18 @@ mod tests {
         assert!(err.message.contains("nested"), "{}", err.message);
         let nots = format!("{}ip", "not ".repeat(10_000));
         assert!(parse(&nots).is_err());
+    }
+
+    #[test]
+    fn long_flat_chains_are_one_level_deep() {
+        for joint in [" and ", " or ", " && ", " || "] {
+            let chain = vec!["ip"; 10_000].join(joint);
+            match parse(&chain).unwrap() {
+                Ast::And(terms) | Ast::Or(terms) => assert_eq!(terms.len(), 10_000),
+                other => panic!("{other:?}"),
+            }
+        }
+        let mixed = vec!["ip and udp"; 5_000].join(" or ");
+        assert!(matches!(parse(&mixed).unwrap(), Ast::Or(terms) if terms.len() == 5_000));
     }
 }
