@@ -73,6 +73,9 @@ catalogue! {
     UdpBadLength = "udp.bad_length", Error,
         "the UDP length field disagrees with the IP payload length",
         "the sender's stack or a middlebox mangled the datagram";
+    IpTruncated = "ip.truncated", Error,
+        "the IP header claims more bytes than the frame carries, although the capture kept the whole frame: the datagram was cut on its way, or its length lies; the fields past the end are missing or cut",
+        "find the sender or the middlebox that cuts datagrams; a field shown [cut] is not what the sender wrote";
     IpFragmented = "ip.fragmented", Warn,
         "the message arrived in several IPv4 fragments (ldmd messages fit one frame)",
         "look for a link with an MTU below 340 bytes or a tunnel on the path";

@@ -145,3 +145,17 @@ fn times_out_of_range_are_flagged_and_written_back_unchanged() {
     };
     assert_eq!(raw_times(output.to_str().expect("UTF-8 path")), raw_times(input));
 }
+
+#[test]
+fn a_datagram_shorter_than_its_header_claims_is_flagged_and_its_cut_text_marked() {
+    let capture = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/anomalies.pcapng");
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(["--fail-on", "never", "-r", capture]).args(args).output().expect("runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let line = run(&["-Y", "expert == \"ip.truncated\""]);
+    assert!(line.contains("source_ip=10.1.2.5[cut] [ip.truncated ldm.truncated]"), "{line}");
+    assert_eq!(run(&["-Y", "ldm.source_ip == \"10.1.2.5\""]), "", "a filter never matches a cut value");
+    let json = run(&["-T", "jsonl", "-Y", "expert == \"ip.truncated\""]);
+    assert!(json.contains(r#""source_ip":{"cut":"10.1.2.5"}"#), "{json}");
+}

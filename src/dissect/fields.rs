@@ -22,6 +22,9 @@ pub enum Value<'a> {
     Str(&'static str),
     /// A C string's bytes; outputs escape what is not printable.
     Text(&'a [u8]),
+    /// The start of a C string the message ends inside: not the sender's
+    /// whole value (filters do not see it; outputs mark it).
+    CutText(&'a [u8]),
     Mac([u8; 6]),
     Ip(IpAddr),
     /// Epoch seconds with nanoseconds.
@@ -208,7 +211,8 @@ pub fn rfc3339(ts: Timestamp) -> String {
 #[inline(always)]
 fn text<S: FieldSink>(sink: &mut S, name: Name, field: Option<CharField<'_>>) {
     if let Some(field) = field {
-        sink.field(name, Value::Text(field.text()));
+        let value = if field.is_cut() { Value::CutText(field.text()) } else { Value::Text(field.text()) };
+        sink.field(name, value);
     }
 }
 

@@ -64,6 +64,8 @@ pub struct IpInfo {
     pub fragment: Option<Ipv4Fragment>,
     /// The payload extends past the captured bytes.
     pub payload_cut: bool,
+    /// Bytes of the datagram (header included) the frame holds.
+    pub available: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +138,7 @@ pub fn ipv4(data: &[u8]) -> Result<(IpInfo, &[u8]), IpError> {
         checksum_status: ChecksumStatus::Unverified,
         fragment,
         payload_cut: total_len > data.len(),
+        available: end,
     };
     Ok((info, &data[header_len..end]))
 }
@@ -176,6 +179,7 @@ pub fn ipv6(data: &[u8]) -> Result<(IpInfo, &[u8]), IpError> {
         checksum_status: ChecksumStatus::Unverified,
         fragment,
         payload_cut: total_len > data.len(),
+        available: end,
     };
     Ok((info, payload))
 }

@@ -532,7 +532,10 @@ impl Dissector {
             d.ip = Some(ip_info);
         }
         let msg = Message::parse(payload);
-        let cut_by_capture = frame.is_truncated() || ip_info.payload_cut || incomplete;
+        // Cut by the capture (the snap length, a lost fragment), not by the
+        // sender or the path: a datagram shorter than its header claims in a
+        // whole frame is the sender's, and flagged.
+        let cut_by_capture = frame.is_truncated() || incomplete;
         collect_findings(&mut d.findings, &frame, &udp_ip, &udp_info, &msg, cut_by_capture, d.reassembled);
         d.ldm = Some(msg);
     }
@@ -701,6 +704,10 @@ fn collect_findings(
     reassembled: Option<Reassembled>,
 ) {
     frame_findings(frame, out);
+    if ip_info.payload_cut && !cut_by_capture {
+        let detail = Detail::Length { got: ip_info.available, want: ip_info.total_len };
+        out.push(Finding::new(Key::IpTruncated, detail));
+    }
     if let Some(origin) = reassembled {
         let detail =
             Detail::Fragments { count: origin.fragments, first_frame: origin.first_frame, last_frame: frame.number };

@@ -547,6 +547,9 @@ impl ValueSink<'_, '_> {
             Value::Bool(v) => add(Got::Bool(v)),
             Value::Str(s) => add(Got::Text(s.to_string())),
             Value::Text(bytes) => add(Got::Text(fields::escaped(bytes))),
+            // Only the start of the sender's value: as if absent, as Wireshark
+            // leaves out a field the packet ends inside.
+            Value::CutText(_) => {}
             Value::Mac(mac) => add(Got::Mac(mac)),
             Value::Ip(ip) => add(Got::Addr(ip)),
             Value::Epoch(ts) => add(Got::Text(ts.to_string())),

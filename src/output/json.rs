@@ -211,6 +211,11 @@ impl FieldSink for Sink<'_> {
             Value::Bool(v) => buf.extend_from_slice(if v { b"true" } else { b"false" }),
             Value::Str(name) => plain_string(buf, name),
             Value::Text(bytes) => text(buf, bytes),
+            Value::CutText(bytes) => {
+                buf.extend_from_slice(b"{\"cut\":");
+                text(buf, bytes);
+                buf.push(b'}');
+            }
             Value::Mac(mac) => quoted(buf, |buf| buf.extend_from_slice(&MacAddr(mac).text())),
             Value::Ip(ip) => quoted(buf, |buf| write_ip(buf, ip)),
             Value::Epoch(ts) => quoted(buf, |buf| self.seconds.write_epoch(buf, ts)),

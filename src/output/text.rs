@@ -127,13 +127,17 @@ fn push_line_value(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-/// ` name=value`, the value as `line_value` writes it.
+/// ` name=value`, the value as `line_value` writes it, and `[cut]` after
+/// it when the message ends inside the field.
 fn text_field(out: &mut Vec<u8>, name: &str, field: Option<CharField<'_>>) {
     let Some(field) = field else { return };
     out.push(b' ');
     out.extend_from_slice(name.as_bytes());
     out.push(b'=');
     push_line_value(out, field.text());
+    if field.is_cut() {
+        out.extend_from_slice(b"[cut]");
+    }
 }
 
 /// The message's key fields, as one line shows them.

@@ -449,6 +449,13 @@ fn anomalies() -> Generated {
         let overlap = if conflict { Key::IpFragmentOverlapConflict } else { Key::IpFragmentOverlap };
         r.expect_keys(second, &[Key::IpFragmented, overlap]);
     }
+    // A whole 74-byte frame whose IP header claims the full 340-byte lookup:
+    // cut on its way, not by the capture; source_ip "10.1.2.55" is cut to
+    // "10.1.2.5", which no filter may take for the sender's value.
+    let h = ZooHost::new(45);
+    let full = h.frame(&Repr::lookup(MsgType::SendMsg, [0x00, 0x14, 0x4f, 0xf8, 0x45, 0x45], h.ip));
+    let cut = r.frame(next(), full[..74].to_vec());
+    r.expect_keys(cut, &[Key::IpTruncated, Key::LdmTruncated]);
 
     r.pcapng(
         "anomalies.pcapng",

@@ -164,6 +164,12 @@ impl<'a> CharField<'a> {
         self.raw.contains(&0)
     }
 
+    /// The message ends inside the field before its NUL: the text is only
+    /// the start of what the sender wrote.
+    pub fn is_cut(&self) -> bool {
+        !self.complete() && !self.nul_terminated()
+    }
+
     /// Printable ASCII only (what hostnames, versions and dotted quads are).
     pub fn is_text(&self) -> bool {
         self.text().iter().all(|b| (0x20..0x7f).contains(b))
