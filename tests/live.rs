@@ -11,8 +11,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{can_run, settle, wait, Pair, BIN};
+use common::{can_run, ip, settle, wait, Pair, BIN};
 use ldm_sniff::capture::CaptureReader;
+use ldm_sniff::wire::ldm::{MsgType, Repr};
 
 fn frames_in(path: &Path) -> usize {
     let bytes = std::fs::read(path).expect("capture written");
@@ -282,4 +283,40 @@ fn libvirt_over_tcp_is_captured_live_and_decoded() {
     assert_eq!(seen, expected, "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(records.iter().all(|r| r["libvirt"]["proc_name"] == "CONNECT_OPEN"));
     assert!(records.iter().skip(1).step_by(2).all(|r| r["libvirt"]["rtt"].is_f64()), "replies paired: {stdout}");
+}
+
+/// Loopback hands a capture each packet twice (going out, coming in):
+/// 12 lookups sent to 127.0.0.1 are 12 frames on `lo` and on `any`, as in
+/// tcpdump, not 24 (and no lookup storm made of the doubles).
+#[test]
+fn loopback_frames_are_captured_once() {
+    if !can_run("loopback_frames_are_captured_once") {
+        return;
+    }
+    let pair = Pair::new();
+    ip(&["-n", &pair.b, "link", "set", "lo", "up"]);
+    for iface in ["lo", "any"] {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &pair.b, BIN, "-i", iface, "-a", "duration:3", "-T", "jsonl", "--fail-on", "never"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        settle();
+        let sender = common::in_namespace(&pair.b, || -> std::io::Result<()> {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+            for i in 0..12u8 {
+                let lookup = Repr::lookup(MsgType::SendMsg, [0x00, 0x14, 0x4f, 0xf8, 0x01, i], [127, 0, 0, 1].into());
+                socket.send_to(&lookup.to_bytes(), "127.0.0.1:64535")?;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(())
+        });
+        sender.join().expect("sender thread").expect("sent");
+        let output = wait(child);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stdout.lines().count(), 12, "-i {iface}: {stdout}{stderr}");
+        assert!(!stdout.contains("ldm.lookup_storm"), "-i {iface}: {stdout}");
+    }
 }

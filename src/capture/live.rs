@@ -449,6 +449,12 @@ impl LiveCapture {
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, super::CaptureError> {
         loop {
             if let Some((index, left, offset)) = self.block {
+                if left > 0 && self.is_outgoing_loopback(index, offset) {
+                    // A loopback device hands each packet to a capture twice,
+                    // going out and coming in: keep one, as libpcap does.
+                    self.block = Some((index, left - 1, offset + self.next_offset(index, offset)));
+                    continue;
+                }
                 if left > 0 {
                     return Ok(Some(self.frame_at(index, left, offset)));
                 }
@@ -472,6 +478,28 @@ impl LiveCapture {
             // SAFETY: one valid pollfd. EINTR (a signal) just loops to check `stop`.
             unsafe { libc::poll(&mut poll, 1, POLL_MS) };
         }
+    }
+
+    /// The packet header at `offset` of block `index`.
+    fn packet_header(&self, index: usize, offset: usize) -> &libc::tpacket3_hdr {
+        // SAFETY: `offset` came from the kernel's block header or a packet's
+        // tp_next_offset and points at a tpacket3_hdr inside this block,
+        // which stays ours until released.
+        unsafe { &*self.block_base(index).add(offset).cast::<libc::tpacket3_hdr>() }
+    }
+
+    fn next_offset(&self, index: usize, offset: usize) -> usize {
+        self.packet_header(index, offset).tp_next_offset as usize
+    }
+
+    /// Whether the packet at `offset` of block `index` is one a loopback
+    /// device sent (its copy coming in follows).
+    fn is_outgoing_loopback(&self, index: usize, offset: usize) -> bool {
+        // sockaddr_ll follows the header, aligned (TPACKET_ALIGN).
+        let at = offset + ((std::mem::size_of::<libc::tpacket3_hdr>() + 15) & !15);
+        // SAFETY: the kernel writes a sockaddr_ll there for every packet.
+        let address = unsafe { &*self.block_base(index).add(at).cast::<libc::sockaddr_ll>() };
+        address.sll_pkttype == libc::PACKET_OUTGOING && address.sll_hatype == libc::ARPHRD_LOOPBACK
     }
 
     /// The packet at `offset` of block `index`; advances past it.
