@@ -16,9 +16,14 @@ fn parse_stats(text: &str) -> Result<StatsKind, String> {
     StatsKind::parse(text)
 }
 
+/// The longest time any flag takes: a year. Past it, a deadline overflows
+/// the clock (1e30 seconds panicked).
+pub const MAX_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
 fn parse_window(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(secs),
+        Ok(secs) if secs > 0.0 && secs <= MAX_SECS => Ok(secs),
+        Ok(secs) if secs > MAX_SECS => Err(format!("'{text}' seconds is more than a year ({MAX_SECS} s): give less")),
         _ => Err(format!("'{text}' is not a positive number of seconds")),
     }
 }

@@ -17,6 +17,7 @@ pub mod filter;
 pub mod output;
 pub mod pipeline;
 pub mod prefetch;
+pub mod privilege;
 pub mod probe;
 pub mod synth;
 pub mod wire;

@@ -45,9 +45,17 @@ fn fail_threshold(fail_on: FailOn) -> Option<Severity> {
     }
 }
 
+/// An error for the user: what is wrong and what to do, exit 2. Control
+/// characters quoted from their input are shown escaped.
 fn usage_error(message: &str) -> ExitCode {
-    eprintln!("ldm-sniff: {message}");
+    note(message);
     ExitCode::from(EXIT_ERROR)
+}
+
+/// A line for the user on stderr. Control characters (from a file name, an
+/// interface, a hostname) are shown escaped so they cannot drive the terminal.
+fn note(message: &str) {
+    eprintln!("ldm-sniff: {}", output::escape_controls(message));
 }
 
 /// `-w`: the sink, or an error message.
@@ -153,7 +161,7 @@ fn finish<S: Source>(source: S, config: Config) -> Result<Outcome, ExitCode> {
 
 fn exit_status(outcome: Outcome, args: &Args) -> ExitCode {
     if !args.quiet {
-        eprintln!("ldm-sniff: {}", outcome.summary);
+        note(&outcome.summary.to_string());
     }
     let _ = io::stderr().flush();
     if let Some(e) = outcome.capture_error {
@@ -197,13 +205,16 @@ fn capture_live(args: &Args, iface: &str) -> ExitCode {
     };
     // The socket, ring, filter, membership and -w file are open: nothing
     // from here on needs privileges.
+    if let Err(message) = ldm_sniff::privilege::drop_all() {
+        return usage_error(&message);
+    }
     if let Some(identity) = drop_to {
         if let Err(message) = live::drop_privileges(identity) {
             return usage_error(&message);
         }
     }
     if !args.quiet {
-        eprintln!("ldm-sniff: capturing on {iface} (UDP port {}); Ctrl-C stops", args.port);
+        note(&format!("capturing on {iface} (UDP port {}); Ctrl-C stops", args.port));
     }
     run_live(capture, config, args, LiveCapture::kernel_stats)
 }
@@ -222,7 +233,7 @@ fn run_live<S: Source>(
         Err(code) => return code,
     };
     let stats = kernel(&mut source);
-    eprintln!("ldm-sniff: kernel: {} packets passed the filter, {} dropped", stats.received, stats.dropped);
+    note(&format!("kernel: {} packets passed the filter, {} dropped", stats.received, stats.dropped));
     exit_status(outcome, args)
 }
 
@@ -239,17 +250,18 @@ fn discover(args: &DiscoverArgs) -> ExitCode {
         Ok(probe) => probe,
         Err(code) => return code,
     };
-    let responders = match probe::discover(&probe, Duration::from_secs_f64(args.timeout)) {
-        Ok(responders) => responders,
+    let found = match probe::discover(&probe, Duration::from_secs_f64(args.timeout)) {
+        Ok(found) => found,
         Err(e) => return usage_error(&e.to_string()),
     };
+    let responders = &found.responders;
     if args.probe.format == ProbeFormat::Json {
         println!("{}", serde_json::to_string_pretty(&responders).unwrap_or_default());
     } else {
         let mut rows = vec![["hostname", "ip_address", "port", "ldmd_version", "rtt_ms", "from", "anomalies"]
             .map(String::from)
             .to_vec()];
-        for r in &responders {
+        for r in responders {
             rows.push(vec![
                 r.hostname.clone(),
                 r.ip_address.map_or("-".into(), |ip| ip.to_string()),
@@ -262,7 +274,17 @@ fn discover(args: &DiscoverArgs) -> ExitCode {
         }
         let _ = output::table::write_aligned(&mut io::stdout().lock(), &rows);
     }
-    eprintln!("ldm-sniff: {} ldmd host(s) answered on {} within {} s", responders.len(), probe.iface, args.timeout);
+    note(&format!("{} ldmd host(s) answered on {} within {} s", responders.len(), probe.iface, args.timeout));
+    if found.repeated > 0 {
+        note(&format!("{} further response(s) from hosts already listed (each is listed once)", found.repeated));
+    }
+    if found.not_kept > 0 {
+        note(&format!(
+            "{} more sender(s) past {} not listed: a flood, probably from spoofed addresses",
+            found.not_kept,
+            probe::MAX_RESPONDERS
+        ));
+    }
     if responders.is_empty() {
         ExitCode::from(EXIT_FINDINGS)
     } else {
@@ -280,10 +302,10 @@ fn check_mac(args: &CheckMacArgs) -> ExitCode {
         Err(e) => return usage_error(&e.to_string()),
     };
     if check.automatic_range {
-        eprintln!(
-            "ldm-sniff: note: {} is in the automatic range (00:14:4f:f8:00:00-00:14:4f:fb:ff:ff), which ldmd hands out itself; manual MACs belong in 00:14:4f:fc:00:00-00:14:4f:ff:ff:ff",
+        note(&format!(
+            "note: {} is in the automatic range (00:14:4f:f8:00:00-00:14:4f:fb:ff:ff), which ldmd hands out itself; manual MACs belong in 00:14:4f:fc:00:00-00:14:4f:ff:ff:ff",
             check.mac
-        );
+        ));
     }
     if args.probe.format == ProbeFormat::Json {
         println!("{}", serde_json::to_string_pretty(&check).unwrap_or_default());
@@ -321,13 +343,16 @@ fn capture_with_libpcap(
         Ok(index) if options.join && index != 0 => live::join_group(iface, index).ok(),
         _ => None,
     };
+    if let Err(message) = ldm_sniff::privilege::drop_all() {
+        return usage_error(&message);
+    }
     if let Some(identity) = drop_to {
         if let Err(message) = live::drop_privileges(identity) {
             return usage_error(&message);
         }
     }
     if !args.quiet {
-        eprintln!("ldm-sniff: capturing on {iface} with libpcap, filter '{filter}'; Ctrl-C stops");
+        note(&format!("capturing on {iface} with libpcap, filter '{filter}'; Ctrl-C stops"));
     }
     run_live(capture, config, args, PcapCapture::kernel_stats)
 }
@@ -351,6 +376,22 @@ fn capture_with_libpcap(
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Of any capabilities the binary lends (file capabilities), keep only
+    // what this command needs: a packet socket for live capture and for
+    // conform --raw, until it is open; nothing for the others.
+    let packet_socket = match &args.command {
+        None => args.interface.is_some(),
+        Some(Command::Conform(conform_args)) => conform_args.raw,
+        Some(_) => false,
+    };
+    let kept = if packet_socket {
+        ldm_sniff::privilege::keep_only(&[ldm_sniff::privilege::PACKET_SOCKET])
+    } else {
+        ldm_sniff::privilege::drop_all()
+    };
+    if let Err(message) = kept {
+        return usage_error(&message);
+    }
     match &args.command {
         Some(Command::Discover(discover_args)) => return discover(discover_args),
         Some(Command::CheckMac(check_args)) => return check_mac(check_args),

@@ -3,6 +3,7 @@
 //! on one interface and speak UDP 239.129.9.27:64535; the socket shares the
 //! port with a local ldmd (SO_REUSEADDR/SO_REUSEPORT).
 
+use std::collections::HashSet;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -141,12 +142,28 @@ fn findings_of(msg: &Message<'_>, from: Ipv4Addr) -> Vec<String> {
 
 /// The documented discovery: send LDMD_DISC_SEND, collect LDMD_DISC_RESP
 /// until `timeout`, ignore MAC-lookup traffic and our own request.
-pub fn discover(probe: &Probe, timeout: Duration) -> Result<Vec<Responder>, ProbeError> {
+/// Responders a probe keeps, at most: a segment has far fewer ldmd hosts.
+/// A flood from spoofed senders past it is counted, not kept.
+pub const MAX_RESPONDERS: usize = 4096;
+
+/// What a discovery heard.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    /// The first response of each sender, in arrival order.
+    pub responders: Vec<Responder>,
+    /// Further responses from senders already listed.
+    pub repeated: u64,
+    /// Senders past `MAX_RESPONDERS`, not listed.
+    pub not_kept: u64,
+}
+
+pub fn discover(probe: &Probe, timeout: Duration) -> Result<Discovery, ProbeError> {
     let sent = Instant::now();
     probe.send(&Repr::discovery_request())?;
     let deadline = sent + timeout;
     let mut buf = vec![MaybeUninit::new(0u8); 2048];
-    let mut responders = Vec::new();
+    let mut found = Discovery::default();
+    let mut senders: HashSet<Ipv4Addr> = HashSet::new();
     while let Some((n, from)) = probe.receive(deadline, &mut buf) {
         let data = received(&buf, n);
         let msg = Message::parse(&data);
@@ -154,7 +171,16 @@ pub fn discover(probe: &Probe, timeout: Duration) -> Result<Vec<Responder>, Prob
             continue;
         }
         let Payload::Discovery(disc) = msg.payload else { continue };
-        responders.push(Responder {
+        if senders.contains(&from) {
+            found.repeated += 1;
+            continue;
+        }
+        if senders.len() >= MAX_RESPONDERS {
+            found.not_kept += 1;
+            continue;
+        }
+        senders.insert(from);
+        found.responders.push(Responder {
             hostname: disc.hostname.map(|h| escaped(h.text())).unwrap_or_default(),
             ip_address: disc.ip_address,
             port: disc.port_no,
@@ -164,10 +190,9 @@ pub fn discover(probe: &Probe, timeout: Duration) -> Result<Vec<Responder>, Prob
             anomalies: findings_of(&msg, from),
         });
     }
-    Ok(responders)
+    Ok(found)
 }
 
-/// What `check-mac` found.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct MacCheck {
     pub mac: String,
@@ -194,6 +219,7 @@ pub fn in_automatic_range(mac: [u8; 6]) -> bool {
 pub fn check_mac(probe: &Probe, mac: [u8; 6], window: Duration, retries: u32) -> Result<MacCheck, ProbeError> {
     let mut buf = vec![MaybeUninit::new(0u8); 2048];
     let mut owners: Vec<Owner> = Vec::new();
+    let mut seen: HashSet<Ipv4Addr> = HashSet::new();
     let mut lookups = 0;
     for _ in 0..=retries {
         lookups += 1;
@@ -202,10 +228,9 @@ pub fn check_mac(probe: &Probe, mac: [u8; 6], window: Duration, retries: u32) ->
         while let Some((n, from)) = probe.receive(sent + window, &mut buf) {
             let data = received(&buf, n);
             let msg = Message::parse(&data);
-            if msg.msg_type == Some(MsgType::ResponseMsg)
-                && msg.mac() == Some(mac)
-                && !owners.iter().any(|o| o.ip == from)
-            {
+            let answers = msg.msg_type == Some(MsgType::ResponseMsg) && msg.mac() == Some(mac);
+            // Each owner once; a flood of spoofed owners is capped like responders.
+            if answers && seen.len() < MAX_RESPONDERS && seen.insert(from) {
                 owners.push(Owner { ip: IpAddr::V4(from), rtt_ms: sent.elapsed().as_secs_f64() * 1000.0 });
             }
         }

@@ -334,3 +334,174 @@ fn a_unicast_target_bound_to_one_address_conforms() {
     let log = text(&emulator.stop().stdout);
     assert!(log.contains(&format!("replied to {}:64535", pair.addr_a)), "{log}");
 }
+
+/// The summary's count before `what` ("... 12 over the rate limit ...").
+fn count_before(summary: &str, what: &str) -> u64 {
+    summary.split(what).next().and_then(|head| head.rsplit(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(u64::MAX)
+}
+
+/// Sends `count` datagrams of `bytes` from namespace `ns`, from `source`, to `to`.
+fn send_many(ns: &str, source: std::net::SocketAddrV4, to: std::net::SocketAddrV4, bytes: Vec<u8>, count: u32) {
+    let sender = common::in_namespace(ns, move || -> std::io::Result<()> {
+        let socket = std::net::UdpSocket::bind(source)?;
+        socket.set_multicast_ttl_v4(1)?;
+        for _ in 0..count {
+            let _ = socket.send_to(&bytes, to);
+        }
+        Ok(())
+    });
+    sender.join().expect("sender").expect("sending in the namespace");
+}
+
+/// A flood of valid requests: every kind of log line is rate-limited (and
+/// counted), and `--rate` caps replies, not requests, whatever a fault
+/// multiplies them by (issue 23, items 13 and 14).
+#[test]
+fn a_flood_of_valid_requests_is_answered_and_logged_within_the_limits() {
+    if lab_target().is_some() || !can_run("a_flood_of_valid_requests_is_answered_and_logged_within_the_limits") {
+        return;
+    }
+    let pair = Pair::new();
+    let emulator =
+        Emulator::start(&pair.b, &pair.veth_b, &["--config", CONFIG, "--fault", "duplicate", "--rate", "100"]);
+    let started = Instant::now();
+    let source = std::net::SocketAddrV4::new(pair.addr_a.parse().unwrap(), 0);
+    let group = std::net::SocketAddrV4::new(ldm_sniff::wire::ldm::GROUP, ldm_sniff::wire::ldm::PORT);
+    let request = ldm_sniff::wire::ldm::Repr::discovery_request().to_bytes();
+    send_many(&pair.a, source, group, request, 20_000);
+    let log = emulator.stop();
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = text(&log.stderr);
+    let replies = count_before(&summary, " reply(ies)");
+    // A full bucket (100), then 100 a second.
+    assert!(replies as f64 <= 100.0 + 100.0 * seconds + 2.0, "{replies} replies in {seconds:.1} s: {summary}");
+    assert!(count_before(&summary, " over the rate limit") > 1_000, "{summary}");
+    let lines = text(&log.stdout).lines().count();
+    assert!((lines as f64) < 20.0 * 5.0 * (seconds + 1.0), "{lines} log lines in {seconds:.1} s");
+    // The kernel drops part of a flood before the emulator reads it.
+    let requests = count_before(&summary, " request(s) answered");
+    assert!(requests > 1_000, "{summary}");
+    assert!(count_before(&summary, " log line(s) left out") as f64 > 0.9 * requests as f64, "{summary}");
+}
+
+/// Bound to one address (unicast replies), the emulator answers only
+/// sources on a network it is connected to: a request whose source is
+/// elsewhere (spoofed, as a reflection attack sends) gets no reply
+/// (issue 23, item 15).
+#[test]
+fn unicast_replies_go_only_to_connected_sources() {
+    if lab_target().is_some() || !can_run("unicast_replies_go_only_to_connected_sources") {
+        return;
+    }
+    let pair = Pair::new();
+    let address = format!("10.79.{}.2", pair.n);
+    let far = format!("10.200.{}.1", pair.n);
+    common::ip(&["-n", &pair.a, "addr", "add", &format!("{far}/32"), "dev", &pair.veth_a]);
+    common::ip(&["-n", &pair.b, "route", "add", &format!("{far}/32"), "dev", &pair.veth_b]);
+    let emulator = Emulator::start(&pair.b, &pair.veth_b, &["--config", CONFIG, "--bind", &address]);
+    let target = std::net::SocketAddrV4::new(address.parse().unwrap(), ldm_sniff::wire::ldm::PORT);
+    let request = ldm_sniff::wire::ldm::Repr::discovery_request().to_bytes();
+    for from in [&far, &pair.addr_a] {
+        send_many(&pair.a, std::net::SocketAddrV4::new(from.parse().unwrap(), 0), target, request.clone(), 1);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = emulator.stop();
+    let summary = text(&log.stderr);
+    assert_eq!(count_before(&summary, " reply(ies)"), 1, "{summary}");
+    assert_eq!(count_before(&summary, " not sent to sources off every connected network"), 1, "{summary}");
+    assert!(text(&log.stdout).contains("could be spoofed"), "{}", text(&log.stdout));
+}
+
+/// Unicast replies to one source are limited to 10 a second, whatever
+/// `--rate` allows overall: a connected host cannot turn the emulator into
+/// an amplifier either (issue 23, item 15).
+#[test]
+fn unicast_replies_to_one_source_are_limited() {
+    if lab_target().is_some() || !can_run("unicast_replies_to_one_source_are_limited") {
+        return;
+    }
+    let pair = Pair::new();
+    let address = format!("10.79.{}.2", pair.n);
+    let emulator = Emulator::start(&pair.b, &pair.veth_b, &["--config", CONFIG, "--bind", &address, "--rate", "1000"]);
+    let started = Instant::now();
+    let target = std::net::SocketAddrV4::new(address.parse().unwrap(), ldm_sniff::wire::ldm::PORT);
+    let request = ldm_sniff::wire::ldm::Repr::discovery_request().to_bytes();
+    send_many(&pair.a, std::net::SocketAddrV4::new(pair.addr_a.parse().unwrap(), 0), target, request, 2_000);
+    let log = emulator.stop();
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = text(&log.stderr);
+    let replies = count_before(&summary, " reply(ies)");
+    assert!(replies >= 10, "{summary}");
+    // A full share (10), then 10 a second.
+    assert!(replies as f64 <= 10.0 + 10.0 * seconds + 2.0, "{replies} replies in {seconds:.1} s: {summary}");
+}
+
+/// A target that floods replies: conform keeps at most its cap per request,
+/// says how many more came, fails, and ends in bounded time (issue 23,
+/// item 16).
+#[test]
+fn conform_against_a_flooding_target_keeps_a_bounded_transcript() {
+    if lab_target().is_some() || !can_run("conform_against_a_flooding_target_keeps_a_bounded_transcript") {
+        return;
+    }
+    let pair = Pair::new();
+    let local: std::net::Ipv4Addr = format!("10.79.{}.2", pair.n).parse().unwrap();
+    let flooder = common::in_namespace(&pair.b, move || -> std::io::Result<()> {
+        let socket = ldm_sniff::probe::group_socket(std::net::Ipv4Addr::UNSPECIFIED, 64535, Some(local), 1)?;
+        socket.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut buf = [std::mem::MaybeUninit::new(0u8); 2048];
+        let response = ldm_sniff::wire::ldm::Repr::discovery_response("3.6.1.0.11", "flood", local).to_bytes();
+        let group = std::net::SocketAddr::from((ldm_sniff::wire::ldm::GROUP, 64535));
+        // Answer the first request 20,000 times.
+        socket.recv_from(&mut buf)?;
+        for _ in 0..20_000 {
+            let _ = socket.send_to(&response, &group.into());
+        }
+        Ok(())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let out = conform(&pair.a, &pair.veth_a, &["captures/conformance/discovery.pcapng"]);
+    let _ = flooder.join();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("more replies, not kept"), "{stdout}");
+    assert!(stdout.lines().count() < 400, "{} lines", stdout.lines().count());
+}
+
+/// Ten discovery rounds three seconds apart, byte for byte the same (IP id
+/// 0 included): each is replayed (only a copy within milliseconds is one
+/// datagram), and with --pace fast each goes as soon as the previous one
+/// has its recorded replies, not after its whole window (items 17, 18).
+#[test]
+fn identical_rounds_are_each_replayed_and_fast_pace_waits_only_for_the_replies() {
+    if lab_target().is_some() || !can_run("identical_rounds_are_each_replayed_and_fast_pace_waits_only_for_the_replies")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let capture = dir.path().join("rounds.pcap");
+    let original = ldm_sniff::synth::variants::read("captures/conformance/discovery.pcapng").expect("read");
+    let mut rounds = Vec::new();
+    for round in 0..10 {
+        for packet in &original {
+            let ts = ldm_sniff::capture::Timestamp::new(packet.ts.secs + 3 * round, packet.ts.nanos);
+            rounds.push(ldm_sniff::synth::variants::Packet { ts, data: packet.data.clone() });
+        }
+    }
+    // The first request captured twice, a microsecond apart: one datagram.
+    let mut copy = rounds[0].clone();
+    copy.ts.nanos += 1_000;
+    rounds.insert(1, copy);
+    std::fs::write(&capture, ldm_sniff::synth::variants::to_pcap(&rounds)).expect("written");
+    let pair = Pair::new();
+    let _emulator = Emulator::start(&pair.b, &pair.veth_b, &["--config", CONFIG]);
+    let started = Instant::now();
+    let out = conform(&pair.a, &pair.veth_a, &[capture.to_str().expect("UTF-8 path"), "--window", "3"]);
+    let seconds = started.elapsed().as_secs_f64();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.starts_with("match: 10 request(s)"), "{stdout}");
+    // The last request's window (twice 3 s) is waited out; the nine before
+    // it are not (33.8 s before the fix).
+    assert!(seconds < 15.0, "{seconds:.1} s");
+}

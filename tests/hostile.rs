@@ -159,3 +159,109 @@ fn a_datagram_shorter_than_its_header_claims_is_flagged_and_its_cut_text_marked(
     let json = run(&["-T", "jsonl", "-Y", "expert == \"ip.truncated\""]);
     assert!(json.contains(r#""source_ip":{"cut":"10.1.2.5"}"#), "{json}");
 }
+
+/// Exit status and standard error of `ldm-sniff ARGS`.
+fn run_status(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(BIN).args(args).output().expect("runs");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn huge_durations_are_usage_errors_not_panics() {
+    let capture = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/discovery.pcapng");
+    for args in [
+        &["-r", capture, "--window", "1e30"][..],
+        &["-r", capture, "--storm", "20/1e30"],
+        &["emulate", "--bind", "127.0.0.1", "--duration", "1e30"],
+        &["discover", "--timeout", "1e30"],
+        &["conform", capture, "--window", "1e30"],
+        &["-i", "lo", "-a", "duration:1e30"],
+        &["emulate", "--bind", "127.0.0.1", "--fault", "delay:99999999999999"],
+    ] {
+        let (code, stderr) = run_status(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_fault_given_twice_is_refused() {
+    let mut args = vec!["emulate", "--bind", "127.0.0.1", "--duration", "1"];
+    for _ in 0..30 {
+        args.extend(["--fault", "duplicate"]);
+    }
+    let (code, stderr) = run_status(&args);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("the fault duplicate is given more than once"), "{stderr}");
+}
+
+/// A "daemon" on loopback that answers a libvirt connection with a flood of
+/// messages: conform keeps a bounded transcript, gives each call up after
+/// the flood, and ends in bounded time with a difference (item 16: it
+/// once reached 2.29 GB in 5 s at 100% CPU).
+#[test]
+fn libvirt_conform_against_a_flooding_daemon_stays_bounded() {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let port = listener.local_addr().expect("address").port();
+    let flooder = std::thread::spawn(move || {
+        listener.set_nonblocking(false).expect("blocking");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        // Every connection the replay opens gets 28-byte events until it closes.
+        let event = ldm_sniff::wire::libvirt::build(
+            ldm_sniff::wire::libvirt::PROGRAM_REMOTE,
+            107,
+            ldm_sniff::wire::libvirt::MsgType::Message,
+            0,
+            ldm_sniff::wire::libvirt::Status::Ok,
+            &[],
+        );
+        let burst: Vec<u8> = event.iter().copied().cycle().take(event.len() * 4096).collect();
+        listener.set_nonblocking(true).expect("non-blocking");
+        while std::time::Instant::now() < deadline {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    let _ = stream.set_write_timeout(Some(std::time::Duration::from_millis(200)));
+                    while std::time::Instant::now() < deadline && stream.write_all(&burst).is_ok() {}
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+    });
+    let capture = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/libvirt/virsh-session.pcap");
+    let target = format!("127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let out = Command::new(BIN)
+        .args(["conform", capture, "--protocol", "libvirt", "--target", &target, "--window", "1", "--color", "never"])
+        .output()
+        .expect("runs");
+    let seconds = started.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("more messages, not kept"), "{stdout}");
+    assert!(seconds < 15.0, "{seconds:.1} s");
+    drop(flooder);
+}
+
+/// Item 21: text the operator typed (a config file, a display filter) is
+/// echoed in errors with its control characters escaped, as packet text is.
+#[test]
+fn control_characters_in_errors_are_escaped() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = dir.path().join("ldmd.toml");
+    std::fs::write(&config, "own = [\"00:14:4f:fc:00:01\", \"\x1b[2J\x1b]0;owned\x07\"]\n").expect("writes");
+    let capture = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/discovery.pcapng");
+    for args in [
+        vec!["emulate", "--bind", "127.0.0.1", "--duration", "1", "--config", config.to_str().unwrap()],
+        vec!["-r", capture, "-Y", "ldm.msg_type == \x1b[31mred\u{202e}"],
+        vec!["-r", "/nonexistent/\x1b[2Jcapture.pcap"],
+    ] {
+        let (code, stderr) = run_status(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains('\x1b') && !stderr.contains('\x07') && !stderr.contains('\u{202e}'),
+            "{args:?}: {stderr:?}"
+        );
+        assert!(stderr.contains("\\x1b"), "{args:?}: {stderr:?}");
+    }
+}

@@ -320,3 +320,80 @@ fn loopback_frames_are_captured_once() {
         assert!(!stdout.contains("ldm.lookup_storm"), "-i {iface}: {stdout}");
     }
 }
+
+/// The status line `name` of /proc/PID/status (e.g. CapPrm).
+fn proc_status(pid: u32, name: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_string()))
+}
+
+/// With the file capabilities the README suggests, a user who is not root
+/// keeps nothing of them once the capture socket is open, and may not use
+/// `conform --raw` (which would send any frame the capture holds); even
+/// root's --raw sends only to destinations --target could name
+/// (issue 23, item 20).
+#[test]
+fn file_capabilities_lend_only_what_each_command_needs() {
+    if !can_run("file_capabilities_lend_only_what_each_command_needs") {
+        return;
+    }
+    assert!(Path::new("/usr/sbin/setcap").exists() || std::env::var_os("CI").is_none(), "CI must have setcap");
+    if !Path::new("/usr/sbin/setcap").exists() {
+        eprintln!("skipped: no setcap (libcap2-bin)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let lent = dir.path().join("ldm-sniff");
+    std::fs::copy(BIN, &lent).expect("copied");
+    let status = Command::new("setcap").arg("cap_net_raw,cap_net_admin=eip").arg(&lent).status().expect("setcap runs");
+    assert!(status.success(), "setcap");
+    let pair = Pair::new();
+    let as_nobody = |args: &[&str]| {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &pair.b, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]);
+        command.arg(&lent).args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+        command
+    };
+    let out = as_nobody(&["conform", "captures/conformance/discovery.pcapng", "--raw", "-i", &pair.veth_b])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("ldm-sniff-inject"), "{stderr}");
+
+    let child = as_nobody(&["-i", &pair.veth_b, "-a", "duration:3", "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    settle();
+    let held = (proc_status(child.id(), "CapPrm"), proc_status(child.id(), "CapEff"));
+    let output = wait(child);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let none = Some("0000000000000000".to_string());
+    assert_eq!(held, (none.clone(), none), "capabilities kept once capturing");
+
+    // Root's --raw: a recorded request to 8.8.8.8 is not sent without --allow-remote.
+    let capture = dir.path().join("far.pcap");
+    let far = ldm_sniff::synth::Ipv4Udp {
+        dst: [8, 8, 8, 8].into(),
+        ..ldm_sniff::synth::Ipv4Udp::ldm([10, 1, 1, 5].into(), 1)
+    };
+    let frame = ldm_sniff::synth::ipv4_ethernet(
+        [2, 0, 0, 0, 0, 1],
+        &far,
+        &ldm_sniff::wire::ldm::Repr::discovery_request().to_bytes(),
+    );
+    let packet = ldm_sniff::synth::variants::Packet { ts: ldm_sniff::capture::Timestamp::new(1, 0), data: frame };
+    std::fs::write(&capture, ldm_sniff::synth::variants::to_pcap(&[packet])).expect("written");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &pair.b, BIN, "conform"])
+        .arg(&capture)
+        .args(["--raw", "-i", &pair.veth_b])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("goes to 8.8.8.8") && stderr.contains("--allow-remote"), "{stderr}");
+}

@@ -22,6 +22,17 @@ struct Responder {
 
 impl Responder {
     fn start(pair: &Pair, address: Ipv4Addr, hostname: &'static str, owns: Vec<[u8; 6]>) -> Responder {
+        Responder::start_repeating(pair, address, hostname, owns, 1)
+    }
+
+    /// As `start`, sending each reply `repeat` times.
+    fn start_repeating(
+        pair: &Pair,
+        address: Ipv4Addr,
+        hostname: &'static str,
+        owns: Vec<[u8; 6]>,
+        repeat: u32,
+    ) -> Responder {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let ready = Arc::new(AtomicBool::new(false));
@@ -51,7 +62,9 @@ impl Responder {
                     _ => None,
                 };
                 if let Some(reply) = reply {
-                    let _ = speak.send_to(&reply.to_bytes(), &group.into());
+                    for _ in 0..repeat {
+                        let _ = speak.send_to(&reply.to_bytes(), &group.into());
+                    }
                 }
             }
         });
@@ -161,4 +174,23 @@ fn check_mac_reports_the_owner_or_free() {
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("free (no answer to 2 lookup(s)"), "{stdout}");
     assert!(stderr.contains("automatic range"), "{stderr}");
+}
+
+/// A host that answers discovery 2,000 times is listed once, and the
+/// repeats are counted (issue 23, item 16: one flooding sender once made
+/// 1.2M "hosts").
+#[test]
+fn discover_lists_each_sender_once_however_often_it_answers() {
+    if !can_run("discover_lists_each_sender_once_however_often_it_answers") {
+        return;
+    }
+    let pair = Pair::new();
+    let first: Ipv4Addr = format!("10.79.{}.2", pair.n).parse().unwrap();
+    let _flood = Responder::start_repeating(&pair, first, "chatty", vec![], 2_000);
+    let out = probe(&pair, &["discover", "-i", &pair.veth_a, "--timeout", "1", "-T", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let responders: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(responders.as_array().expect("array").len(), 1, "{responders}");
+    assert!(stderr.contains("further response(s) from hosts already listed"), "{stderr}");
 }

@@ -8,7 +8,7 @@ use ldm_sniff::conform::{self, libvirt, report, transcript, Exchange, Normalise,
 use ldm_sniff::dissect;
 use ldm_sniff::probe;
 
-use super::{error, interface};
+use super::{error, interface, note};
 use crate::EXIT_FINDINGS;
 
 pub fn run(args: &ConformArgs) -> ExitCode {
@@ -49,8 +49,8 @@ fn run_libvirt(args: &ConformArgs, loaded: &libvirt::Loaded, started: Instant) -
         Ok(target) => target,
         Err(message) => return error(&message),
     };
-    for note in &loaded.skipped {
-        eprintln!("ldm-sniff: {note}");
+    for skipped in &loaded.skipped {
+        note(skipped);
     }
     for connection in &loaded.connections {
         let addr = target.unwrap_or(connection.server);
@@ -71,6 +71,35 @@ fn run_libvirt(args: &ConformArgs, loaded: &libvirt::Loaded, started: Instant) -
     let recorded = libvirt::transcript(&loaded.connections, &libvirt::recorded(&loaded.connections));
     let target_name = target.map_or_else(|| "the recorded libvirtd".to_string(), |t| t.to_string());
     finish(args, actual, recorded, &target_name, started)
+}
+
+/// Whether `--raw` may send these frames: not through capabilities the
+/// binary lends a user who is not root (unless an admin allowed it), and
+/// only to destinations `--target` could name (the group, loopback, a
+/// connected network) unless `--allow-remote`.
+fn may_inject(args: &ConformArgs, requests: &[conform::Request]) -> Result<(), String> {
+    use ldm_sniff::privilege::{lent_by_the_file, may_inject, INJECT_GROUP};
+    if lent_by_the_file() && !may_inject() {
+        return Err(format!(
+            "--raw sends the capture's frames as they are (any source, any destination); through the capabilities the binary lends a user who is not root, it is refused: run it as root (sudo), or have an admin add you to the group {INJECT_GROUP}"
+        ));
+    }
+    if args.allow_remote {
+        return Ok(());
+    }
+    for request in requests {
+        let Some(frame) = &request.ethernet else { continue };
+        let Ok(packet) = etherparse::SlicedPacket::from_ethernet(frame) else { continue };
+        let Some(etherparse::NetSlice::Ipv4(ip)) = packet.net else { continue };
+        let destination = ip.header().destination_addr();
+        if !destination.is_multicast() && !conform::is_local_addr(destination.into()) {
+            return Err(format!(
+                "--raw: frame {} of {} goes to {destination}, neither multicast nor on a directly connected network; sending it needs --allow-remote",
+                request.frame, args.capture
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn run_ldm(args: &ConformArgs, requests: &[conform::Request], started: Instant) -> ExitCode {
@@ -104,12 +133,21 @@ fn run_ldm(args: &ConformArgs, requests: &[conform::Request], started: Instant) 
         Pace::Recorded => conform::Pace::Recorded,
         Pace::Fast => conform::Pace::Fast,
     };
+    if args.raw {
+        if let Err(message) = may_inject(args, requests) {
+            return error(&message);
+        }
+    }
     let injector = match args.raw.then(|| conform::inject::Injector::open(&iface)).transpose() {
         Ok(injector) => injector,
         Err(e) => {
             return error(&format!("--raw: cannot open a packet socket on {iface}: {e} (needs root or CAP_NET_RAW)"))
         }
     };
+    // The packet socket is open: nothing from here on needs a capability.
+    if let Err(message) = ldm_sniff::privilege::drop_all() {
+        return error(&message);
+    }
     if args.raw {
         if let Some(request) = requests.iter().find(|r| r.ethernet.is_none()) {
             return error(&format!(
@@ -128,7 +166,7 @@ fn run_ldm(args: &ConformArgs, requests: &[conform::Request], started: Instant) 
             return error(&format!("cannot replay to {}: {e}; check the target is reachable from {iface}", target.addr))
         }
     };
-    let actual = conform::transcript(requests, &replies, args.window, &norm);
+    let actual = conform::transcript_of(requests, &replies, args.window, &norm);
     let recorded = conform::transcript(requests, &conform::recorded(requests), args.window, &norm);
     finish(args, actual, recorded, &target.addr.to_string(), started)
 }
@@ -147,7 +185,7 @@ fn finish(
         if let Err(e) = std::fs::write(path, &actual_text) {
             return error(&format!("{path}: cannot write the snapshot: {e}"));
         }
-        eprintln!("ldm-sniff: wrote {} request(s) to {path}", actual.len());
+        note(&format!("wrote {} request(s) to {path}", actual.len()));
         return ExitCode::SUCCESS;
     }
     let (expected, expected_text, expected_name) = match expected(args, recorded) {
@@ -179,7 +217,7 @@ fn finish(
         },
     }
     if shown.is_some() {
-        eprintln!("ldm-sniff: the target's replies differ from {expected_name} (- expected, + target)");
+        note(&format!("the target's replies differ from {expected_name} (- expected, + target)"));
         return ExitCode::from(EXIT_FINDINGS);
     }
     ExitCode::SUCCESS

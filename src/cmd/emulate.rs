@@ -10,7 +10,7 @@ use ldm_sniff::cli::{EmulateArgs, ProbeFormat};
 use ldm_sniff::emulate::{self, ConfigFile, Emulator, Fault, Identity, ReplyTo, Responder};
 use ldm_sniff::probe;
 
-use super::{error, interface};
+use super::{error, interface, note};
 
 pub fn run(args: &EmulateArgs) -> ExitCode {
     let file = match args.config.as_deref().map(ConfigFile::load).transpose() {
@@ -71,24 +71,30 @@ pub fn run(args: &EmulateArgs) -> ExitCode {
         let _ = signal_hook::flag::register(signal, stop.clone());
     }
     let id = &responder.identity;
-    eprintln!(
-        "ldm-sniff: emulating ldmd {} as {} ({}), {} MAC(s) owned{}; Ctrl-C stops",
+    note(&format!(
+        "emulating ldmd {} as {} ({}), {} MAC(s) owned{}; Ctrl-C stops",
         id.ldmd_version,
         id.hostname,
         id.ip,
         responder.owns.len(),
         if responder.faults.is_empty() { String::new() } else { format!(", faults {:?}", responder.faults) }
-    );
+    ));
     let mut stdout = std::io::stdout();
     let mut emulator = Emulator::new(responder, options, socket, &mut stdout);
     if let Err(e) = emulator.run(&stop) {
         return error(&format!("emulator stopped: {e}"));
     }
     let report = &emulator.report;
-    eprintln!(
-        "ldm-sniff: {} request(s) answered with {} reply(ies), {} malformed dropped, {} over the rate limit, {} send(s) failed",
-        report.requests, report.replies, report.malformed, report.rate_limited, report.send_errors
-    );
+    note(&format!(
+        "{} request(s) answered with {} reply(ies), {} malformed dropped, {} over the rate limit, {} not sent to sources off every connected network, {} send(s) failed, {} log line(s) left out",
+        report.requests,
+        report.replies,
+        report.malformed,
+        report.rate_limited,
+        report.off_link,
+        report.send_errors,
+        report.log_suppressed
+    ));
     if report.allocations_failed > 0 {
         return ExitCode::from(crate::EXIT_FINDINGS);
     }
@@ -107,6 +113,15 @@ fn responder(args: &EmulateArgs, file: &ConfigFile, local: Ipv4Addr) -> Result<R
     let owns = emulate::parse_macs(owned)?.into_iter().collect();
     let mut faults: Vec<Fault> = file.faults.iter().map(|f| f.parse()).collect::<Result<_, _>>()?;
     faults.extend(args.faults.iter().copied());
+    // Each fault once: a repeated duplicate doubled the replies each time
+    // (2^30 of them for 30), a repeated delay added up.
+    for (i, fault) in faults.iter().enumerate() {
+        if faults[..i].iter().any(|earlier| std::mem::discriminant(earlier) == std::mem::discriminant(fault)) {
+            return Err(format!(
+                "the fault {fault} is given more than once (--fault and the config file together): give each fault once"
+            ));
+        }
+    }
     Ok(Responder { identity, owns, faults })
 }
 

@@ -6,6 +6,7 @@ pub mod emulate;
 
 use std::process::ExitCode;
 
+pub(crate) use crate::note;
 pub(crate) use crate::usage_error as error;
 
 /// `-i`, or the interface of the default route.

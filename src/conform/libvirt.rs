@@ -68,11 +68,13 @@ impl Step {
     }
 }
 
-/// A message from the daemon, and whether it came after the window.
+/// A message from the daemon, and whether it came after the window; or,
+/// with `not_kept`, how many more came than were kept.
 #[derive(Debug, Clone)]
 pub struct Received {
     pub bytes: Vec<u8>,
     pub late: bool,
+    pub not_kept: u64,
 }
 
 /// Per connection, per client message: what the daemon sent back.
@@ -199,7 +201,13 @@ pub fn transcript(connections: &[Connection], replies: &Replies) -> Vec<Exchange
                 frame: step.frame,
                 request,
                 // In arrival order: one connection's replies are ordered.
-                replies: step_replies.iter().map(|r| describe(&r.bytes, r.late)).collect(),
+                replies: step_replies
+                    .iter()
+                    .map(|r| match r.not_kept {
+                        0 => describe(&r.bytes, r.late),
+                        n => format!("... {n} more messages, not kept (a flood: at most {MAX_KEPT} per call)"),
+                    })
+                    .collect(),
             });
         }
     }
@@ -208,7 +216,7 @@ pub fn transcript(connections: &[Connection], replies: &Replies) -> Vec<Exchange
 
 /// The recorded replies, in the shape `replay` returns.
 pub fn recorded(connections: &[Connection]) -> Replies {
-    let received = |bytes: &Vec<u8>| Received { bytes: bytes.clone(), late: false };
+    let received = |bytes: &Vec<u8>| Received { bytes: bytes.clone(), late: false, not_kept: 0 };
     connections.iter().map(|c| c.steps.iter().map(|s| s.recorded.iter().map(received).collect()).collect()).collect()
 }
 
@@ -246,6 +254,7 @@ fn await_reply(
     let start = Instant::now();
     let deadline = Duration::from_secs_f64(2.0 * window);
     let mut got = Vec::new();
+    let mut not_kept = 0;
     while start.elapsed() < deadline {
         let Some(bytes) = reader.next(stream, deadline - start.elapsed())? else { break };
         let late = start.elapsed().as_secs_f64() > window;
@@ -256,18 +265,36 @@ fn await_reply(
         }
         let answers = header.is_some_and(|h| h.msg_type.is_reply() && h.prog == prog && h.serial == serial);
         let done = answers && header.is_some_and(|h| h.status != Status::Continue);
-        got.push(Received { bytes, late });
+        // A daemon that floods is shown by what it sent first, and how much
+        // more; past twice the cap the call is given up (no reply).
+        if got.len() < MAX_KEPT || done {
+            got.push(Received { bytes, late, not_kept: 0 });
+        } else {
+            not_kept += 1;
+            if not_kept >= MAX_KEPT as u64 {
+                break;
+            }
+        }
         if done {
             break;
         }
     }
+    if not_kept > 0 {
+        got.push(Received { bytes: Vec::new(), late: false, not_kept });
+    }
     Ok(got)
 }
 
-/// Whole messages from a TCP stream.
+/// Messages kept per call, at most (the awaited reply always is).
+pub const MAX_KEPT: usize = 256;
+
+/// Whole messages from a TCP stream. Messages are taken from `start` on;
+/// the bytes before it are dropped once they are half the buffer, so a
+/// stream of many small messages costs O(n), not a shift per message.
 #[derive(Default)]
 struct MessageReader {
     buffer: Vec<u8>,
+    start: usize,
 }
 
 impl MessageReader {
@@ -286,7 +313,13 @@ impl MessageReader {
             let mut chunk = [0u8; 64 * 1024];
             match stream.read(&mut chunk) {
                 Ok(0) => return Ok(None),
-                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    if self.start > self.buffer.len() / 2 {
+                        self.buffer.drain(..self.start);
+                        self.start = 0;
+                    }
+                    self.buffer.extend_from_slice(&chunk[..n]);
+                }
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return Ok(None),
                 Err(e) => return Err(e),
             }
@@ -294,15 +327,21 @@ impl MessageReader {
     }
 
     fn take(&mut self) -> Option<Vec<u8>> {
-        let len = u32::from_be_bytes(self.buffer.get(..4)?.try_into().ok()?) as usize;
+        let unread = &self.buffer[self.start..];
+        let len = u32::from_be_bytes(unread.get(..4)?.try_into().ok()?) as usize;
         if !(HEADER_LEN..=MAX_LEN).contains(&len) {
             // Not libvirt framing: hand the rest over as one unparsable message.
-            return (!self.buffer.is_empty()).then(|| std::mem::take(&mut self.buffer));
+            let rest = unread.to_vec();
+            self.buffer.clear();
+            self.start = 0;
+            return Some(rest);
         }
-        if self.buffer.len() < len {
+        if unread.len() < len {
             return None;
         }
-        Some(self.buffer.drain(..len).collect())
+        let message = unread[..len].to_vec();
+        self.start += len;
+        Some(message)
     }
 }
 

@@ -10,7 +10,6 @@ pub mod libvirt;
 pub mod report;
 pub mod transcript;
 
-use std::collections::HashSet;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -71,11 +70,11 @@ pub fn load(path: &str, window: f64) -> Result<Vec<Request>, String> {
     let reader = CaptureReader::open(path).map_err(|e| e.to_string())?;
     let mut requests: Vec<Request> = Vec::new();
     let mut subjects: Vec<Subject> = Vec::new();
-    let mut seen: HashSet<(IpAddr, u16, Vec<u8>)> = HashSet::new();
+    let mut recent = RecentDatagrams::default();
     let options = dissect::Options::default();
     let damage = pipeline::walk(reader, options, |d| {
         let (Some(msg), Some(ip)) = (&d.ldm, d.ip) else { return Ok(true) };
-        if !msg.magic_ok() || !seen.insert((ip.src, ip.id, msg.bytes.to_vec())) {
+        if !msg.magic_ok() || recent.repeats(d.frame.ts, ip.src, ip.id, msg.bytes) {
             return Ok(true);
         }
         let Some(subject) = subject(msg) else { return Ok(true) };
@@ -119,7 +118,72 @@ pub fn load(path: &str, window: f64) -> Result<Vec<Request>, String> {
 }
 
 /// The transcript of `requests` with the given replies per request.
+/// How long after a datagram the same one (same source, IP identification
+/// and bytes) is taken for a copy of it: a capture on several interfaces
+/// (`-i any`) records one datagram twice within microseconds. Later, the
+/// same bytes are a new request (ldmd sends discovery with IP id 0, and
+/// IP ids wrap).
+const DUPLICATE_SECS: f64 = 0.010;
+
+/// The datagrams of the last `DUPLICATE_SECS` of capture time, in capture
+/// order (to expire them) and counted by content (to look them up in O(1):
+/// a hostile capture may hold millions within one timestamp).
+#[derive(Default)]
+struct RecentDatagrams {
+    order: std::collections::VecDeque<(Timestamp, DatagramKey)>,
+    present: std::collections::HashSet<DatagramKey>,
+}
+
+type DatagramKey = (IpAddr, u16, Vec<u8>);
+
+impl RecentDatagrams {
+    /// Whether this datagram repeats one captured just before; remembers it.
+    fn repeats(&mut self, ts: Timestamp, src: IpAddr, id: u16, bytes: &[u8]) -> bool {
+        while let Some((at, _)) = self.order.front() {
+            if ts.seconds_since(*at) <= DUPLICATE_SECS {
+                break;
+            }
+            let Some((_, key)) = self.order.pop_front() else { break };
+            self.present.remove(&key);
+        }
+        let key = (src, id, bytes.to_vec());
+        if self.present.contains(&key) {
+            return true;
+        }
+        self.present.insert(key.clone());
+        self.order.push_back((ts, key));
+        false
+    }
+}
+
+/// Replies kept per request, at most: a target (or anyone on the segment)
+/// that floods is shown as what it sent first, and how many more.
+pub const MAX_REPLIES_KEPT: usize = 256;
+
+/// What a replay heard: the replies to each request, and how many more
+/// arrived past `MAX_REPLIES_KEPT`.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    pub replies: Vec<Vec<Reply>>,
+    pub not_kept: Vec<u64>,
+}
+
 pub fn transcript(requests: &[Request], replies: &[Vec<Reply>], window: f64, norm: &Normalise) -> Vec<Exchange> {
+    transcript_with(requests, replies, &[], window, norm)
+}
+
+/// The transcript of a replay, with a line for replies not kept.
+pub fn transcript_of(requests: &[Request], replayed: &Replayed, window: f64, norm: &Normalise) -> Vec<Exchange> {
+    transcript_with(requests, &replayed.replies, &replayed.not_kept, window, norm)
+}
+
+fn transcript_with(
+    requests: &[Request],
+    replies: &[Vec<Reply>],
+    not_kept: &[u64],
+    window: f64,
+    norm: &Normalise,
+) -> Vec<Exchange> {
     requests
         .iter()
         .zip(replies)
@@ -133,6 +197,11 @@ pub fn transcript(requests: &[Request], replies: &[Vec<Reply>], window: f64, nor
                 })
                 .collect();
             lines.sort();
+            if let Some(more) = not_kept.get(i).filter(|&&n| n > 0) {
+                lines.push(format!(
+                    "... {more} more replies, not kept (a flood: at most {MAX_REPLIES_KEPT} per request)"
+                ));
+            }
             Exchange {
                 index: i + 1,
                 frame: request.frame,
@@ -238,9 +307,9 @@ pub fn replay(
     requests: &[Request],
     pace: Pace,
     window: f64,
-) -> io::Result<Vec<Vec<Reply>>> {
+) -> io::Result<Replayed> {
     let window_d = Duration::from_secs_f64(window);
-    let mut replies: Vec<Vec<Reply>> = vec![Vec::new(); requests.len()];
+    let mut got = Replayed { replies: vec![Vec::new(); requests.len()], not_kept: vec![0; requests.len()] };
     let mut sent_at: Vec<Instant> = Vec::with_capacity(requests.len());
     let subjects: Vec<Option<Subject>> = requests.iter().map(|r| subject(&Message::parse(&r.bytes))).collect();
     let mut buf = vec![MaybeUninit::new(0u8); 65536];
@@ -255,36 +324,45 @@ pub fn replay(
             (Pace::Fast, _) => Instant::now(),
         };
         // Fast: wait until the previous request has as many replies as were
-        // recorded, or its window closed.
-        let previous_done = |replies: &[Vec<Reply>]| {
-            i == 0 || pace == Pace::Recorded || replies[i - 1].len() >= requests[i - 1].recorded.len()
+        // recorded, or its window closed; then go on at once.
+        let previous_done = |got: &Replayed| {
+            i == 0 || pace == Pace::Recorded || got.replies[i - 1].len() >= requests[i - 1].recorded.len()
         };
         let fast_deadline = sent_at.last().map(|t| *t + window_d);
         loop {
             let now = Instant::now();
-            let waiting_fast = pace == Pace::Fast && !previous_done(&replies) && fast_deadline.is_some_and(|d| now < d);
+            let waiting_fast = pace == Pace::Fast && !previous_done(&got) && fast_deadline.is_some_and(|d| now < d);
             if now >= due && !waiting_fast {
                 break;
             }
             let until = if waiting_fast { fast_deadline.unwrap_or(now) } else { due };
-            receive_until(socket, until, &subjects[..i], &sent_at, &mut replies, &mut buf)?;
+            let heard = Heard { subjects: &subjects[..i], sent_at: &sent_at };
+            receive_until(socket, until, &heard, &mut got, &mut buf, &|got| waiting_fast && previous_done(got))?;
         }
         sender.send(socket, request)?;
         sent_at.push(Instant::now());
     }
     let end = Instant::now() + 2 * window_d;
-    receive_until(socket, end, &subjects, &sent_at, &mut replies, &mut buf)?;
-    Ok(replies)
+    let heard = Heard { subjects: &subjects, sent_at: &sent_at };
+    receive_until(socket, end, &heard, &mut got, &mut buf, &|_| false)?;
+    Ok(got)
 }
 
-/// Receives until `until`, filing each reply under its request.
+/// The requests sent so far, for filing replies.
+struct Heard<'a> {
+    subjects: &'a [Option<Subject>],
+    sent_at: &'a [Instant],
+}
+
+/// Files replies under their requests until `until`, or until `done` says
+/// what was awaited has arrived.
 fn receive_until(
     socket: &Socket,
     until: Instant,
-    subjects: &[Option<Subject>],
-    sent_at: &[Instant],
-    replies: &mut [Vec<Reply>],
+    heard: &Heard<'_>,
+    got: &mut Replayed,
     buf: &mut [MaybeUninit<u8>],
+    done: &dyn Fn(&Replayed) -> bool,
 ) -> io::Result<()> {
     loop {
         let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
@@ -292,7 +370,7 @@ fn receive_until(
         };
         socket.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
         let (n, from) = match socket.recv_from(buf) {
-            Ok(got) => got,
+            Ok(received) => received,
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
@@ -309,16 +387,51 @@ fn receive_until(
         // under the latest request, so the diff shows it.
         let subject = subject(&msg);
         let index = match subject {
-            Some(s) if msg.magic_ok() => subjects[..sent_at.len()].iter().rposition(|r| *r == Some(s)),
-            _ => sent_at.len().checked_sub(1),
+            Some(s) if msg.magic_ok() => heard.subjects[..heard.sent_at.len()].iter().rposition(|r| *r == Some(s)),
+            _ => heard.sent_at.len().checked_sub(1),
         };
         let Some(i) = index else { continue };
-        let after = arrived.duration_since(sent_at[i]).as_secs_f64();
-        replies[i].push(Reply { bytes, from: *from.ip(), after });
+        if got.replies[i].len() >= MAX_REPLIES_KEPT {
+            got.not_kept[i] += 1;
+            continue;
+        }
+        let after = arrived.duration_since(heard.sent_at[i]).as_secs_f64();
+        got.replies[i].push(Reply { bytes, from: *from.ip(), after });
+        if done(got) {
+            return Ok(());
+        }
     }
 }
 
-/// The recorded replies per request, in `replay`'s shape.
 pub fn recorded(requests: &[Request]) -> Vec<Vec<Reply>> {
     requests.iter().map(|r| r.recorded.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_copy_within_milliseconds_repeats() {
+        let mut recent = RecentDatagrams::default();
+        let from: IpAddr = "10.1.1.5".parse().unwrap();
+        let at = |nanos: u32| Timestamp::new(100, nanos);
+        assert!(!recent.repeats(at(0), from, 0, b"request"));
+        assert!(recent.repeats(at(1_000), from, 0, b"request"), "a copy a microsecond later");
+        assert!(!recent.repeats(at(2_000), from, 1, b"request"), "another IP id is another datagram");
+        assert!(!recent.repeats(at(3_000), from, 0, b"other"), "other bytes");
+        assert!(!recent.repeats(at(20_000_000), from, 0, b"request"), "20 ms later: sent again");
+        assert_eq!(recent.present.len(), 1, "the older ones expired");
+    }
+
+    #[test]
+    fn many_datagrams_at_one_instant_are_each_remembered_once() {
+        let mut recent = RecentDatagrams::default();
+        let from: IpAddr = "10.1.1.5".parse().unwrap();
+        for i in 0..50_000u32 {
+            assert!(!recent.repeats(Timestamp::new(100, 0), from, 0, &i.to_be_bytes()));
+        }
+        assert!(recent.repeats(Timestamp::new(100, 0), from, 0, &7u32.to_be_bytes()));
+        assert_eq!(recent.order.len(), 50_000);
+    }
 }

@@ -89,8 +89,14 @@ pub struct Report {
     pub requests: u64,
     pub replies: u64,
     pub malformed: u64,
+    /// Replies not sent: over `--rate`, or over one source's share.
     pub rate_limited: u64,
+    /// Unicast replies not sent to a source off every connected network
+    /// (a spoofed source would make us reflect traffic at it).
+    pub off_link: u64,
     pub send_errors: u64,
+    /// Log lines left out by the per-kind limit.
+    pub log_suppressed: u64,
     pub allocated: Vec<[u8; 6]>,
     pub allocations_failed: u32,
 }
@@ -127,13 +133,101 @@ pub struct Emulator<'a> {
     refilled: Instant,
     candidates: VecDeque<[u8; 6]>,
     tried: HashSet<[u8; 6]>,
-    malformed_log: LogLimit,
+    /// One log limit per kind of event.
+    logs: [LogLimit; LogKind::COUNT],
+    /// The networks this host is connected to: unicast replies go there only.
+    connected: Vec<(u32, u32)>,
+    /// Unicast replies per source, a bucket each (the most recent sources).
+    per_source: lru::LruCache<Ipv4Addr, Bucket>,
     pub report: Report,
 }
 
+/// Kinds of log line, each limited on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogKind {
+    Malformed,
+    Ignored,
+    Replied,
+    NotReplied,
+    SendFailed,
+}
+
+impl LogKind {
+    const COUNT: usize = 5;
+
+    fn name(self) -> &'static str {
+        match self {
+            LogKind::Malformed => "malformed datagram",
+            LogKind::Ignored => "ignored request",
+            LogKind::Replied => "reply",
+            LogKind::NotReplied => "request not answered",
+            LogKind::SendFailed => "send failure",
+        }
+    }
+}
+
+/// A token bucket: `rate` a second, as many at most.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Bucket {
+    fn full(rate: f64) -> Bucket {
+        Bucket { tokens: rate, refilled: Instant::now() }
+    }
+
+    /// Takes up to `want` tokens; returns how many it got.
+    fn take(&mut self, want: usize, rate: f64) -> usize {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
+        self.refilled = now;
+        let got = (self.tokens.floor() as usize).min(want);
+        self.tokens -= got as f64;
+        got
+    }
+}
+
+/// Unicast replies one source may get a second: a requester asks for one
+/// MAC at a time, a second apart.
+const PER_SOURCE_RATE: f64 = 10.0;
+/// Sources whose share is tracked.
+const SOURCES_TRACKED: usize = 4096;
+
+/// The IPv4 networks of this host's interfaces, as (address, mask).
+fn connected_networks() -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list`, freed below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return out;
+    }
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: a node of the list getifaddrs made.
+        let ifa = unsafe { &*entry };
+        let v4 = |sa: *mut libc::sockaddr| -> Option<u32> {
+            // SAFETY: checked not null and AF_INET before reading as sockaddr_in.
+            unsafe {
+                (!sa.is_null() && i32::from((*sa).sa_family) == libc::AF_INET)
+                    .then(|| u32::from_be((*sa.cast::<libc::sockaddr_in>()).sin_addr.s_addr))
+            }
+        };
+        if let (Some(addr), Some(mask)) = (v4(ifa.ifa_addr), v4(ifa.ifa_netmask)) {
+            out.push((addr, mask));
+        }
+        entry = ifa.ifa_next;
+    }
+    // SAFETY: the list getifaddrs returned, freed once.
+    unsafe { libc::freeifaddrs(list) };
+    out
+}
+
 /// At most `MAX_PER_SECOND` log lines a second for one kind of event, so a
-/// flood of junk cannot turn into a flood of output; what was left out is
-/// counted in the next line that is written.
+/// flood (of junk, or of valid requests) cannot turn into a flood of output;
+/// what was left out is counted in the next line of its kind that is
+/// written, and in the closing summary.
 struct LogLimit {
     second: Option<Instant>,
     written: u32,
@@ -180,7 +274,9 @@ impl<'a> Emulator<'a> {
             refilled: Instant::now(),
             candidates,
             tried: HashSet::new(),
-            malformed_log: LogLimit::new(),
+            logs: std::array::from_fn(|_| LogLimit::new()),
+            connected: connected_networks(),
+            per_source: lru::LruCache::new(std::num::NonZeroUsize::new(SOURCES_TRACKED).expect("not zero")),
             report: Report::default(),
         }
     }
@@ -226,6 +322,12 @@ impl<'a> Emulator<'a> {
         while let Some(p) = self.pending.pop_front() {
             self.send_to(&p.bytes, p.to)?;
         }
+        for kind in [LogKind::Malformed, LogKind::Ignored, LogKind::Replied, LogKind::NotReplied, LogKind::SendFailed] {
+            let left_out = self.logs[kind as usize].take_suppressed();
+            if left_out > 0 {
+                self.log_line(&format!("{left_out} more {} log lines not written (rate limit)", kind.name()), &[])?;
+            }
+        }
         self.log.flush()
     }
 
@@ -238,57 +340,65 @@ impl<'a> Emulator<'a> {
         match action {
             Action::Malformed { reason } => {
                 self.report.malformed += 1;
-                if !self.malformed_log.allow() {
-                    return Ok(());
-                }
-                let suppressed = self.malformed_log.take_suppressed();
-                let reason = match suppressed {
-                    0 => reason,
-                    n => format!("{reason} ({n} more malformed datagrams not logged)"),
-                };
-                self.log_event(from, "malformed", &reason, 0)
+                self.log_event(LogKind::Malformed, from, "malformed", &reason, 0)
             }
-            Action::Ignore { request, reason } => self.log_event(from, &request, reason, 0),
+            Action::Ignore { request, reason } => self.log_event(LogKind::Ignored, from, &request, reason, 0),
             Action::Reply { request, replies, delay } => {
                 self.report.requests += 1;
                 if replies.is_empty() {
-                    return self.log_event(from, &request, "reply dropped (fault)", 0);
-                }
-                if !self.take_token() {
-                    self.report.rate_limited += 1;
-                    return self.log_event(from, &request, "rate limit reached: no reply", 0);
+                    return self.log_event(LogKind::NotReplied, from, &request, "reply dropped (fault)", 0);
                 }
                 let to = match self.options.reply_to {
                     ReplyTo::Multicast => SocketAddrV4::new(ldm::GROUP, self.options.port),
                     ReplyTo::Unicast => from,
                 };
-                let count = replies.len();
-                for bytes in replies {
+                let unicast = self.options.reply_to == ReplyTo::Unicast;
+                if unicast && !self.is_connected(*from.ip()) {
+                    self.report.off_link += replies.len() as u64;
+                    let why = "source on no connected network: no unicast reply (it could be spoofed)";
+                    return self.log_event(LogKind::NotReplied, from, &request, why, 0);
+                }
+                // Every reply takes a token (a duplicating fault makes two).
+                let mut allowed = self.take_tokens(replies.len());
+                if unicast {
+                    let share = self.per_source.get_or_insert_mut(*from.ip(), || Bucket::full(PER_SOURCE_RATE));
+                    allowed = share.take(allowed, PER_SOURCE_RATE);
+                }
+                self.report.rate_limited += (replies.len() - allowed) as u64;
+                if allowed == 0 {
+                    return self.log_event(LogKind::NotReplied, from, &request, "rate limit reached: no reply", 0);
+                }
+                for bytes in replies.into_iter().take(allowed) {
                     self.pending.push_back(Pending { due: Instant::now() + delay, bytes, to });
                 }
-                self.report.replies += count as u64;
+                self.report.replies += allowed as u64;
                 let what = if delay.is_zero() {
                     format!("replied to {to}")
                 } else {
                     format!("replying to {to} after {} ms", delay.as_millis())
                 };
                 self.send_due()?;
-                self.log_event(from, &request, &what, count)
+                self.log_event(LogKind::Replied, from, &request, &what, allowed)
             }
         }
     }
 
-    /// A token bucket of `rate` replies per second.
-    fn take_token(&mut self) -> bool {
+    /// Whether `ip` lies on one of this host's networks (loopback included).
+    fn is_connected(&self, ip: Ipv4Addr) -> bool {
+        let ip = u32::from(ip);
+        self.connected.iter().any(|(addr, mask)| ip & mask == addr & mask)
+    }
+
+    /// Takes up to `want` tokens of the `rate` replies a second; returns
+    /// how many it got.
+    fn take_tokens(&mut self, want: usize) -> usize {
         let rate = f64::from(self.options.rate);
         let now = Instant::now();
         self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
         self.refilled = now;
-        if self.tokens < 1.0 {
-            return false;
-        }
-        self.tokens -= 1.0;
-        true
+        let got = (self.tokens.floor() as usize).min(want);
+        self.tokens -= got as f64;
+        got
     }
 
     fn send_due(&mut self) -> io::Result<()> {
@@ -308,7 +418,11 @@ impl<'a> Emulator<'a> {
             Ok(_) => Ok(()),
             Err(e) => {
                 self.report.send_errors += 1;
-                self.log_line(&format!("cannot send to {to}: {e}"), &[])
+                let text = format!("cannot send to {to}: {e}");
+                if self.allow_log(LogKind::SendFailed).is_some() {
+                    self.log_line(&text, &[])?;
+                }
+                Ok(())
             }
         }
     }
@@ -392,7 +506,30 @@ impl<'a> Emulator<'a> {
         Ok(true)
     }
 
-    fn log_event(&mut self, from: SocketAddrV4, request: &str, action: &str, replies: usize) -> io::Result<()> {
+    /// Whether a line of `kind` may be written now; `Some` with the number
+    /// of that kind's lines left out since the last one written.
+    fn allow_log(&mut self, kind: LogKind) -> Option<u64> {
+        let limit = &mut self.logs[kind as usize];
+        if !limit.allow() {
+            self.report.log_suppressed += 1;
+            return None;
+        }
+        Some(limit.take_suppressed())
+    }
+
+    fn log_event(
+        &mut self,
+        kind: LogKind,
+        from: SocketAddrV4,
+        request: &str,
+        action: &str,
+        replies: usize,
+    ) -> io::Result<()> {
+        let Some(left_out) = self.allow_log(kind) else { return Ok(()) };
+        let action = match left_out {
+            0 => action.to_string(),
+            n => format!("{action} ({n} more {} lines not written)", kind.name()),
+        };
         if self.options.json {
             let record = serde_json::json!({
                 "time": now_text(),

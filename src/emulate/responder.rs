@@ -35,12 +35,34 @@ pub enum Fault {
 /// The names `--fault` accepts, for error messages and help.
 pub const FAULT_NAMES: &str = "delay:MS, drop, duplicate, little-endian, bad-version, bad-magic, truncate, wrong-port";
 
+/// The longest `delay:MS` (a minute: far past any requester's window).
+pub const MAX_DELAY_MS: u64 = 60_000;
+
+impl std::fmt::Display for Fault {
+    /// The form `--fault` takes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Delay(d) => write!(f, "delay:{}", d.as_millis()),
+            Fault::Drop => f.write_str("drop"),
+            Fault::Duplicate => f.write_str("duplicate"),
+            Fault::LittleEndian => f.write_str("little-endian"),
+            Fault::BadVersion => f.write_str("bad-version"),
+            Fault::BadMagic => f.write_str("bad-magic"),
+            Fault::Truncate => f.write_str("truncate"),
+            Fault::WrongPort => f.write_str("wrong-port"),
+        }
+    }
+}
+
 impl FromStr for Fault {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Fault, String> {
         if let Some(ms) = text.strip_prefix("delay:") {
             let ms: u64 = ms.parse().map_err(|_| format!("'{text}': delay:MS needs whole milliseconds"))?;
+            if ms > MAX_DELAY_MS {
+                return Err(format!("'{text}': a delay of at most {MAX_DELAY_MS} ms"));
+            }
             return Ok(Fault::Delay(Duration::from_millis(ms)));
         }
         match text {

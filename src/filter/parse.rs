@@ -51,12 +51,20 @@ impl FilterError {
         self
     }
 
-    /// The message with the expression and a caret under the offending part.
+    /// The message with the expression and a caret under the offending
+    /// part. Control characters of the expression are shown escaped (the
+    /// caret counts them as shown), never sent to the terminal.
     pub fn render(&self, expression: &str) -> String {
-        let prefix = expression.get(..self.at.min(expression.len())).unwrap_or("");
-        let pad = " ".repeat(prefix.chars().count());
-        let marks = format!("^{}", "~".repeat(self.len.saturating_sub(1)));
-        let mut out = format!("invalid display filter: {}\n  {expression}\n  {pad}{marks}", self.message);
+        use crate::output::escape_controls;
+        let at = self.at.min(expression.len());
+        let prefix = expression.get(..at).unwrap_or("");
+        let span = expression.get(at..(at + self.len).min(expression.len())).unwrap_or("");
+        let pad = " ".repeat(escape_controls(prefix).chars().count());
+        let width = escape_controls(span).chars().count().max(1);
+        let marks = format!("^{}", "~".repeat(width - 1));
+        let shown = escape_controls(expression).replace('\n', "\\x0a");
+        let message = escape_controls(&self.message).replace('\n', "\\x0a");
+        let mut out = format!("invalid display filter: {message}\n  {shown}\n  {pad}{marks}");
         if let Some(hint) = &self.hint {
             out.push_str(&format!("\nhint: {hint}"));
         }
