@@ -88,3 +88,25 @@ pub fn pcap_fragments_of_one_datagram(count: usize, size: usize) -> Vec<u8> {
     }
     w.into_inner()
 }
+
+/// A pcap of the first and last fragments of one datagram, then `count`
+/// 8-byte fragments between them that never fill the hole at offset 8:
+/// every arrival finds a head and a tail, so a reassembler that checks
+/// completeness by collecting its pieces pays for all of them each time.
+pub fn pcap_fragments_around_a_hole(count: usize) -> Vec<u8> {
+    const END: usize = 64_000;
+    let sender = Ipv4Udp { id: 0x4343, ..Ipv4Udp::ldm(SENDER, 0x4343) };
+    let mut w = PcapWriter::new(Vec::new(), Linktype::ETHERNET, false, false).expect("writing to a Vec");
+    let dst = multicast_mac(crate::wire::ldm::GROUP);
+    // The head carries the UDP header of a datagram to the ldm port.
+    let datagram = sender.udp_datagram(&vec![0x5a; END]);
+    let head = sender.fragment(&datagram[..8], 0, true);
+    let tail = sender.fragment(&[0x5a; 8], END, false);
+    let middle = (0..count).map(|i| sender.fragment(&[0x5a; 8], 16 + (i * 8) % (END - 16), true));
+    for (i, packet) in [head, tail].into_iter().chain(middle).enumerate() {
+        let frame = ethernet(SENDER_MAC, dst, &[], 0x0800, &packet);
+        let ts = Timestamp::new(1, (i % 1_000_000) as u32 * 1000);
+        w.write_packet(ts, &frame, frame.len() as u32).expect("writing to a Vec");
+    }
+    w.into_inner()
+}
