@@ -12,6 +12,30 @@ fn parse_autostop(text: &str) -> Result<f64, String> {
     }
 }
 
+/// `-c`: a positive count (tshark and tcpdump refuse 0 too).
+fn parse_count(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{text}' is not a packet count: give 1 or more")),
+    }
+}
+
+/// A UDP or TCP port: 1-65535 (0 is no port on the wire).
+fn port(text: &str) -> Result<u16, String> {
+    match text.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("'{text}' is not a port: give 1-65535")),
+        Ok(port) => Ok(port),
+    }
+}
+
+/// `--max-entries`: at least 16 (one burst's worth), at most 16M.
+fn parse_max_entries(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (16..=1 << 24).contains(&n) => Ok(n),
+        _ => Err(format!("'{text}' is not an entry count: give 16-16777216")),
+    }
+}
+
 fn parse_stats(text: &str) -> Result<StatsKind, String> {
     StatsKind::parse(text)
 }
@@ -62,11 +86,13 @@ pub enum Color {
     version,
     disable_version_flag = true,
     args_conflicts_with_subcommands = true,
-    about = "Decode and validate Oracle VM Server for SPARC (ldmd) discovery and MAC-lookup traffic",
+    about = "Decode and validate Oracle VM Server for SPARC (ldmd) discovery and MAC-lookup traffic, and libvirt RPC",
     long_about = "Decode and validate Oracle VM Server for SPARC (Logical Domains Manager, ldmd) \
-multicast traffic: discovery and MAC collision lookups on UDP 239.129.9.27:64535.\n\n\
-Reads pcap and pcapng captures written by tcpdump, Wireshark or dumpcap. Every ldm packet \
-is decoded and checked; deviations are reported as anomaly keys such as ldm.bad_magic.\n\n\
+multicast traffic: discovery and MAC collision lookups on UDP 239.129.9.27:64535; and libvirt \
+RPC (libvirtd, TCP 16509; TLS records on 16514).\n\n\
+Reads pcap, pcapng and snoop captures written by tcpdump, Wireshark, dumpcap or Solaris snoop, \
+or captures live (-i). Every packet is decoded and checked; deviations are reported as anomaly \
+keys such as ldm.bad_magic.\n\n\
 Exit status: 0 clean, 1 a finding at or above --fail-on, 2 usage or I/O error.",
     after_help = "Examples:\n  ldm-sniff -r capture.pcapng\n  ldm-sniff -r capture.pcap -V\n  \
 tcpdump -i any -w - udp port 64535 | ldm-sniff -r -\n  ldm-sniff -r capture.pcapng -T jsonl > packets.jsonl"
@@ -114,8 +140,8 @@ pub struct Args {
     #[arg(long)]
     pub no_join: bool,
 
-    /// Stop after COUNT ldm packets.
-    #[arg(short = 'c', value_name = "COUNT")]
+    /// Stop after COUNT ldm (and libvirt) packets.
+    #[arg(short = 'c', value_name = "COUNT", value_parser = parse_count)]
     pub count: Option<u64>,
 
     /// Print a tree of every layer and field per packet.
@@ -148,7 +174,7 @@ pub struct Args {
     pub all: bool,
 
     /// UDP port that carries ldm traffic.
-    #[arg(long, default_value_t = crate::wire::ldm::PORT, value_name = "PORT")]
+    #[arg(long, default_value_t = crate::wire::ldm::PORT, value_name = "PORT", value_parser = port)]
     pub port: u16,
 
     /// Also recognise ldm messages by their magic number on any UDP port.
@@ -156,11 +182,11 @@ pub struct Args {
     pub heuristic: bool,
 
     /// TCP port that carries libvirt RPC (libvirtd's plain listener).
-    #[arg(long, default_value_t = crate::wire::libvirt::PORT, value_name = "PORT")]
+    #[arg(long, default_value_t = crate::wire::libvirt::PORT, value_name = "PORT", value_parser = port)]
     pub libvirt_port: u16,
 
     /// TCP port that carries libvirt RPC over TLS (shown as TLS records).
-    #[arg(long, default_value_t = crate::wire::libvirt::TLS_PORT, value_name = "PORT")]
+    #[arg(long, default_value_t = crate::wire::libvirt::TLS_PORT, value_name = "PORT", value_parser = port)]
     pub libvirt_tls_port: u16,
 
     /// Exit 1 when a finding of this severity or worse was seen.
@@ -181,7 +207,8 @@ pub struct Args {
     #[arg(short = 'Y', value_name = "FILTER")]
     pub display_filter: Option<String>,
 
-    /// Statistics after the packets: ldm,summary | ldm,hosts | ldm,macs | ldm,rtt (repeatable; with -q, only them).
+    /// Statistics after the packets: ldm,summary | ldm,hosts | ldm,macs | ldm,rtt | libvirt,procs |
+    /// libvirt,conversations (repeatable; with -q, only them).
     #[arg(short = 'z', value_name = "STATS", value_parser = parse_stats)]
     pub stats: Vec<StatsKind>,
 
@@ -193,13 +220,24 @@ pub struct Args {
     #[arg(long, default_value = "20/1", value_name = "N/SECS", value_parser = parse_storm)]
     pub storm: (u32, f64),
 
+    /// The most MACs one host's start-up check looks up: a burst of more is a storm. Oracle allows
+    /// up to 256 domains per system; 1,024 is four MACs each.
+    #[arg(long, default_value_t = crate::analyze::STARTUP_MAX_LOOKUPS, value_name = "MACS",
+          value_parser = clap::value_parser!(u32).range(1..=262_144))]
+    pub startup_max: u32,
+
     /// Cap of the analysis's MAC tables (host tables get a quarter); past it the oldest entries are evicted and counted.
-    #[arg(long, default_value_t = 8_192, value_name = "N")]
+    #[arg(long, default_value_t = 8_192, value_name = "N", value_parser = parse_max_entries)]
     pub max_entries: usize,
 
     /// Colour the output.
     #[arg(long, value_enum, default_value_t = Color::Auto, value_name = "WHEN")]
     pub color: Color,
+
+    /// Words after the flags, as tcpdump takes its filter: refused with a
+    /// hint (-Y or -f), never silently ignored.
+    #[arg(hide = true, value_name = "EXPRESSION")]
+    pub trailing: Vec<String>,
 }
 
 /// Active probes: they send on the segment, as ldmd does.
@@ -226,7 +264,7 @@ pub struct ProbeArgs {
     pub interface: Option<String>,
 
     /// Multicast TTL (ldmd's default is 1: this subnet only).
-    #[arg(long, default_value_t = 1, value_name = "HOPS")]
+    #[arg(long, default_value_t = 1, value_name = "HOPS", value_parser = clap::value_parser!(u32).range(1..=255))]
     pub ttl: u32,
 
     /// Output: a table, or JSON.
@@ -264,7 +302,7 @@ pub struct CheckMacArgs {
     pub window: f64,
 
     /// Lookups to repeat when nobody answered (a lost datagram is not a free MAC).
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
     pub retries: u32,
 }
 
@@ -278,19 +316,19 @@ pub struct EmulateArgs {
     #[arg(long, value_name = "ADDR", conflicts_with = "interface")]
     pub bind: Option<std::net::Ipv4Addr>,
 
-    /// Hostname to advertise (default: this host's name).
+    /// Hostname to advertise [default: this host's name, or the config file's].
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
 
-    /// IP address to advertise (default: the interface's, or --bind).
+    /// IP address to advertise [default: the interface's, or --bind, or the config file's].
     #[arg(long, value_name = "ADDR")]
     pub ip: Option<std::net::Ipv4Addr>,
 
-    /// ldmd version string to advertise.
+    /// ldmd version string to advertise [default: 3.6.1.0.11, or the config file's].
     #[arg(long = "ldmd-version", value_name = "TEXT")]
     pub ldmd_version: Option<String>,
 
-    /// XMPP port to advertise.
+    /// XMPP port to advertise [default: 6482, or the config file's].
     #[arg(long = "port-no", value_name = "PORT")]
     pub port_no: Option<i32>,
 
@@ -312,7 +350,7 @@ pub struct EmulateArgs {
     pub reply: Option<crate::emulate::ReplyTo>,
 
     /// Replies per second at most.
-    #[arg(long, default_value_t = 100, value_name = "N")]
+    #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub rate: u32,
 
     /// Stop after SECS seconds (default: run until Ctrl-C).
@@ -332,7 +370,7 @@ pub struct EmulateArgs {
     pub format: ProbeFormat,
 
     /// UDP port (ldmd's is 64535).
-    #[arg(long, default_value_t = crate::wire::ldm::PORT, value_name = "PORT")]
+    #[arg(long, default_value_t = crate::wire::ldm::PORT, value_name = "PORT", value_parser = port)]
     pub port: u16,
 }
 
@@ -371,7 +409,7 @@ pub struct ConformArgs {
     pub interface: Option<String>,
 
     /// Multicast TTL.
-    #[arg(long, default_value_t = 1, value_name = "HOPS")]
+    #[arg(long, default_value_t = 1, value_name = "HOPS", value_parser = clap::value_parser!(u32).range(1..=255))]
     pub ttl: u32,
 
     /// Request spacing.
@@ -426,7 +464,7 @@ pub struct ConformArgs {
     pub protocol: ConformProtocol,
 
     /// libvirt: TCP port of libvirtd in the capture.
-    #[arg(long, default_value_t = crate::wire::libvirt::PORT, value_name = "PORT")]
+    #[arg(long, default_value_t = crate::wire::libvirt::PORT, value_name = "PORT", value_parser = port)]
     pub libvirt_port: u16,
 }
 

@@ -175,7 +175,7 @@ catalogue! {
         "a burst of lookups of distinct MACs from one host: an ldmd start-up check (ldmd/mac_collision_check)",
         "nothing, if that ldmd just started";
     LdmLookupStorm = "ldm.lookup_storm", Warn,
-        "a burst of lookups from one host that repeats MACs or goes on for long: a runaway requester",
+        "a burst of lookups from one host that repeats MACs, goes on for long, or covers more MACs than one host owns (--startup-max): a runaway requester",
         "look at that host's ldmd log (svcs -L ldmd) and restart it if it loops";
     LdmUnsolicitedResponse = "ldm.unsolicited_response", Warn,
         "a response with no matching request, although the capture was running when the request would have been sent",
@@ -341,6 +341,12 @@ pub enum Detail {
         lookups: u32,
         distinct: u32,
         secs: f64,
+    },
+    /// A burst of more lookups than one start-up check makes.
+    LongBurst {
+        lookups: u32,
+        secs: f64,
+        most: u32,
     },
     /// A timestamp that went backwards.
     Backwards {

@@ -56,7 +56,9 @@ fn relative(path: &Path) -> String {
 /// Captures of thousands of packets: snapshotted through their statistics,
 /// not packet by packet.
 fn is_large(path: &Path) -> bool {
-    ["startup-check.pcapng", "lookup-storm.pcapng", "virsh-lossy.pcap"].iter().any(|name| path.ends_with(name))
+    ["startup-check.pcapng", "startup-check-too-big.pcapng", "lookup-storm.pcapng", "virsh-lossy.pcap"]
+        .iter()
+        .any(|name| path.ends_with(name))
 }
 
 /// The tables a large capture is snapshotted by.
@@ -178,6 +180,7 @@ fn options() {
         ("filter_late", &["-V", "-Y", r#"expert == "ldm.late_response""#, "-r", "captures/late-response.pcapng"]),
         ("filter_storm_flagged", &["-Y", "expert", "-r", "captures/lookup-storm.pcapng"]),
         ("filter_startup_flagged", &["-Y", "expert", "-r", "captures/startup-check.pcapng"]),
+        ("filter_startup_too_big_flagged", &["-Y", "expert", "-r", "captures/startup-check-too-big.pcapng"]),
         (
             "filter_json",
             &["-T", "jsonl", "-Y", "ldm.msg_type == DISC_RESP and ldm.rtt > 0.005", "-r", "captures/discovery.pcapng"],
@@ -189,6 +192,16 @@ fn options() {
         ("window_longer", &["--window", "2", "-r", "captures/late-response.pcapng"]),
         ("storm_threshold", &["--storm", "2000/1", "-q", "-z", "ldm,summary", "-r", "captures/lookup-storm.pcapng"]),
         ("bad_storm", &["--storm", "fast", "-r", "captures/lookup-storm.pcapng"]),
+        (
+            "startup_max_raised",
+            &["--startup-max", "2000", "-Y", "expert", "-r", "captures/startup-check-too-big.pcapng"],
+        ),
+        // tshark's and tcpdump's habits, met with a clear refusal (issue 24).
+        ("capture_filter_on_a_file", &["-f", "udp port 64535", "-r", "captures/discovery.pcapng"]),
+        ("trailing_filter", &["-r", "captures/discovery.pcapng", "udp port 64535"]),
+        ("count_zero", &["-c", "0", "-r", "captures/discovery.pcapng"]),
+        ("port_zero", &["--port", "0", "-r", "captures/discovery.pcapng"]),
+        ("max_entries_zero", &["--max-entries", "0", "-r", "captures/discovery.pcapng"]),
     ];
     snapshots! {
         for (name, args) in cases {

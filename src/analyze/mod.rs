@@ -30,6 +30,13 @@ pub const ALLOCATION_TIMEOUT: f64 = 30.0;
 /// rather than called unsolicited.
 pub const LATE_HORIZON: f64 = 60.0;
 
+/// The most lookups one ldmd start-up check makes, by default: one per MAC
+/// its host owns. Oracle documents up to 128 domains per system (256 on
+/// Fujitsu M10/M12); a domain has its own MAC and, commonly, a few virtual
+/// network devices: 256 x 4. (A guest domain may have up to 999 devices, so
+/// a host that owns more MACs sets `--startup-max`.)
+pub const STARTUP_MAX_LOOKUPS: u32 = 1_024;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Response window in seconds (ldmd waits 1 s).
@@ -39,6 +46,9 @@ pub struct Options {
     pub storm_secs: f64,
     /// A burst lasting longer than this is a runaway, whatever it looks up.
     pub storm_max_secs: f64,
+    /// A burst of more lookups than this is a runaway too: a start-up check
+    /// looks up each MAC its host owns once (see `STARTUP_MAX_LOOKUPS`).
+    pub startup_max_lookups: u32,
     /// Cap of the per-MAC tables; the per-host tables get a quarter of it
     /// (a segment has far fewer ldmd hosts than MACs).
     pub max_entries: usize,
@@ -52,7 +62,14 @@ impl Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options { window: 1.0, storm_lookups: 20, storm_secs: 1.0, storm_max_secs: 10.0, max_entries: 8_192 }
+        Options {
+            window: 1.0,
+            storm_lookups: 20,
+            storm_secs: 1.0,
+            storm_max_secs: 10.0,
+            startup_max_lookups: STARTUP_MAX_LOOKUPS,
+            max_entries: 8_192,
+        }
     }
 }
 
@@ -146,6 +163,8 @@ pub(crate) struct RequesterState {
     /// distinct MACs, kept as lookups come and go rather than recounted.
     recent_macs: std::collections::HashMap<[u8; 6], u32, ahash::RandomState>,
     burst_start: Option<Timestamp>,
+    /// Lookups since `burst_start`.
+    burst_lookups: u32,
     burst_flagged: Option<Key>,
 }
 
@@ -507,11 +526,15 @@ fn lookup_burst(state: &mut RequesterState, options: &Options, mac: [u8; 6], ts:
         *state.recent_macs.entry(mac).or_default() += 1;
     }
     let in_burst = state.recent.len() as u32 >= options.storm_lookups;
+    if state.burst_start.is_some() {
+        state.burst_lookups = state.burst_lookups.saturating_add(1);
+    }
     if !in_burst {
         // The rate fell below the threshold: the burst is over.
         if state.recent.len() as u32 <= options.storm_lookups / 2 {
             let was_storm = !counting_macs(state);
             state.burst_start = None;
+            state.burst_lookups = 0;
             state.burst_flagged = None;
             if was_storm {
                 recount_macs(state);
@@ -522,8 +545,19 @@ fn lookup_burst(state: &mut RequesterState, options: &Options, mac: [u8; 6], ts:
     if state.burst_flagged == Some(Key::LdmLookupStorm) {
         return;
     }
-    let start = *state.burst_start.get_or_insert(state.recent.front().map_or(ts, |(t, _)| *t));
-    let lasted = secs(ts, start);
+    if state.burst_start.is_none() {
+        state.burst_start = Some(state.recent.front().map_or(ts, |(t, _)| *t));
+        state.burst_lookups = state.recent.len() as u32;
+    }
+    let lasted = state.burst_start.map_or(0.0, |start| secs(ts, start));
+    if state.burst_lookups > options.startup_max_lookups {
+        // More MACs than one host's start-up check covers.
+        let detail =
+            Detail::LongBurst { lookups: state.burst_lookups, secs: lasted, most: options.startup_max_lookups };
+        note.push(Key::LdmLookupStorm, detail);
+        state.burst_flagged = Some(Key::LdmLookupStorm);
+        return;
+    }
     let lookups = state.recent.len() as u32;
     let distinct = state.recent_macs.len() as u32;
     let window_secs = state.recent.front().map_or(0.0, |(t, _)| secs(ts, *t));

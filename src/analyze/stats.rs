@@ -28,19 +28,23 @@ pub enum StatsKind {
 }
 
 impl StatsKind {
+    /// Every table, in the order the help lists them.
+    pub const ALL: [StatsKind; 6] = [
+        StatsKind::Summary,
+        StatsKind::Hosts,
+        StatsKind::Macs,
+        StatsKind::Rtt,
+        StatsKind::LibvirtProcs,
+        StatsKind::LibvirtConversations,
+    ];
+
     /// Parses tshark-style `ldm,summary`.
     pub fn parse(text: &str) -> Result<StatsKind, String> {
-        match text {
-            "ldm,summary" => Ok(StatsKind::Summary),
-            "ldm,hosts" => Ok(StatsKind::Hosts),
-            "ldm,macs" => Ok(StatsKind::Macs),
-            "ldm,rtt" => Ok(StatsKind::Rtt),
-            "libvirt,procs" => Ok(StatsKind::LibvirtProcs),
-            "libvirt,conversations" => Ok(StatsKind::LibvirtConversations),
-            other => Err(format!(
-                "unknown statistics '{other}': use ldm,summary, ldm,hosts, ldm,macs, ldm,rtt, libvirt,procs or libvirt,conversations"
-            )),
+        if let Some(kind) = StatsKind::ALL.into_iter().find(|kind| kind.name() == text) {
+            return Ok(kind);
         }
+        let names: Vec<&str> = StatsKind::ALL.iter().map(|kind| kind.name()).collect();
+        Err(format!("unknown statistics '{text}': use one of {}", names.join(", ")))
     }
 
     pub fn name(self) -> &'static str {

@@ -8,8 +8,8 @@ use ldm_sniff::conform::{self, libvirt, report, transcript, Exchange, Normalise,
 use ldm_sniff::dissect;
 use ldm_sniff::probe;
 
+use super::EXIT_FINDINGS;
 use super::{error, interface, note};
-use crate::EXIT_FINDINGS;
 
 pub fn run(args: &ConformArgs) -> ExitCode {
     let started = Instant::now();
@@ -198,7 +198,7 @@ fn finish(
             return error(&format!("{path}: cannot write the JUnit report: {e}"));
         }
     }
-    let color = crate::use_color(args.color);
+    let color = super::use_color(args.color);
     let shown = report::diff(&expected_text, &actual_text, &expected_name, &format!("target {target}"), color);
     match args.format {
         ConformFormat::Json => {

@@ -96,7 +96,7 @@ pub fn run(args: &EmulateArgs) -> ExitCode {
         report.log_suppressed
     ));
     if report.allocations_failed > 0 {
-        return ExitCode::from(crate::EXIT_FINDINGS);
+        return ExitCode::from(super::EXIT_FINDINGS);
     }
     ExitCode::SUCCESS
 }

@@ -154,13 +154,12 @@ fn mac(raw: u64, out: &mut Findings) {
     let mac = ldm::mac_from_u64(mac_value);
     if mac_value == 0 {
         out.push(Finding::new(Key::LdmMacZero, Detail::None));
-        return;
-    }
-    // The group bit: multicast, broadcast included.
-    if mac[0] & 1 == 1 {
+    } else if mac[0] & 1 == 1 {
+        // The group bit: multicast, broadcast included.
         out.push(Finding::new(Key::LdmMacMulticast, Detail::Mac(mac)));
-        return;
     }
+    // Said of every MAC outside the range, an invalid one too: each key
+    // answers its own question (a filter on one must not miss the other).
     if !(AUTO_FIRST..=AUTO_LAST).contains(&mac_value) {
         out.push(Finding::new(Key::LdmMacNotAuto, Detail::Mac(mac)));
     }

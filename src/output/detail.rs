@@ -104,6 +104,14 @@ pub fn write_detail(out: &mut Vec<u8>, detail: &Detail) {
             write_fixed(out, secs, 3, 0);
             out.extend_from_slice(b" s");
         }
+        Detail::LongBurst { lookups, secs, most } => {
+            write_integer(out, lookups);
+            out.extend_from_slice(b" lookups in ");
+            write_fixed(out, secs, 3, 0);
+            out.extend_from_slice(b" s, more than the ");
+            write_integer(out, most);
+            out.extend_from_slice(b" MACs of a start-up check");
+        }
         Detail::Backwards { secs } => {
             write_fixed(out, secs, 6, 0);
             out.extend_from_slice(b" s before the previous frame");
@@ -225,6 +233,9 @@ mod tests {
             Detail::Burst { lookups, distinct, secs } => {
                 format!("{lookups} lookups of {distinct} distinct MACs in {secs:.3} s")
             }
+            Detail::LongBurst { lookups, secs, most } => {
+                format!("{lookups} lookups in {secs:.3} s, more than the {most} MACs of a start-up check")
+            }
             Detail::Backwards { secs } => format!("{secs:.6} s before the previous frame"),
             Detail::Bytes(bytes) => format!("{bytes} bytes"),
             Detail::Serial { serial, frame } => format!("serial {serial}, frame {frame}"),
@@ -290,6 +301,7 @@ mod tests {
             Detail::AlsoFrom { mac: [0xfe, 0, 0x5e, 1, n as u8, 0x1b], frame: n },
             Detail::Chain { lookups: small, secs, first_frame: n },
             Detail::Burst { lookups: small, distinct: small / 2, secs },
+            Detail::LongBurst { lookups: small, secs, most: small / 2 },
             Detail::Backwards { secs },
             Detail::Bytes(n),
             Detail::Serial { serial: small, frame: n },

@@ -1,0 +1,144 @@
+//! Packet analysis, the default command: `-r FILE` here, `-i IFACE` in
+//! `live`. Both build the same pipeline configuration from the flags.
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+
+use ldm_sniff::analyze;
+use ldm_sniff::capture::{CaptureReader, Source};
+use ldm_sniff::cli::{Args, FailOn};
+use ldm_sniff::dissect;
+use ldm_sniff::expert::Severity;
+use ldm_sniff::filter::Filter;
+use ldm_sniff::output::{self, Style};
+use ldm_sniff::pipeline::{self, Config, Outcome, RunError, WriteTo};
+
+use super::{error, note, use_color, EXIT_FINDINGS};
+
+/// `-r FILE`: reads the capture through the pipeline.
+pub fn read(args: &Args, path: &str) -> ExitCode {
+    let config = match config(args, false) {
+        Ok(config) => config,
+        Err(message) => return error(&message),
+    };
+    let reader = match CaptureReader::open(path) {
+        Ok(reader) => reader,
+        Err(e) => return error(&e.to_string()),
+    };
+    match finish(reader, config) {
+        Ok(outcome) => exit_status(outcome, args),
+        Err(code) => code,
+    }
+}
+
+fn fail_threshold(fail_on: FailOn) -> Option<Severity> {
+    match fail_on {
+        FailOn::Error => Some(Severity::Error),
+        FailOn::Warn => Some(Severity::Warn),
+        FailOn::Note => Some(Severity::Note),
+        FailOn::Never => None,
+    }
+}
+
+/// `-w`: the sink, or an error message.
+fn open_write(args: &Args) -> Result<Option<WriteTo>, String> {
+    match args.write_file.as_deref() {
+        None => Ok(None),
+        Some("-") => {
+            if !args.stats.is_empty() || args.format != output::Format::Text {
+                return Err("-w - puts the capture on standard output; -z and -T json/jsonl/ek would mix into it: write the capture to a file instead".into());
+            }
+            Ok(Some(WriteTo { sink: Box::new(io::stdout()), annotate: args.annotate }))
+        }
+        Some(file) if args.read_file.as_deref().is_some_and(|input| ldm_sniff::capture::is_same_file(input, file)) => {
+            Err(format!(
+            "{file} is the capture being read: writing it would destroy it before it is read; write to another file"
+        ))
+        }
+        Some(file) => match std::fs::File::create(file) {
+            Ok(f) => Ok(Some(WriteTo { sink: Box::new(f), annotate: args.annotate })),
+            Err(e) => Err(format!("{file}: cannot create: {e}; check the directory exists and is writable")),
+        },
+    }
+}
+
+pub fn config(args: &Args, live: bool) -> Result<Config, String> {
+    let filter = match args.display_filter.as_deref().map(Filter::compile).transpose() {
+        Ok(filter) => filter,
+        Err(e) => return Err(e.render(args.display_filter.as_deref().unwrap_or(""))),
+    };
+    let write = open_write(args)?;
+    // Holding a request until its window closes lists its responses
+    // (`ldm.response_in`), which only -V and JSON show, and a filter may
+    // test; a plain line does not, and holding it would cost more than
+    // writing it.
+    let hold = !live
+        && (args.verbose
+            || args.format != output::Format::Text
+            || filter.as_ref().is_some_and(Filter::tests_responses));
+    // A capture on standard output leaves no room for packet lines.
+    let quiet = args.quiet || args.write_file.as_deref() == Some("-");
+    // Live on a terminal: show each packet as it comes.
+    let line_buffered = args.line_buffered || (live && io::stdout().is_terminal());
+    // Traffic that is neither ldm nor libvirt is skimmed unless it is to be
+    // shown (--all) or matched by -Y for -w. Live, the kernel's filter has
+    // already kept it out, so skimming would only cost.
+    let skim_other = !(live || args.all || (write.is_some() && filter.is_some()));
+    Ok(Config {
+        dissect: dissect::Options {
+            port: args.port,
+            heuristic: args.heuristic,
+            checksum_all: args.all,
+            libvirt_port: args.libvirt_port,
+            libvirt_tls_port: args.libvirt_tls_port,
+            skim_other,
+        },
+        output: output::Options {
+            format: args.format,
+            verbose: args.verbose,
+            hex: args.hex,
+            style: Style { color: use_color(args.color) && args.format == output::Format::Text },
+            line_buffered,
+        },
+        count: args.count,
+        all: args.all,
+        quiet,
+        analysis: analyze::Options {
+            window: args.window,
+            storm_lookups: args.storm.0,
+            storm_secs: args.storm.1,
+            startup_max_lookups: args.startup_max,
+            max_entries: args.max_entries,
+            ..analyze::Options::default()
+        },
+        stats: args.stats.clone(),
+        filter,
+        write,
+        hold,
+    })
+}
+
+/// Runs the pipeline over `source`; maps the outcome to an exit status.
+pub fn finish<S: Source>(source: S, config: Config) -> Result<Outcome, ExitCode> {
+    let out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    match pipeline::run(source, out, config) {
+        Ok(outcome) => Ok(outcome),
+        // `ldm-sniff ... | head`: the reader went away; that is not an error.
+        Err(RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Err(ExitCode::SUCCESS),
+        Err(e) => Err(error(&e.to_string())),
+    }
+}
+
+pub fn exit_status(outcome: Outcome, args: &Args) -> ExitCode {
+    if !args.quiet {
+        note(&outcome.summary.to_string());
+    }
+    let _ = io::stderr().flush();
+    if let Some(e) = outcome.capture_error {
+        return error(&e.to_string());
+    }
+    match (fail_threshold(args.fail_on), outcome.summary.worst) {
+        (Some(threshold), Some(worst)) if worst >= threshold => ExitCode::from(EXIT_FINDINGS),
+        _ => ExitCode::SUCCESS,
+    }
+}
