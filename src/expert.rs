@@ -63,6 +63,9 @@ catalogue! {
     FrameTimeOutOfRange = "frame.time_out_of_range", Warn,
         "the time the file gives this frame lies outside the years 1970-9999 (a wrong resolution, offset or clock); it is shown as the nearest end of that range",
         "check the capturing host's clock and the tool that wrote the file; -w writes the original time back unchanged";
+    FrameLinktypeUndecoded = "frame.linktype_undecoded", Warn,
+        "this frame's link type is one ldm-sniff does not decode, and its bytes hold what looks like ldm (the ldm port twice, or the magic number): ldm traffic may be going unchecked",
+        "convert the capture to a link type ldm-sniff reads (editcap -T), or capture on an Ethernet or ipnet interface; the summary counts the frames skipped per link type";
     // IP and UDP transport.
     IpBadChecksum = "ip.bad_checksum", Error,
         "the IPv4 header checksum is wrong: the packet was corrupted on the way",

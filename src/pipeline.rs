@@ -404,7 +404,7 @@ fn annotation(p: &Packet<'_, '_>) -> Option<String> {
 
 /// Reads `reader` to its end (or `-c`), analyses, and writes packets and
 /// statistics to `out`.
-pub fn run<S: Source, W: Write>(reader: S, out: W, mut config: Config) -> Result<Outcome, RunError> {
+pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Result<Outcome, RunError> {
     let mut printer = Printer::new(out, config.output);
     let mut summary = Summary::default();
     let mut held = Held::new(config.analysis.window);
@@ -415,9 +415,12 @@ pub fn run<S: Source, W: Write>(reader: S, out: W, mut config: Config) -> Result
         }
         None => (None, false),
     };
-    let (capture_error, analyzer) = walk_analyzed(reader, config.dissect, config.analysis, |d, note| {
+    let (capture_error, analyzer) = walk_analyzed(&mut reader, config.dissect, config.analysis, |d, note| {
         if !d.replayed && !d.continuation {
             summary.frames += 1;
+            if let Some(linktype) = d.undecoded_linktype() {
+                summary.undecoded_link(linktype);
+            }
         }
         printer.saw_frame(d.frame.ts);
         if d.is_shown() {
@@ -450,6 +453,7 @@ pub fn run<S: Source, W: Write>(reader: S, out: W, mut config: Config) -> Result
     })?;
     held.write_settled(None, &mut printer, filter)?;
     summary.evicted = analyzer.evicted();
+    summary.capture_dropped = reader.dropped();
     for kind in &config.stats {
         printer.stats(*kind, analyzer.stats(), &summary)?;
     }

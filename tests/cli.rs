@@ -79,7 +79,7 @@ macro_rules! snapshots {
 #[test]
 fn one_line_output_of_every_capture() {
     snapshots! {
-        insta::glob!("../captures", "**/*.pcap*", |path| {
+        insta::glob!("../captures", "**/*.{pcap,pcapng,snoop}", |path| {
             let transcript = if is_large(path) {
                 run(&[&["-q"][..], &stats_of(path), &["-r", &relative(path)]].concat())
             } else {
@@ -93,7 +93,7 @@ fn one_line_output_of_every_capture() {
 #[test]
 fn tree_output_of_every_capture() {
     snapshots! {
-        insta::glob!("../captures", "**/*.pcap*", |path| {
+        insta::glob!("../captures", "**/*.{pcap,pcapng,snoop}", |path| {
             if !is_large(path) {
                 insta::assert_snapshot!("tree", run(&["-V", "-r", &relative(path)]));
             }
@@ -104,7 +104,7 @@ fn tree_output_of_every_capture() {
 #[test]
 fn json_output_of_every_capture() {
     snapshots! {
-        insta::glob!("../captures", "**/*.pcap*", |path| {
+        insta::glob!("../captures", "**/*.{pcap,pcapng,snoop}", |path| {
             if !is_large(path) {
                 insta::assert_snapshot!("json", run(&["-T", "json", "-r", &relative(path)]));
             }
@@ -202,6 +202,7 @@ fn options() {
         ("count_zero", &["-c", "0", "-r", "captures/discovery.pcapng"]),
         ("port_zero", &["--port", "0", "-r", "captures/discovery.pcapng"]),
         ("max_entries_zero", &["--max-entries", "0", "-r", "captures/discovery.pcapng"]),
+        ("read_directory", &["-r", "captures"]),
     ];
     snapshots! {
         for (name, args) in cases {
@@ -217,6 +218,21 @@ fn reads_standard_input() {
     let from_file = run(&["-r", "captures/recorded/dumpcap.pcapng"]);
     assert_eq!(from_stdin.split_once("exit").map(|(_, rest)| rest), from_file.split_once("exit").map(|(_, rest)| rest));
     assert!(from_stdin.contains("exit: 0"), "{from_stdin}");
+}
+
+/// A snoop file reads from standard input as from the file, and errors on
+/// standard input name it so, not "-".
+#[test]
+fn snoop_reads_from_standard_input_and_stdin_errors_say_so() {
+    let capture = std::fs::read(repo().join("captures/solaris/discovery.snoop")).expect("capture present");
+    let from_stdin = run_with_stdin(&["-r", "-"], Some(&capture));
+    let from_file = run(&["-r", "captures/solaris/discovery.snoop"]);
+    assert_eq!(from_stdin.split_once("exit").map(|(_, rest)| rest), from_file.split_once("exit").map(|(_, rest)| rest));
+    assert!(from_stdin.contains("dropped 3 packets"), "{from_stdin}");
+    let empty = run_with_stdin(&["-r", "-"], Some(b""));
+    assert!(empty.contains("ldm-sniff: standard input: the file is empty"), "{empty}");
+    let cut = run_with_stdin(&["-r", "-"], Some(&capture[..capture.len() - 10]));
+    assert!(cut.contains("standard input: the file ends in the middle of a record at byte offset"), "{cut}");
 }
 
 /// Without the libpcap build, -f explains how to get it (before opening anything).

@@ -1,16 +1,22 @@
 //! Packet sources and sinks: capture files in, capture files out.
 
+mod file;
 #[cfg(feature = "libpcap")]
 pub mod libpcap;
 pub mod live;
 pub mod mapped;
 pub mod reader;
+pub mod snoop;
 pub mod writer;
 
 use std::fmt;
 
 pub use pcap_parser::Linktype;
-pub use reader::{CaptureError, CaptureReader, MAX_RECORD};
+
+/// LINKTYPE_IPNET: Solaris ipnet devices (pcap-parser has no name for it).
+pub const LINKTYPE_IPNET: Linktype = Linktype(226);
+pub use file::CaptureReader;
+pub use reader::{CaptureError, MAX_RECORD};
 
 /// The 32-bit word at `at` in `data`, in the file's byte order; `None` past
 /// the end. Capture headers and blocks are made of such words.
@@ -25,11 +31,21 @@ pub(crate) fn word_at(data: &[u8], at: usize, big_endian: bool) -> Option<u32> {
 pub trait Source {
     /// The next frame; `None` at the end (of the file, or of the capture).
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError>;
+
+    /// Packets the capturing tool dropped, when the source records it (a
+    /// snoop file's cumulative count).
+    fn dropped(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl Source for CaptureReader {
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         CaptureReader::next_frame(self)
+    }
+
+    fn dropped(&self) -> Option<u64> {
+        CaptureReader::dropped(self)
     }
 }
 
@@ -49,6 +65,10 @@ impl Source for libpcap::PcapCapture {
 impl<S: Source + ?Sized> Source for &mut S {
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         (**self).next_frame()
+    }
+
+    fn dropped(&self) -> Option<u64> {
+        (**self).dropped()
     }
 }
 
@@ -245,6 +265,12 @@ pub fn linktype_name(linktype: Linktype) -> &'static str {
         Linktype::IPV4 => "IPV4",
         Linktype::IPV6 => "IPV6",
         Linktype(12) | Linktype(14) => "RAW",
+        LINKTYPE_IPNET => "IPNET",
+        Linktype(6) => "IEEE802_5",
+        Linktype(9) => "PPP",
+        Linktype(10) => "FDDI",
+        Linktype(105) => "IEEE802_11",
+        Linktype(127) => "IEEE802_11_RADIOTAP",
         _ => "UNKNOWN",
     }
 }

@@ -28,8 +28,12 @@ pub enum CaptureError {
     Open { path: String, source: io::Error },
     #[error("{path}: the file is empty, not a capture; if a capture is still starting, wait for its first packets")]
     Empty { path: String },
-    #[error("{path}: not a pcap or pcapng capture (starts with {start}){hint}; ldm-sniff reads what tcpdump -w, Wireshark and dumpcap write")]
+    #[error("{path}: not a pcap, pcapng or snoop capture (starts with {start}){hint}; ldm-sniff reads what tcpdump -w, Wireshark, dumpcap and snoop -o write")]
     NotACapture { path: String, start: String, hint: &'static str },
+    #[error("{path} is a directory, not a capture file: give a file in it (for example {path}/capture.pcapng)")]
+    Directory { path: String },
+    #[error("{path}: {what}")]
+    Unsupported { path: String, what: String },
     #[error("{path}: the file ends in the middle of a record at byte offset {offset} (after frame {frame}): it was cut short (still being written, or copied incompletely); every frame before it was decoded")]
     Truncated { path: String, offset: u64, frame: u64 },
     #[error("{path}: corrupt record at byte offset {offset} (after frame {frame}): {what}; every frame before it was decoded (editcap or pcapfix may rescue the rest)")]
@@ -165,7 +169,7 @@ enum Step {
     Fail(CaptureError),
 }
 
-pub struct CaptureReader {
+pub struct PcapReader {
     path: String,
     inner: Parser,
     format: Format,
@@ -213,7 +217,7 @@ fn sniff_format(path: &str, prefix: &[u8]) -> Result<Format, CaptureError> {
     let hint = match prefix {
         [0x1f, 0x8b, ..] => ": it is gzip-compressed, run gunzip first",
         [0x28, 0xb5, 0x2f, 0xfd, ..] => ": it is zstd-compressed, run unzstd first",
-        [b'X', b'C', b'P', ..] => ": it looks like a snoop or other capture format; convert it with editcap -F pcapng",
+        [b'X', b'C', b'P', ..] => ": it looks like a NetXray or Sniffer capture; convert it with editcap -F pcapng",
         _ => "",
     };
     Err(not_capture(hint))
@@ -277,23 +281,20 @@ fn section_header_len(path: &str, prefix: &[u8], format: Format) -> Result<Optio
     Ok(Some(claimed as usize))
 }
 
-impl CaptureReader {
-    /// Opens a file, or standard input for "-".
-    pub fn open(path: &str) -> Result<CaptureReader, CaptureError> {
-        if path == "-" {
-            return CaptureReader::from_reader(path, io::stdin());
-        }
-        let file = std::fs::File::open(path).map_err(|source| CaptureError::Open { path: path.to_string(), source })?;
+impl PcapReader {
+    /// Reads an open pcap or pcapng file: mapped when it can be, else as a
+    /// stream.
+    pub fn open_file(path: &str, file: std::fs::File) -> Result<PcapReader, CaptureError> {
         if let Some(mapped) = MappedReader::open(&file) {
             let format = sniff_format(path, mapped.prefix(SNIFF_LEN))?;
             let parser = Parser::Mapped(mapped);
-            return Ok(CaptureReader::with_parser(path.to_string(), parser, format, BUFFER_SIZE, Arc::default()));
+            return Ok(PcapReader::with_parser(path.to_string(), parser, format, BUFFER_SIZE, Arc::default()));
         }
-        CaptureReader::from_reader(path, file)
+        PcapReader::from_reader(path, file)
     }
 
     /// Reads a capture from any byte stream; `name` is used in messages.
-    pub fn from_reader<R: Read + Send + 'static>(name: &str, mut source: R) -> Result<CaptureReader, CaptureError> {
+    pub fn from_reader<R: Read + Send + 'static>(name: &str, mut source: R) -> Result<PcapReader, CaptureError> {
         let path = name.to_string();
         let read_error =
             |e: io::Error| CaptureError::Read { path: path.clone(), offset: 0, frame: 0, what: e.to_string() };
@@ -317,7 +318,7 @@ impl CaptureReader {
             frame: 0,
             what: format!("unreadable file header ({e:?})"),
         })?;
-        Ok(CaptureReader::with_parser(path, Parser::Stream(inner), format, capacity, last_error))
+        Ok(PcapReader::with_parser(path, Parser::Stream(inner), format, capacity, last_error))
     }
 
     fn with_parser(
@@ -326,8 +327,8 @@ impl CaptureReader {
         format: Format,
         capacity: usize,
         last_error: Arc<Mutex<Option<String>>>,
-    ) -> CaptureReader {
-        CaptureReader {
+    ) -> PcapReader {
+        PcapReader {
             path,
             inner,
             format,
@@ -685,11 +686,11 @@ mod tests {
 
     #[test]
     fn not_a_capture_says_so() {
-        let err = CaptureReader::from_reader("x.txt", Cursor::new(b"hello world, plain text".to_vec())).err().unwrap();
-        assert!(err.to_string().contains("not a pcap or pcapng capture"), "{err}");
-        let err = CaptureReader::from_reader("x.gz", Cursor::new(vec![0x1f, 0x8b, 8, 0, 0, 0])).err().unwrap();
+        let err = PcapReader::from_reader("x.txt", Cursor::new(b"hello world, plain text".to_vec())).err().unwrap();
+        assert!(err.to_string().contains("not a pcap, pcapng or snoop capture"), "{err}");
+        let err = PcapReader::from_reader("x.gz", Cursor::new(vec![0x1f, 0x8b, 8, 0, 0, 0])).err().unwrap();
         assert!(err.to_string().contains("gunzip"), "{err}");
-        let err = CaptureReader::from_reader("empty", Cursor::new(Vec::new())).err().unwrap();
+        let err = PcapReader::from_reader("empty", Cursor::new(Vec::new())).err().unwrap();
         assert!(matches!(err, CaptureError::Empty { .. }));
     }
 }

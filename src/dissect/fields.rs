@@ -273,6 +273,18 @@ fn link<S: FieldSink>(d: &Dissection<'_>, sink: &mut S) {
                 sink.field(name!("ifindex"), Value::U64(ifindex.into()));
             }
         }
+        LinkKind::Ipnet => {
+            sink.layer(name!("ipnet"));
+            if let Some(ipnet) = link.ipnet {
+                sink.field(name!("family"), Value::U64(ipnet.family.into()));
+                sink.field(name!("htype"), Value::U64(ipnet.hook.into()));
+                sink.field(name!("zsrc"), Value::U64(ipnet.zone_src.into()));
+                sink.field(name!("zdst"), Value::U64(ipnet.zone_dst.into()));
+            }
+            if let Some(ifindex) = link.if_index {
+                sink.field(name!("ifindex"), Value::U64(ifindex.into()));
+            }
+        }
         LinkKind::Loopback | LinkKind::RawIp => return,
     }
     if !link.vlans.is_empty() {

@@ -7,7 +7,7 @@
 use arrayvec::ArrayVec;
 use etherparse::{Ethernet2Slice, LinuxSllProtocolType, LinuxSllSlice, SingleVlanSlice};
 
-use crate::capture::Linktype;
+use crate::capture::{Linktype, LINKTYPE_IPNET};
 
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
@@ -15,6 +15,10 @@ pub const ETHERTYPE_VLAN: [u16; 3] = [0x8100, 0x88a8, 0x9100];
 /// Most VLAN tags we unwrap (QinQ is two).
 pub const MAX_VLANS: usize = 4;
 const SLL2_LEN: usize = 20;
+const IPNET_LEN: usize = 24;
+/// Solaris's AF_INET and AF_INET6, as the ipnet header gives them.
+const SOLARIS_AF_INET: u8 = 2;
+const SOLARIS_AF_INET6: u8 = 26;
 /// Linux `PACKET_OUTGOING`: the capturing host sent the frame.
 pub const PACKET_OUTGOING: u16 = 4;
 
@@ -26,6 +30,9 @@ pub enum LinkKind {
     /// BSD/Linux loopback with a 4-byte address family (NULL and LOOP).
     Loopback,
     RawIp,
+    /// Solaris ipnet (DLT_IPNET): what Solaris 11's tcpdump writes on an
+    /// ipnet device (`-i ipnet/net0`), a 24-byte header before IP.
+    Ipnet,
 }
 
 impl LinkKind {
@@ -36,6 +43,7 @@ impl LinkKind {
             LinkKind::LinuxSll2 => "Linux cooked capture v2",
             LinkKind::Loopback => "Null/Loopback",
             LinkKind::RawIp => "Raw IP",
+            LinkKind::Ipnet => "Solaris ipnet",
         }
     }
 }
@@ -58,14 +66,47 @@ pub struct Link {
     pub vlans: ArrayVec<u16, MAX_VLANS>,
     /// Linux cooked packet type (0 to us, 1 broadcast, 2 multicast, 3 other host, 4 outgoing).
     pub packet_type: Option<u16>,
-    /// Linux cooked v2 interface index.
+    /// Linux cooked v2 (and Solaris ipnet) interface index.
     pub if_index: Option<u32>,
+    /// The Solaris ipnet header's other fields.
+    pub ipnet: Option<IpnetInfo>,
     pub proto: NetProto,
+}
+
+/// What a Solaris ipnet header says besides the interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpnetInfo {
+    /// Solaris address family: 2 IPv4, 26 IPv6.
+    pub family: u8,
+    /// Hook: 0 inbound, 1 outbound, 2 local (between zones).
+    pub hook: u16,
+    pub zone_src: u32,
+    pub zone_dst: u32,
+}
+
+impl IpnetInfo {
+    pub fn hook_name(&self) -> &'static str {
+        match self.hook {
+            0 => "inbound",
+            1 => "outbound",
+            2 => "local",
+            _ => "unknown",
+        }
+    }
 }
 
 impl Link {
     fn new(kind: LinkKind, proto: NetProto) -> Link {
-        Link { kind, src: None, dst: None, vlans: ArrayVec::new(), packet_type: None, if_index: None, proto }
+        Link {
+            kind,
+            src: None,
+            dst: None,
+            vlans: ArrayVec::new(),
+            packet_type: None,
+            if_index: None,
+            ipnet: None,
+            proto,
+        }
     }
 
     /// True when the capturing host sent this frame (checksum offload applies).
@@ -119,6 +160,7 @@ pub fn decode(linktype: Linktype, data: &[u8]) -> Result<(Link, &[u8]), LinkErro
         Linktype::LINUX_SLL => linux_sll(data),
         Linktype::LINUX_SLL2 => linux_sll2(data),
         Linktype::NULL | Linktype::LOOP => loopback(data),
+        LINKTYPE_IPNET => ipnet(data),
         Linktype::RAW | Linktype::IPV4 | Linktype::IPV6 | Linktype(12) | Linktype(14) => {
             Ok((Link::new(LinkKind::RawIp, proto_from_version(data)), data))
         }
@@ -196,4 +238,28 @@ fn loopback(data: &[u8]) -> Result<(Link, &[u8]), LinkError> {
         other => NetProto::Other(other as u16),
     };
     Ok((Link::new(LinkKind::Loopback, proto), &data[4..]))
+}
+
+/// DLT_IPNET: version(1) family(1) hook(2) packet length(4) ifindex(4)
+/// group ifindex(4) source zone(4) destination zone(4), big-endian.
+fn ipnet(data: &[u8]) -> Result<(Link, &[u8]), LinkError> {
+    let Some(header) = data.get(..IPNET_LEN) else {
+        return Err(LinkError::Truncated("Solaris ipnet"));
+    };
+    let word = |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    let family = header[1];
+    let proto = match family {
+        SOLARIS_AF_INET => NetProto::Ipv4,
+        SOLARIS_AF_INET6 => NetProto::Ipv6,
+        other => NetProto::Other(u16::from(other)),
+    };
+    let mut link = Link::new(LinkKind::Ipnet, proto);
+    link.if_index = Some(word(8));
+    link.ipnet = Some(IpnetInfo {
+        family,
+        hook: u16::from_be_bytes([header[2], header[3]]),
+        zone_src: word(16),
+        zone_dst: word(20),
+    });
+    Ok((link, &data[IPNET_LEN..]))
 }

@@ -201,9 +201,24 @@ impl<'a> Dissection<'a> {
             || (self.stop == Some(Stop::LibvirtSegment) && !self.findings.is_empty())
     }
 
-    /// What a default run shows: ldm and libvirt.
+    /// What a default run shows: ldm and libvirt, and a frame of a link
+    /// type we do not decode that seems to carry ldm.
     pub fn is_shown(&self) -> bool {
-        self.is_ldm() || self.is_libvirt()
+        self.is_ldm() || self.is_libvirt() || self.is_undecoded_ldm()
+    }
+
+    /// A frame of an undecoded link type whose bytes look like ldm.
+    pub fn is_undecoded_ldm(&self) -> bool {
+        matches!(self.stop, Some(Stop::Link(link::LinkError::UnsupportedLinktype(_))))
+            && self.findings.iter().any(|f| f.key == Key::FrameLinktypeUndecoded)
+    }
+
+    /// The link type of a frame we could not decode for its link type.
+    pub fn undecoded_linktype(&self) -> Option<i32> {
+        match self.stop {
+            Some(Stop::Link(link::LinkError::UnsupportedLinktype(linktype))) => Some(linktype),
+            _ => None,
+        }
     }
 }
 
@@ -436,6 +451,12 @@ impl Dissector {
         let (link, net) = match link {
             Ok(ok) => ok,
             Err(e) => {
+                if let link::LinkError::UnsupportedLinktype(linktype) = e {
+                    if carries_ldm(d.frame.data, self.options.port) {
+                        let detail = Detail::Value { field: "linktype", got: linktype as u64 };
+                        d.findings.push(Finding::new(Key::FrameLinktypeUndecoded, detail));
+                    }
+                }
                 d.stop = Some(Stop::Link(e));
                 return None;
             }
@@ -627,6 +648,15 @@ impl Dissector {
         self.scratch = whole.payload;
         Some(Reassembled { fragments: whole.count, first_frame: whole.first_frame, overlap: whole.overlap })
     }
+}
+
+/// Whether undecoded bytes look like ldm: the ldm port as both UDP ports,
+/// or the magic number in either byte order.
+fn carries_ldm(data: &[u8], port: u16) -> bool {
+    let [hi, lo] = port.to_be_bytes();
+    let magic = ldm::MAGIC.to_be_bytes();
+    let swapped = ldm::MAGIC.to_le_bytes();
+    [&[hi, lo, hi, lo][..], &magic[..], &swapped[..]].iter().any(|needle| memchr::memmem::find(data, needle).is_some())
 }
 
 /// Findings about the frame itself: cut by the snap length, or a time out

@@ -49,6 +49,11 @@ pub const FIELDS: &[(&str, Kind)] = &[
     ("sll.pkttype", Kind::Number),
     ("sll.ifindex", Kind::Number),
     ("sll.vlan", Kind::Number),
+    ("ipnet.family", Kind::Number),
+    ("ipnet.htype", Kind::Number),
+    ("ipnet.zsrc", Kind::Number),
+    ("ipnet.zdst", Kind::Number),
+    ("ipnet.ifindex", Kind::Number),
     ("ip.src", Kind::Addr),
     ("ip.dst", Kind::Addr),
     ("ip.ttl", Kind::Number),
@@ -154,7 +159,8 @@ pub const FIELDS: &[(&str, Kind)] = &[
 ];
 
 /// Layer names: a bare layer is true when the packet has it.
-const LAYERS: &[&str] = &["frame", "eth", "sll", "ip", "ipv6", "udp", "tcp", "ldm", "libvirt", "tls", "expert"];
+const LAYERS: &[&str] =
+    &["frame", "eth", "sll", "ipnet", "ip", "ipv6", "udp", "tcp", "ldm", "libvirt", "tls", "expert"];
 
 /// Names that stand for two fields (either matches).
 const ALIASES: &[(&str, [&str; 2])] = &[

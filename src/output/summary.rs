@@ -30,6 +30,10 @@ pub struct Summary {
     /// Segments on the libvirt ports of connections not followed (joined
     /// mid-way, and none of their segments started a message yet).
     pub libvirt_not_followed: u64,
+    /// Frames skipped for their link type, per link type (few kinds).
+    pub undecoded_linktypes: Vec<(i32, u64)>,
+    /// Packets the capturing tool says it dropped (snoop's count), if it says.
+    pub capture_dropped: Option<u64>,
 }
 
 impl Summary {
@@ -40,7 +44,7 @@ impl Summary {
             self.libvirt += 1;
         } else if let Some(msg) = &d.ldm {
             self.ldm_type(msg);
-        } else {
+        } else if !d.is_undecoded_ldm() {
             return;
         }
         for finding in d.findings.iter().chain(over_time) {
@@ -55,6 +59,14 @@ impl Summary {
             }
             self.by_key[finding.key as usize] += 1;
             self.worst = self.worst.max(Some(severity));
+        }
+    }
+
+    /// Counts a frame skipped for its link type.
+    pub fn undecoded_link(&mut self, linktype: i32) {
+        match self.undecoded_linktypes.iter_mut().find(|(t, _)| *t == linktype) {
+            Some((_, count)) => *count += 1,
+            None => self.undecoded_linktypes.push((linktype, 1)),
         }
     }
 
@@ -107,6 +119,14 @@ impl fmt::Display for Summary {
             let n = self.libvirt_not_followed;
             let segments = if n == 1 { "segment" } else { "segments" };
             write!(f, "; {n} {segments} on the libvirt ports not decoded (joined mid-way, no message start seen yet)")?;
+        }
+        for (linktype, n) in &self.undecoded_linktypes {
+            let name = crate::capture::linktype_name(crate::capture::Linktype(*linktype));
+            let frames = if *n == 1 { "frame" } else { "frames" };
+            write!(f, "; {n} {frames} of link type {linktype} ({name}) not decoded")?;
+        }
+        if let Some(n) = self.capture_dropped.filter(|&n| n > 0) {
+            write!(f, "; the capturing tool dropped {n} packets (the capture file's count)")?;
         }
         Ok(())
     }

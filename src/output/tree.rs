@@ -120,6 +120,22 @@ fn write_link(out: &mut impl Write, link: &Link) -> io::Result<()> {
             writeln!(out, "    Source: {}", mac(link.src))?;
         }
         LinkKind::Loopback | LinkKind::RawIp => writeln!(out, "{}", link.kind.name())?,
+        LinkKind::Ipnet => {
+            writeln!(out, "{}", link.kind.name())?;
+            if let Some(ipnet) = link.ipnet {
+                let family = match ipnet.family {
+                    2 => "IPv4",
+                    26 => "IPv6",
+                    _ => "unknown",
+                };
+                writeln!(out, "    Family: {family} ({})", ipnet.family)?;
+                writeln!(out, "    Hook: {} ({})", ipnet.hook_name(), ipnet.hook)?;
+                writeln!(out, "    Zones: {} > {}", ipnet.zone_src, ipnet.zone_dst)?;
+            }
+            if let Some(ifindex) = link.if_index {
+                writeln!(out, "    Interface index: {ifindex}")?;
+            }
+        }
     }
     for vlan in &link.vlans {
         writeln!(out, "802.1Q Virtual LAN, ID: {vlan}")?;

@@ -11,7 +11,7 @@ use crate::dissect::link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, PACKET_OUTGOING};
 use crate::expert::Key;
 use crate::wire::ldm::{self, ByteOrder, MsgType, Repr, ReprPayload};
 
-use super::{ethernet, ipv4_ethernet, ipv6_udp, multicast_mac, null_loopback, sll, sll2, Ipv4Udp};
+use super::{ethernet, ipnet, ipv4_ethernet, ipv6_udp, multicast_mac, null_loopback, sll, sll2, snoop_file, Ipv4Udp};
 
 /// 2026-11-02T09:30:00Z: every capture starts here.
 const T0: i64 = 1_793_611_800;
@@ -136,6 +136,18 @@ impl Recorder {
         Generated { name, about, bytes: w.into_inner(), expect: self.expect, ldm_packets: self.ldm_packets }
     }
 
+    /// A snoop file; record `i` carries the cumulative drop count `drops(i)`.
+    fn snoop(self, name: &'static str, about: &'static str, datalink: u32, drops: impl Fn(usize) -> u32) -> Generated {
+        let records: Vec<_> = self
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (Recorder::ts(r.at_us), r.data.as_slice(), drops(i)))
+            .collect();
+        let bytes = snoop_file(datalink, &records);
+        Generated { name, about, bytes, expect: self.expect, ldm_packets: self.ldm_packets }
+    }
+
     fn pcap(
         self,
         name: &'static str,
@@ -187,7 +199,80 @@ pub fn all() -> Vec<Generated> {
         libvirt_anomalies(),
         libvirt_tls_sasl(),
         libvirt_stream_holes(),
+        solaris_snoop(),
+        solaris_ipnet_pcap(),
+        solaris_ipnet_snoop(),
+        undecoded_link(),
     ]
+}
+
+/// A discovery and a handled collision, as the frames of one exchange.
+fn solaris_exchange(r: &mut Recorder, frame: impl Fn(&Host, u16, &Repr) -> Vec<u8>) {
+    r.ldm(0, frame(&CLIENT, 0x1101, &Repr::discovery_request()), &[]);
+    r.ldm(2_400, frame(&LDOM_A, 0x2101, &disc_resp(&LDOM_A)), &[]);
+    r.ldm(3_900, frame(&LDOM_B, 0x3101, &disc_resp(&LDOM_B)), &[]);
+    r.ldm(500_000, frame(&LDOM_A, 0x2102, &Repr::lookup(MsgType::SendMsg, AUTO_MAC, LDOM_A.ip)), &[]);
+    r.ldm(
+        501_200,
+        frame(&LDOM_B, 0x3102, &Repr::lookup(MsgType::ResponseMsg, AUTO_MAC, LDOM_B.ip)),
+        &[Key::LdmCollision],
+    );
+}
+
+/// An ldm datagram as a Solaris ipnet device shows it: hook 0 (inbound).
+fn ipnet_ldm(host: &Host, id: u16, repr: &Repr) -> Vec<u8> {
+    ipnet(2, 0, 2, &Ipv4Udp::ldm(host.ip, id).packet(&repr.to_bytes()))
+}
+
+fn solaris_snoop() -> Generated {
+    let mut r = Recorder::default();
+    solaris_exchange(&mut r, eth_ldm);
+    r.snoop(
+        "solaris/discovery.snoop",
+        "What `snoop -o FILE` writes on a Solaris control domain (snoop version 2, Ethernet): a discovery and a handled MAC collision. snoop counted 3 packets it dropped before the last record: the summary says so.",
+        4,
+        |i| if i == 4 { 3 } else { 0 },
+    )
+}
+
+fn solaris_ipnet_pcap() -> Generated {
+    let mut r = Recorder::default();
+    solaris_exchange(&mut r, ipnet_ldm);
+    r.pcap(
+        "solaris/ipnet.pcap",
+        "What Solaris 11's tcpdump writes on an ipnet device (`tcpdump -i ipnet/net0`, link type DLT_IPNET 226): the same exchange behind the 24-byte ipnet header.",
+        crate::capture::LINKTYPE_IPNET,
+        false,
+        true,
+    )
+}
+
+fn solaris_ipnet_snoop() -> Generated {
+    let mut r = Recorder::default();
+    solaris_exchange(&mut r, ipnet_ldm);
+    r.snoop(
+        "solaris/ipnet.snoop",
+        "`snoop -I net0 -o FILE` on Solaris 11: snoop's private ipnet datalink (0x80000005), the same exchange.",
+        0x8000_0005,
+        |_| 0,
+    )
+}
+
+fn undecoded_link() -> Generated {
+    let mut r = Recorder::default();
+    // PPP in HDLC-like framing: address, control, protocol 0x0021 (IPv4).
+    let ppp = |packet: Vec<u8>| [&[0xff, 0x03, 0x00, 0x21][..], &packet].concat();
+    let ldm = |host: &Host, id: u16, repr: &Repr| ppp(Ipv4Udp::ldm(host.ip, id).packet(&repr.to_bytes()));
+    r.ldm(0, ldm(&CLIENT, 0x1201, &Repr::discovery_request()), &[Key::FrameLinktypeUndecoded]);
+    r.ldm(2_000, ldm(&LDOM_A, 0x2201, &disc_resp(&LDOM_A)), &[Key::FrameLinktypeUndecoded]);
+    r.frame(5_000, ppp(vec![0x45, 0, 0, 20, 0, 0, 0, 0, 64, 1, 0, 0, 10, 1, 1, 5, 10, 1, 1, 10]));
+    r.pcap(
+        "undecoded-link.pcap",
+        "Three frames of link type PPP (9), which ldm-sniff does not decode: two carry ldm (frame.linktype_undecoded, so the traffic is not silently missed), one does not; the summary counts all three as not decoded.",
+        Linktype(9),
+        false,
+        false,
+    )
 }
 
 fn discovery() -> Generated {

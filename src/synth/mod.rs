@@ -186,6 +186,39 @@ pub fn sll(packet_type: u16, src_mac: [u8; 6], protocol: u16, payload: &[u8]) ->
 
 /// BSD loopback (LINKTYPE_NULL): address family in the capturing host's order
 /// (little-endian here, as on x86).
+/// Solaris ipnet (DLT_IPNET): a 24-byte big-endian header (version 1,
+/// family 2 IPv4 or 26 IPv6, hook, packet length, interface, group
+/// interface, zones), then the packet.
+pub fn ipnet(family: u8, hook: u16, if_index: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + payload.len());
+    out.extend_from_slice(&[1, family]);
+    out.extend_from_slice(&hook.to_be_bytes());
+    for word in [payload.len() as u32, if_index, 0, 0, 0] {
+        out.extend_from_slice(&word.to_be_bytes());
+    }
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A snoop file (RFC 1761, version 2) of `datalink` frames: (time, data,
+/// cumulative drops) each, records padded to 4 bytes as snoop pads them.
+pub fn snoop_file(datalink: u32, records: &[(crate::capture::Timestamp, &[u8], u32)]) -> Vec<u8> {
+    let mut out = crate::capture::snoop::MAGIC.to_vec();
+    out.extend_from_slice(&2u32.to_be_bytes());
+    out.extend_from_slice(&datalink.to_be_bytes());
+    for (ts, data, drops) in records {
+        let padding = (4 - data.len() % 4) % 4;
+        let record_len = 24 + data.len() + padding;
+        let secs = u32::try_from(ts.secs).unwrap_or(0);
+        for word in [data.len() as u32, data.len() as u32, record_len as u32, *drops, secs, ts.nanos / 1000] {
+            out.extend_from_slice(&word.to_be_bytes());
+        }
+        out.extend_from_slice(data);
+        out.extend(std::iter::repeat_n(0u8, padding));
+    }
+    out
+}
+
 pub fn null_loopback(family: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = family.to_le_bytes().to_vec();
     out.extend_from_slice(payload);
