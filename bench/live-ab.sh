@@ -24,7 +24,8 @@ for run in $(seq "$runs"); do
   sleep 2
   ip netns exec "$a" ./target/release/examples/blast 10.82.0.1 239.129.9.27 "$count" 100 > /dev/null
   sleep 1
-  pkill -INT -f -- "-i vab -q -a duration:60" || true
+  interrupt_timed "$pid_a"
+  interrupt_timed "$pid_b"
   wait "$pid_a" "$pid_b" || true
   echo "$run    $(cat "$tmp/a")     $(cat "$tmp/b")"
 done

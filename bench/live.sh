@@ -15,12 +15,14 @@ blast_link "$a" "$b" vba vbb 10.80.0
 tmp=$(mktemp -d)
 for percent in 100 10; do
   ip netns exec "$b" /usr/bin/time -f "%U %S" -o "$tmp/ls.time" ./target/release/ldm-sniff -i vbb -q -a duration:30 2> "$tmp/ls.err" &
+  pid_ls=$!
   ip netns exec "$b" /usr/bin/time -f "%U %S" -o "$tmp/td.time" tcpdump -i vbb -w /dev/null 'udp port 64535' 2> "$tmp/td.err" &
+  pid_td=$!
   sleep 2
   ip netns exec "$a" ./target/release/examples/blast 10.80.0.1 239.129.9.27 "$count" "$percent"
   sleep 1
-  pkill -INT -f "ldm-sniff -i vbb" || true
-  pkill -INT -f "tcpdump -i vbb" || true
+  interrupt_timed "$pid_ls"
+  interrupt_timed "$pid_td"
   wait
   echo "== $percent% ldm, $count datagrams"
   echo "ldm-sniff: $(grep -h 'kernel:' "$tmp/ls.err" | sed 's/ldm-sniff: //'); CPU user+sys s: $(cat "$tmp/ls.time")"

@@ -4,6 +4,16 @@
 # sending side and NET.2 on the capturing side (NET is a 10.x /24 prefix
 # such as 10.80.0), with multicast routed out of the sender, and removes
 # them again when the calling script exits, also on failure.
+# interrupt_timed PID: Ctrl-C for the command that a background
+# `/usr/bin/time CMD` (PID, as $! gave it) runs. time ignores SIGINT while it
+# waits, so the signal goes to its child: exactly the process this script
+# started, never one found by name.
+interrupt_timed() {
+  local child
+  child=$(pgrep -P "$1") || return 0
+  kill -INT $child 2>/dev/null || true
+}
+
 blast_link() {
   local send=$1 capture=$2 if_send=$3 if_capture=$4 net=$5
   blast_link_namespaces=("$send" "$capture")

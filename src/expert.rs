@@ -272,6 +272,12 @@ pub enum Detail {
         got: u64,
         want: u64,
     },
+    /// A checksum and the one the bytes sum to, shown in hex as the tree
+    /// (and Wireshark) show checksums.
+    Checksum {
+        got: u16,
+        want: u16,
+    },
     /// A field's value, hex.
     Hex {
         field: &'static str,

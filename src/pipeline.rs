@@ -391,15 +391,53 @@ fn emit<W: Write>(
 }
 
 /// The comment `--annotate` puts on a written packet: its findings and links.
-fn annotation(p: &Packet<'_, '_>) -> Option<String> {
+fn annotation(p: &Packet<'_, '_>, renumbered: Option<&mut Renumbered>) -> Option<String> {
     let mut parts: Vec<String> = p.findings().map(|f| format!("{} [{}]", f, f.severity())).collect();
     if let (Some(request), Some(rtt)) = (p.note.request_in, p.note.rtt) {
-        parts.push(format!("request in frame {request}, response time {rtt:.6} s"));
+        let in_file = match &renumbered {
+            None => String::new(),
+            Some(r) => match r.requests.peek(&request) {
+                Some(written) => format!(" (frame {written} of this file)"),
+                None => " (not in this file)".to_string(),
+            },
+        };
+        parts.push(format!("request in frame {request}{in_file}, response time {rtt:.6} s"));
     }
     if parts.is_empty() {
         return None;
     }
-    Some(format!("ldm-sniff: {}", parts.join("; ")))
+    match renumbered {
+        None => Some(format!("ldm-sniff: {}", parts.join("; "))),
+        Some(_) => Some(format!(
+            "ldm-sniff (frame {} of the capture read; frame numbers here are that capture's): {}",
+            p.d.frame.number,
+            parts.join("; ")
+        )),
+    }
+}
+
+/// With -Y, the file -w writes numbers its frames anew: comments say whose
+/// numbers they give, and where in the file a linked request went.
+struct Renumbered {
+    /// Frames written so far.
+    written: u64,
+    /// Requests written, recently: frame in the capture read -> in the file.
+    /// A response comes within a minute of its request, so a bounded cache
+    /// holds every request a comment can name.
+    requests: lru::LruCache<u64, u64>,
+}
+
+impl Renumbered {
+    fn new() -> Renumbered {
+        Renumbered { written: 0, requests: lru::LruCache::new(std::num::NonZeroUsize::new(65_536).expect("not zero")) }
+    }
+
+    fn wrote(&mut self, original: u64, request: bool) {
+        self.written += 1;
+        if request {
+            self.requests.put(original, self.written);
+        }
+    }
 }
 
 /// Reads `reader` to its end (or `-c`), analyses, and writes packets and
@@ -415,6 +453,7 @@ pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Re
         }
         None => (None, false),
     };
+    let mut renumbered = (annotate && filter.is_some()).then(Renumbered::new);
     let (capture_error, analyzer) = walk_analyzed(&mut reader, config.dissect, config.analysis, |d, note| {
         if !d.replayed && !d.continuation {
             summary.frames += 1;
@@ -436,8 +475,11 @@ pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Re
         if let Some(writer) = writer.as_mut().filter(|_| !d.replayed && !d.continuation) {
             let packet = Packet { d, note };
             if filter.is_none_or(|f| f.matches(&packet, printer.relative_time(d.frame.ts))) {
-                let comment = if annotate { annotation(&packet) } else { None };
+                let comment = if annotate { annotation(&packet, renumbered.as_mut()) } else { None };
                 writer.write(&d.frame, comment.as_deref())?;
+                if let Some(r) = renumbered.as_mut() {
+                    r.wrote(d.frame.number, is_request(d));
+                }
             }
         }
         if (d.is_shown() || config.all) && !config.quiet {

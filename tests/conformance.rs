@@ -109,12 +109,12 @@ fn recorded_captures_conform_against_the_target() {
             assert_eq!(out.status.code(), Some(0), "{capture}: {}{}", text(&out.stdout), text(&out.stderr));
             assert!(text(&out.stdout).starts_with("match: "), "{}", text(&out.stdout));
             // The transcript itself, reviewed as a snapshot.
-            let snapshot = std::env::temp_dir().join(format!("ldm-conform-{}-{}.txt", std::process::id(), pair.n));
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let snapshot = dir.path().join("transcript.txt");
             let snapshot_arg = snapshot.to_string_lossy().into_owned();
             let out = conform(&pair.a, &pair.veth_a, &[&capture, "--snapshot", &snapshot_arg, "--update"]);
             assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
             let transcript = std::fs::read_to_string(&snapshot).expect("transcript written");
-            let _ = std::fs::remove_file(&snapshot);
             insta::assert_snapshot!("conformance", transcript);
         });
     });
@@ -159,13 +159,13 @@ fn a_wrong_port_is_caught_in_lookups_too_and_junit_names_the_request() {
     let pair = Pair::new();
     // Lookups carry no port: only the dropped reply shows.
     let emulator = Emulator::start(&pair.b, &pair.veth_b, &["--config", CONFIG, "--fault", "drop"]);
-    let junit = std::env::temp_dir().join(format!("ldm-junit-{}-{}.xml", std::process::id(), pair.n));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let junit = dir.path().join("conform.xml");
     let junit_arg = junit.to_string_lossy().into_owned();
     let out = conform(&pair.a, &pair.veth_a, &["captures/conformance/lookups.pcapng", "--junit", &junit_arg]);
     drop(emulator);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let xml = std::fs::read_to_string(&junit).expect("junit written");
-    let _ = std::fs::remove_file(&junit);
     assert!(xml.contains("tests=\"3\" failures=\"1\""), "{xml}");
     assert!(xml.contains("name=\"request 1 (frame 1): SEND_MSG mac=00:14:4f:f8:00:2a\">"), "{xml}");
 }
@@ -177,7 +177,8 @@ fn two_emulators_make_a_collision_that_is_recorded_analysed_and_replayed() {
     }
     let pair = Pair::new();
     let owner = Emulator::start(&pair.a, &pair.veth_a, &["--hostname", "owner", "--own", "00:14:4f:f8:00:2a"]);
-    let file = std::env::temp_dir().join(format!("ldm-collision-{}-{}.pcapng", std::process::id(), pair.n));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("collision.pcapng");
     let file_arg = file.to_string_lossy().into_owned();
     let capture = pair.capture(&["-q", "-w", &file_arg]);
     common::settle();
@@ -190,7 +191,8 @@ fn two_emulators_make_a_collision_that_is_recorded_analysed_and_replayed() {
     );
     std::thread::sleep(Duration::from_millis(2600).saturating_sub(started.elapsed()));
     let log = text(&allocator.stop().stdout);
-    let _ = Command::new("ip").args(["netns", "exec", &pair.b, "pkill", "-INT", "-f", &file_arg]).status();
+    // `ip netns exec` execs ldm-sniff: the child's PID is the capture's.
+    common::interrupt(&capture);
     let captured = wait(capture);
     assert!(captured.status.code().is_some(), "{}", text(&captured.stderr));
     assert!(log.contains("\"in_use\":\"00:14:4f:f8:00:2a\""), "{log}");
@@ -207,7 +209,6 @@ fn two_emulators_make_a_collision_that_is_recorded_analysed_and_replayed() {
     let owner = Emulator::start(&pair.a, &pair.veth_a, &["--hostname", "owner", "--own", "00:14:4f:f8:00:2a"]);
     let out = conform(&pair.b, &pair.veth_b, &[&file_arg]);
     drop(owner);
-    let _ = std::fs::remove_file(&file);
     assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
 }
 
@@ -223,7 +224,8 @@ fn conform_refuses_remote_targets_and_captures_without_requests() {
     assert_eq!(out.status.code(), Some(2), "{}{}", text(&out.stdout), text(&out.stderr));
     assert!(text(&out.stderr).contains("--allow-remote"), "{}", text(&out.stderr));
     // Only the replies of a capture: nothing to replay.
-    let replies = std::env::temp_dir().join(format!("ldm-replies-only-{}.pcapng", std::process::id()));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let replies = dir.path().join("replies-only.pcapng");
     let replies_arg = replies.to_string_lossy().into_owned();
     let written = Command::new(BIN)
         .args(["-r", "captures/conformance/lookups.pcapng", "-Y", "ldm.msg_type == 1", "-w", &replies_arg, "-q"])
@@ -232,7 +234,6 @@ fn conform_refuses_remote_targets_and_captures_without_requests() {
         .unwrap();
     assert_eq!(written.status.code(), Some(0), "{}", text(&written.stderr));
     let out = conform(&pair.a, &pair.veth_a, &[&replies_arg]);
-    let _ = std::fs::remove_file(&replies);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("no ldm requests"), "{}", text(&out.stderr));
 }

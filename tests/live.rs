@@ -31,7 +31,8 @@ fn every_frame_sent_is_captured_decoded_and_written() {
         return;
     }
     let pair = Pair::new();
-    let out = std::env::temp_dir().join(format!("ldm-live-{}.pcapng", pair.a));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let out = dir.path().join("live.pcapng");
     let child = pair.capture(&["-c", "10", "-T", "jsonl", "-w", out.to_str().unwrap()]);
     settle();
     pair.send(2, 64535);
@@ -60,7 +61,6 @@ fn every_frame_sent_is_captured_decoded_and_written() {
     }
     assert_eq!(reread, records);
     assert!(records.iter().all(|r| r["udp"]["checksum_status"] == "partial"), "{stdout}");
-    let _ = std::fs::remove_file(&out);
 }
 
 #[test]
@@ -69,14 +69,14 @@ fn ctrl_c_stops_cleanly_and_loses_nothing() {
         return;
     }
     let pair = Pair::new();
-    let out = std::env::temp_dir().join(format!("ldm-live-{}.pcapng", pair.a));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let out = dir.path().join("live.pcapng");
     let child = pair.capture(&["-w", out.to_str().unwrap()]);
     settle();
     pair.send(3, 64535);
     std::thread::sleep(Duration::from_millis(300));
     // `ip netns exec` runs ldm-sniff in the same process (exec), so its pid is ours to signal.
-    // SAFETY: kill(2) on a child we started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    common::interrupt(&child);
     let output = wait(child);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
@@ -84,7 +84,6 @@ fn ctrl_c_stops_cleanly_and_loses_nothing() {
     assert!(stderr.contains("kernel: 15 packets passed the filter, 0 dropped"), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 15);
     assert_eq!(frames_in(&out), 15);
-    let _ = std::fs::remove_file(&out);
 }
 
 #[test]
@@ -183,7 +182,8 @@ fn written_live_captures_read_in_tshark() {
         return;
     }
     let pair = Pair::new();
-    let out = std::env::temp_dir().join(format!("ldm-live-tshark-{}.pcapng", pair.a));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let out = dir.path().join("live.pcapng");
     let child = pair.capture(&["-c", "5", "-q", "--annotate", "-w", out.to_str().unwrap()]);
     settle();
     pair.send(1, 64535);
@@ -195,7 +195,6 @@ fn written_live_captures_read_in_tshark() {
         .args(["-T", "fields", "-e", "udp.dstport", "-e", "frame.comment"])
         .output();
     let text = String::from_utf8_lossy(&read.expect("tshark runs").stdout).to_string();
-    let _ = std::fs::remove_file(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 5, "{text}");
     assert!(lines.iter().all(|l| l.starts_with("64535")), "{text}");

@@ -18,20 +18,19 @@ fn capture(name: &str) -> Vec<u8> {
 /// Frame numbers and their ldm findings, and whether the walk ended in an
 /// error; read as a stream and from a memory-mapped file, which must agree.
 fn decode(bytes: Vec<u8>) -> (Vec<(u64, Vec<&'static str>)>, bool) {
-    let file = tempfile();
-    std::fs::write(&file, &bytes).expect("temporary file written");
-    let mapped = walk(CaptureReader::open(file.to_str().expect("UTF-8 path")));
-    let _ = std::fs::remove_file(&file);
+    let file = scratch_file(&bytes);
+    let mapped = walk(CaptureReader::open(file.path().to_str().expect("UTF-8 path")));
     let streamed = walk(CaptureReader::from_reader("input", Cursor::new(bytes)));
     assert_eq!(streamed, mapped, "the stream and the mapped file decode alike");
     streamed
 }
 
-/// A file name of its own for each call, as proptest cases run in parallel tests.
-fn tempfile() -> std::path::PathBuf {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    std::env::temp_dir().join(format!("ldm-sniff-robustness-{}-{n}", std::process::id()))
+/// A file of its own for each call (proptest cases run in parallel tests),
+/// removed when it is dropped, also when the test fails.
+fn scratch_file(bytes: &[u8]) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(file.path(), bytes).expect("temporary file written");
+    file
 }
 
 fn walk(reader: Result<CaptureReader, ldm_sniff::capture::CaptureError>) -> (Vec<(u64, Vec<&'static str>)>, bool) {
@@ -123,11 +122,9 @@ fn a_section_header_longer_than_the_first_read_reads_streamed_as_mapped() {
     // One that claims more than any record may: the same refusal both ways.
     let mut bytes = with_long_section_comment("discovery.pcapng", 100);
     bytes[4..8].copy_from_slice(&(20u32 << 20).to_le_bytes());
-    let file = tempfile();
-    std::fs::write(&file, &bytes).expect("temporary file written");
-    let name = file.to_str().expect("UTF-8 path");
+    let file = scratch_file(&bytes);
+    let name = file.path().to_str().expect("UTF-8 path");
     let mapped = CaptureReader::open(name).err().map(|e| e.to_string().replace(name, "INPUT"));
-    let _ = std::fs::remove_file(&file);
     let streamed = CaptureReader::from_reader("INPUT", Cursor::new(bytes)).err().map(|e| e.to_string());
     assert_eq!(streamed, mapped);
     let message = streamed.expect("refused");

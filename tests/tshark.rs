@@ -169,7 +169,8 @@ fn tshark_shows_annotations_as_frame_comments() {
         eprintln!("tshark not installed: annotation check skipped");
         return;
     }
-    let out = std::env::temp_dir().join(format!("ldm-sniff-annotate-{}.pcapng", std::process::id()));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let out = dir.path().join("annotated.pcapng");
     let run = Command::new(BIN)
         .args(["-q", "--annotate", "-w"])
         .arg(&out)
@@ -184,7 +185,6 @@ fn tshark_shows_annotations_as_frame_comments() {
         .args(["-T", "fields", "-e", "frame.number", "-e", "frame.comment"])
         .output();
     let text = String::from_utf8_lossy(&fields.expect("tshark runs").stdout).to_string();
-    let _ = std::fs::remove_file(&out);
     let comments: Vec<&str> = text.lines().collect();
     assert_eq!(comments.len(), 3, "{text}");
     assert_eq!(comments[0].trim(), "1", "the request has no finding: {text}");
@@ -264,4 +264,37 @@ fn snoop_files_written_by_editcap_decode_as_their_originals() {
         };
         assert_eq!(layers(&converted), layers(&original), "{name}: the snoop copy decodes differently");
     }
+}
+
+/// With -Y, the file -w writes numbers its frames anew: each comment says
+/// whose frame numbers it gives, and where a linked request went in the
+/// file, so a Wireshark user is not sent to the wrong frame (issue 24).
+#[test]
+fn filtered_annotations_name_their_numbering() {
+    if !tshark_available() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have tshark: .ci/run installs it");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let comments = |filter: &str| -> Vec<String> {
+        let out = dir.path().join("evidence.pcapng");
+        let run = Command::new(BIN)
+            .args(["-q", "--fail-on", "never", "--annotate", "-Y", filter, "-w"])
+            .arg(&out)
+            .args(["-r", "captures/two-owners.pcapng"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("ldm-sniff runs");
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let fields = Command::new("tshark").arg("-r").arg(&out).args(["-T", "fields", "-e", "frame.comment"]).output();
+        String::from_utf8_lossy(&fields.expect("tshark runs").stdout).lines().map(str::to_string).collect()
+    };
+    let responses = comments("ldm.msg_type == RESPONSE_MSG");
+    assert_eq!(responses.len(), 2, "{responses:?}");
+    assert!(responses[0].starts_with("ldm-sniff (frame 2 of the capture read;"), "{responses:?}");
+    assert!(responses[0].contains("request in frame 1 (not in this file)"), "{responses:?}");
+    let from_ldom_c = comments("ldm.msg_type == SEND_MSG or ip.src == 10.1.1.12");
+    assert_eq!(from_ldom_c.len(), 2, "{from_ldom_c:?}");
+    assert!(from_ldom_c[1].starts_with("ldm-sniff (frame 3 of the capture read;"), "{from_ldom_c:?}");
+    assert!(from_ldom_c[1].contains("request in frame 1 (frame 1 of this file)"), "{from_ldom_c:?}");
 }

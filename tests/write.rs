@@ -26,24 +26,25 @@ fn ldm_sniff(args: &[&str]) -> std::process::Output {
     Command::new(BIN).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("runs")
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ldm-sniff-write-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
+/// A temporary directory for a test's files, removed when the test ends
+/// (also when it fails).
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary directory")
 }
 
 #[test]
 fn every_capture_round_trips_frame_for_frame() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
-    let mut names: Vec<PathBuf> = ["", "recorded"]
+    let mut names: Vec<PathBuf> = ["", "recorded", "solaris"]
         .iter()
         .flat_map(|sub| std::fs::read_dir(root.join(sub)).expect("captures/ readable").flatten().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng" || e == "snoop"))
         .collect();
     names.sort();
     assert!(names.len() > 20);
+    let dir = scratch();
     for path in names {
-        let out = scratch(&format!("{}.pcapng", path.file_name().unwrap().to_string_lossy()));
+        let out = dir.path().join(format!("{}.pcapng", path.file_name().unwrap().to_string_lossy()));
         let status =
             ldm_sniff(&["-q", "--fail-on", "never", "-w", out.to_str().unwrap(), "-r", path.to_str().unwrap()]);
         assert!(status.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&status.stderr));
@@ -56,7 +57,8 @@ fn every_capture_round_trips_frame_for_frame() {
 
 #[test]
 fn display_filter_selects_what_is_written() {
-    let out = scratch("filtered.pcapng");
+    let dir = scratch();
+    let out = dir.path().join("filtered.pcapng");
     let run = ldm_sniff(&[
         "-q",
         "--fail-on",

@@ -7,8 +7,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 a=ldmrec-a; b=ldmrec-b
+# Stops only what this script started (its background jobs, by PID).
 cleanup() {
-  pkill -f "ldmrec-capture" 2>/dev/null || true
+  jobs -p | xargs -r kill 2>/dev/null || true
   ip netns del "$a" 2>/dev/null || true
   ip netns del "$b" 2>/dev/null || true
 }

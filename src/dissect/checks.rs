@@ -17,16 +17,10 @@ const AUTO_LAST: u64 = 0x0014_4FFB_FFFF;
 /// Transport-level findings: checksums, TTL, destination.
 pub fn transport(ip: &IpInfo, udp: &UdpInfo, out: &mut Findings) {
     if let ChecksumStatus::Bad { computed } = ip.checksum_status {
-        out.push(Finding::new(
-            Key::IpBadChecksum,
-            Detail::Expected { field: "checksum", got: ip.checksum.into(), want: computed.into() },
-        ));
+        out.push(Finding::new(Key::IpBadChecksum, Detail::Checksum { got: ip.checksum, want: computed }));
     }
     if let ChecksumStatus::Bad { computed } = udp.checksum_status {
-        out.push(Finding::new(
-            Key::UdpBadChecksum,
-            Detail::Expected { field: "checksum", got: udp.checksum.into(), want: computed.into() },
-        ));
+        out.push(Finding::new(Key::UdpBadChecksum, Detail::Checksum { got: udp.checksum, want: computed }));
     }
     if udp.bad_length {
         let carried = ip.total_len.saturating_sub(ip.header_len);

@@ -427,12 +427,15 @@ fn ldm<S: FieldSink>(d: &Dissection<'_>, sink: &mut S, extra: &dyn Fn(&mut dyn F
     }
     if let Some(t) = msg.msg_type {
         sink.field(name!("msg_type"), Value::U64(t.to_u32().into()));
-        sink.field(name!("msg_type_name"), Value::Str(t.name()));
+        sink.field(name!("msg_type_name"), Value::Str(msg.kind_name()));
     }
     if let Some(r) = msg.resv {
         sink.field(name!("resv"), Value::U64(r.into()));
     }
-    match msg.payload {
+    // With a wrong magic the rest is not an ldmd message: its bytes are not
+    // given meanings (the line and the tree show them raw).
+    let payload = if msg.is_bad_magic() { Payload::Opaque(&[]) } else { msg.payload };
+    match payload {
         Payload::Lookup(l) => {
             if let Some(raw) = l.mac_addr {
                 sink.field(name!("mac"), Value::Mac(crate::wire::ldm::mac_from_u64(raw)));

@@ -688,7 +688,7 @@ fn overlap_finding(o: reassembly::Overlap) -> Finding {
 fn flag_bad_ip_checksum(d: &mut Dissection<'_>) {
     let Some(ip) = d.ip else { return };
     if let ChecksumStatus::Bad { computed } = ip.checksum_status {
-        let detail = Detail::Expected { field: "checksum", got: ip.checksum.into(), want: computed.into() };
+        let detail = Detail::Checksum { got: ip.checksum, want: computed };
         d.findings.push(Finding::new(Key::IpBadChecksum, detail));
     }
 }

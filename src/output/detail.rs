@@ -21,6 +21,10 @@ pub fn write_detail(out: &mut Vec<u8>, detail: &Detail) {
             out.extend_from_slice(b", expected ");
             write_integer(out, want);
         }
+        Detail::Checksum { got, want } => {
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "checksum is {got:#06x}, expected {want:#06x}");
+        }
         Detail::Hex { field, got } => {
             words(out, &[field, " is 0x"]);
             // Writing to a Vec cannot fail.
@@ -210,6 +214,7 @@ mod tests {
         match *detail {
             Detail::None => String::new(),
             Detail::Expected { field, got, want } => format!("{field} is {got}, expected {want}"),
+            Detail::Checksum { got, want } => format!("checksum is {got:#06x}, expected {want:#06x}"),
             Detail::Hex { field, got } => format!("{field} is {got:#x}"),
             Detail::Value { field, got } => format!("{field} is {got}"),
             Detail::Length { got, want } => format!("{got} bytes, expected {want}"),
@@ -278,6 +283,7 @@ mod tests {
             Detail::None,
             Detail::Expected { field: "version_no", got: n, want: 1 },
             Detail::Hex { field: "magic_no", got: n },
+            Detail::Checksum { got: n as u16, want: (n as u16).wrapping_mul(7) },
             Detail::Value { field: "msg_type", got: n },
             Detail::Length { got: n as usize, want: 312 },
             Detail::Field("source_ip"),

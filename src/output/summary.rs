@@ -83,7 +83,7 @@ impl Summary {
     fn ldm_type(&mut self, msg: &crate::wire::ldm::Message<'_>) {
         self.ldm += 1;
         let counter = match msg.msg_type {
-            _ if msg.magic_no.is_some() && !msg.magic_ok() => &mut self.other,
+            _ if msg.is_bad_magic() => &mut self.other,
             Some(MsgType::SendMsg) => &mut self.send_msg,
             Some(MsgType::ResponseMsg) => &mut self.response_msg,
             Some(MsgType::DiscSend) => &mut self.disc_send,

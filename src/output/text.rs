@@ -142,7 +142,7 @@ fn text_field(out: &mut Vec<u8>, name: &str, field: Option<CharField<'_>>) {
 
 /// The message's key fields, as one line shows them.
 pub fn summary_fields(msg: &Message<'_>, out: &mut Vec<u8>) {
-    if msg.magic_no.is_some() && !msg.magic_ok() {
+    if msg.is_bad_magic() {
         out.extend_from_slice(b" not ldm? raw:");
         for b in msg.bytes.iter().take(16) {
             let _ = write!(out, " {b:02x}");
@@ -181,10 +181,7 @@ pub fn summary_fields(msg: &Message<'_>, out: &mut Vec<u8>) {
 }
 
 fn type_name(msg: &Message<'_>) -> &'static str {
-    if msg.magic_no.is_some() && !msg.magic_ok() {
-        return "BAD_MAGIC";
-    }
-    msg.msg_type.map_or("TRUNCATED", LdmType::name)
+    msg.kind_name()
 }
 
 /// Writes the one-line form of an ldm packet, or (with `--all`) a brief line

@@ -8,7 +8,7 @@ use crate::capture::linktype_name;
 use crate::dissect::fields::{escaped, rfc3339};
 use crate::dissect::{ChecksumStatus, Dissection, IpInfo, Link, LinkKind, TcpInfo, UdpInfo};
 use crate::expert::format_mac;
-use crate::wire::ldm::{self, field, CharField, Message, MsgType, Payload};
+use crate::wire::ldm::{self, field, CharField, Message, Payload};
 use crate::wire::libvirt;
 use crate::wire::libvirt_args;
 use crate::wire::tls;
@@ -323,10 +323,11 @@ fn int(
 }
 
 fn write_ldm(out: &mut impl Write, msg: &Message<'_>) -> io::Result<()> {
-    let kind = msg.msg_type.map_or("no msg_type", MsgType::name);
+    let kind = msg.kind_name();
+    let verdict = if msg.is_bad_magic() { " (not an ldmd message?)" } else { "" };
     writeln!(
         out,
-        "ldmd multicast message (multicast_msg_t), {kind}, {}, {} bytes",
+        "ldmd multicast message (multicast_msg_t), {kind}{verdict}, {}, {} bytes",
         msg.byte_order.name(),
         msg.bytes.len()
     )?;
@@ -339,7 +340,7 @@ fn write_ldm(out: &mut impl Write, msg: &Message<'_>) -> io::Result<()> {
         format!("{m:#010x} ({meaning})")
     });
     int(out, msg, field::MAGIC_NO, "magic_no", magic)?;
-    if msg.magic_no.is_some() && !msg.magic_ok() {
+    if msg.is_bad_magic() {
         writeln!(out, "    [Not an ldmd message: raw payload follows]")?;
         return super::hex::write_hex(out, msg.bytes);
     }

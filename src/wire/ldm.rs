@@ -360,6 +360,21 @@ impl<'a> Message<'a> {
         self.magic_no == Some(MAGIC)
     }
 
+    /// A magic number that is there and wrong: not an ldmd message, whatever
+    /// its other bytes say.
+    pub fn is_bad_magic(&self) -> bool {
+        self.magic_no.is_some() && !self.magic_ok()
+    }
+
+    /// What the message is, in one word, as every output names it: its type,
+    /// BAD_MAGIC (not an ldmd message), or TRUNCATED (cut before its type).
+    pub fn kind_name(&self) -> &'static str {
+        if self.is_bad_magic() {
+            return "BAD_MAGIC";
+        }
+        self.msg_type.map_or("TRUNCATED", MsgType::name)
+    }
+
     /// Bytes beyond sizeof(multicast_msg_t).
     pub fn trailing(&self) -> &'a [u8] {
         self.bytes.get(FULL_LEN..).unwrap_or(&[])

@@ -30,6 +30,12 @@ pub fn can_run(test: &str) -> bool {
     false
 }
 
+/// Ctrl-C for a process this test started (by its PID, never by name).
+pub fn interrupt(child: &Child) {
+    // SAFETY: kill(2) with a PID we own and a valid signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+}
+
 pub fn ip(args: &[&str]) {
     let status = Command::new("ip").args(args).status().expect("ip runs");
     assert!(status.success(), "ip {}", args.join(" "));
