@@ -1,10 +1,14 @@
 //! ldm-sniff: decode, validate and analyse Oracle VM Server for SPARC (ldmd)
 //! multicast traffic.
 //!
-//! Data flows one way: `capture` (frames from files) -> `dissect` (layers,
-//! the ldm message, per-packet findings) -> `output`. `wire` holds the message
-//! format itself, `expert` the one catalogue of anomaly keys, and `synth` the
-//! packet builders that generate the test captures.
+//! Data flows one way: `capture` (frames from files and interfaces) ->
+//! `dissect` (layers, the ldm and libvirt messages, per-packet findings) ->
+//! `analyze` (findings over time, statistics) -> `filter` -> `output`;
+//! `pipeline` runs them in that order, and `tests/layers.rs` keeps each from
+//! importing a later one. `wire` holds the message formats themselves,
+//! `expert` the one catalogue of anomaly keys, `escape` the escaping of text
+//! for a terminal, and `synth` the packet builders that generate the test
+//! captures.
 
 pub mod analyze;
 pub mod capture;
@@ -12,6 +16,7 @@ pub mod cli;
 pub mod conform;
 pub mod dissect;
 pub mod emulate;
+pub mod escape;
 pub mod expert;
 pub mod filter;
 pub mod output;

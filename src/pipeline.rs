@@ -4,12 +4,13 @@ use std::io::{self, Write};
 
 use std::collections::VecDeque;
 
+use crate::analyze::Summary;
 use crate::analyze::{self, Analyzer, Annotation, StatsKind};
 use crate::capture::writer::FrameWriter;
 use crate::capture::{CaptureError, Source, Timestamp};
 use crate::dissect::{self, Dissection, Dissector};
 use crate::filter::{Filter, Found};
-use crate::output::{self, Packet, Printer, ResponseSlot, Summary};
+use crate::output::{self, Packet, Printer, ResponseSlot};
 use crate::wire::ldm::MsgType;
 
 /// `-w`: a pcapng sink, and whether `--annotate` comments go with the frames.

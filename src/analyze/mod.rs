@@ -8,6 +8,7 @@ pub mod bounded;
 mod discoveries;
 pub mod libvirt;
 pub mod stats;
+pub mod summary;
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -23,6 +24,7 @@ use crate::wire::ldm::{Message, MsgType, Payload};
 use bounded::BoundedMap;
 use discoveries::Discoveries;
 pub use stats::{Stats, StatsKind};
+pub use summary::Summary;
 
 /// ldmd gives up on a MAC after this long ("30 seconds").
 pub const ALLOCATION_TIMEOUT: f64 = 30.0;
@@ -577,6 +579,24 @@ fn lookup_burst(state: &mut RequesterState, options: &Options, mac: [u8; 6], ts:
             state.burst_flagged = Some(Key::LdmLookupStorm);
         }
         Some(_) => {}
+    }
+}
+
+/// One frame as the filter and the outputs see it: its dissection and what
+/// the analysis says of it.
+pub struct Packet<'r, 'a> {
+    pub d: &'r Dissection<'a>,
+    pub note: &'r Annotation,
+}
+
+impl Packet<'_, '_> {
+    /// Per-packet findings, then those over time.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.d.findings.iter().chain(self.note.findings.iter())
+    }
+
+    pub fn has_findings(&self) -> bool {
+        !self.d.findings.is_empty() || !self.note.findings.is_empty()
     }
 }
 

@@ -1,17 +1,15 @@
-//! `-z` statistics: host inventory, MAC table, response times. Text tables
-//! and the same data as JSON.
+//! `-z` statistics: host inventory, MAC table, response times, libvirt
+//! procedures and conversations, as rows of text (`output::table` draws them).
 
-use std::io::{self, Write};
 use std::net::IpAddr;
 
 use arrayvec::ArrayVec;
-use serde_json::{json, Value};
 
+use super::Summary;
 use crate::capture::Timestamp;
 use crate::dissect::fields::{escaped, Rfc3339};
 use crate::dissect::Dissection;
 use crate::expert::{MacAddr, CATALOGUE};
-use crate::output::Summary;
 use crate::wire::ldm::{MsgType, Payload};
 
 use super::bounded::BoundedMap;
@@ -233,37 +231,17 @@ impl Stats {
         }
     }
 
-    /// One `-z` table as aligned text.
-    pub fn write_table(&self, kind: StatsKind, summary: &Summary, out: &mut impl Write) -> io::Result<()> {
-        let rows = match kind {
+    /// One `-z` table: a header row, then the data rows (`output` draws it
+    /// as aligned text or as JSON records).
+    pub fn rows(&self, kind: StatsKind, summary: &Summary) -> Vec<Vec<String>> {
+        match kind {
             StatsKind::Summary => self.summary_rows(summary),
             StatsKind::Hosts => self.host_rows(),
             StatsKind::Macs => self.mac_rows(),
             StatsKind::Rtt => self.rtt_rows(),
             StatsKind::LibvirtProcs => self.libvirt_proc_rows(),
             StatsKind::LibvirtConversations => self.libvirt_conversation_rows(),
-        };
-        writeln!(out, "===== {} =====", kind.name())?;
-        crate::output::table::write_aligned(out, &rows)?;
-        writeln!(out)
-    }
-
-    /// The same table as JSON.
-    pub fn to_json(&self, kind: StatsKind, summary: &Summary) -> Value {
-        let rows = match kind {
-            StatsKind::Summary => self.summary_rows(summary),
-            StatsKind::Hosts => self.host_rows(),
-            StatsKind::Macs => self.mac_rows(),
-            StatsKind::Rtt => self.rtt_rows(),
-            StatsKind::LibvirtProcs => self.libvirt_proc_rows(),
-            StatsKind::LibvirtConversations => self.libvirt_conversation_rows(),
-        };
-        let Some((header, body)) = rows.split_first() else { return json!([]) };
-        let records: Vec<Value> = body
-            .iter()
-            .map(|row| Value::Object(header.iter().cloned().zip(row.iter().map(|c| json_cell(c))).collect()))
-            .collect();
-        Value::Array(records)
+        }
     }
 
     fn summary_rows(&self, summary: &Summary) -> Vec<Vec<String>> {
@@ -436,19 +414,6 @@ fn replace_if_changed(slot: &mut Option<Vec<u8>>, text: &[u8]) {
 }
 
 /// A table cell as JSON: numbers as numbers, "-" (nothing) as null.
-fn json_cell(cell: &str) -> Value {
-    if cell == "-" {
-        return Value::Null;
-    }
-    if let Ok(n) = cell.parse::<u64>() {
-        return json!(n);
-    }
-    match cell.parse::<f64>() {
-        Ok(x) if x.is_finite() => json!(x),
-        _ => Value::String(cell.to_string()),
-    }
-}
-
 /// `10.0.0.1:16509`, or `[fe80::1]:16509`.
 fn endpoint((ip, port): (IpAddr, u16)) -> String {
     std::net::SocketAddr::new(ip, port).to_string()

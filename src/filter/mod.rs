@@ -9,9 +9,9 @@ use std::net::IpAddr;
 
 use regex::Regex;
 
+use crate::analyze::Packet;
 use crate::dissect::fields::{self, FieldSink, Value};
 use crate::expert::parse_mac;
-use crate::output::Packet;
 use crate::wire::ldm::MsgType;
 
 pub use parse::FilterError;

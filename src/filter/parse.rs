@@ -55,7 +55,7 @@ impl FilterError {
     /// part. Control characters of the expression are shown escaped (the
     /// caret counts them as shown), never sent to the terminal.
     pub fn render(&self, expression: &str) -> String {
-        use crate::output::escape_controls;
+        use crate::escape::escape_controls;
         let at = self.at.min(expression.len());
         let prefix = expression.get(..at).unwrap_or("");
         let span = expression.get(at..(at + self.len).min(expression.len())).unwrap_or("");

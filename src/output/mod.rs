@@ -5,38 +5,19 @@ pub mod detail;
 pub mod hex;
 pub mod json;
 pub mod numbers;
-pub mod summary;
+mod summary;
 pub mod table;
 pub mod text;
 pub mod tree;
 
 use std::io::{self, Write};
 
-use crate::analyze::{Annotation, Stats, StatsKind};
+use crate::analyze::{Stats, StatsKind, Summary};
 use crate::capture::Timestamp;
-use crate::dissect::Dissection;
-use crate::expert::Finding;
 
-pub use summary::Summary;
+pub use crate::analyze::Packet;
+pub use crate::escape::escape_controls;
 pub use text::Style;
-
-/// What the outputs show of one frame: its dissection and what the analysis
-/// says of it.
-pub struct Packet<'r, 'a> {
-    pub d: &'r Dissection<'a>,
-    pub note: &'r Annotation,
-}
-
-impl Packet<'_, '_> {
-    /// Per-packet findings, then those over time.
-    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
-        self.d.findings.iter().chain(self.note.findings.iter())
-    }
-
-    pub fn has_findings(&self) -> bool {
-        !self.d.findings.is_empty() || !self.note.findings.is_empty()
-    }
-}
 
 /// Where a packet's output lists its responses (`ldm.response_in`), kept for
 /// output made before they arrive: a request is held until its window
@@ -197,10 +178,13 @@ impl<W: Write> Printer<W> {
     /// Writes one `-z` table after the packets: aligned text, or for JSON
     /// outputs a last record `{"stats": {"ldm,hosts": [...]}}`.
     pub fn stats(&mut self, kind: StatsKind, stats: &Stats, summary: &Summary) -> io::Result<()> {
+        let rows = stats.rows(kind, summary);
         if self.options.format == Format::Text {
-            return stats.write_table(kind, summary, &mut self.out);
+            writeln!(self.out, "===== {} =====", kind.name())?;
+            table::write_aligned(&mut self.out, &rows)?;
+            return writeln!(self.out);
         }
-        let record = serde_json::json!({ "stats": { kind.name(): stats.to_json(kind, summary) } });
+        let record = serde_json::json!({ "stats": { kind.name(): table::to_json(&rows) } });
         if self.options.format == Format::Json {
             self.out.write_all(if self.records == 0 { b"[\n" } else { b",\n" })?;
         }
@@ -219,22 +203,4 @@ impl<W: Write> Printer<W> {
         }
         self.out.flush()
     }
-}
-
-/// `text` for a terminal: control characters (other than line breaks) as
-/// `\xNN`, bidirectional overrides as `\u{NNNN}`, so that an error message quoting a user's input
-/// (a filter, a config file, a path) cannot move the cursor or recolour
-/// the terminal, as packet text cannot.
-pub fn escape_controls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' => out.push('\n'),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            // Bidirectional overrides and isolates reorder what a terminal shows.
-            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
 }

@@ -1,6 +1,8 @@
-//! Aligned text tables (`-z` statistics, `discover`).
+//! Tables (`-z` statistics, `discover`): aligned text, or JSON records.
 
 use std::io::{self, Write};
+
+use serde_json::{json, Value};
 
 /// Columns padded to their widest cell; numbers right-aligned.
 pub fn write_aligned(out: &mut impl Write, rows: &[Vec<String>]) -> io::Result<()> {
@@ -20,4 +22,28 @@ pub fn write_aligned(out: &mut impl Write, rows: &[Vec<String>]) -> io::Result<(
         writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
+}
+
+/// The rows as JSON records, one object per data row keyed by the header;
+/// numbers as numbers, "-" as null.
+pub fn to_json(rows: &[Vec<String>]) -> Value {
+    let Some((header, body)) = rows.split_first() else { return json!([]) };
+    let records: Vec<Value> = body
+        .iter()
+        .map(|row| Value::Object(header.iter().cloned().zip(row.iter().map(|c| json_cell(c))).collect()))
+        .collect();
+    Value::Array(records)
+}
+
+fn json_cell(cell: &str) -> Value {
+    if cell == "-" {
+        return Value::Null;
+    }
+    if let Ok(n) = cell.parse::<u64>() {
+        return json!(n);
+    }
+    match cell.parse::<f64>() {
+        Ok(x) if x.is_finite() => json!(x),
+        _ => Value::String(cell.to_string()),
+    }
 }
