@@ -126,6 +126,9 @@ where
             analyzer.observe_libvirt_into(d, &mut note);
         } else {
             note.clear();
+            if d.tls.is_some() {
+                analyzer.observe_tls(d);
+            }
         }
         visit(d, &note)
     })?;

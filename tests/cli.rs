@@ -203,6 +203,10 @@ fn options() {
         ("port_zero", &["--port", "0", "-r", "captures/discovery.pcapng"]),
         ("max_entries_zero", &["--max-entries", "0", "-r", "captures/discovery.pcapng"]),
         ("read_directory", &["-r", "captures"]),
+        (
+            "libvirt_tables_with_tls",
+            &["-q", "-z", "libvirt,procs", "-z", "libvirt,conversations", "-r", "captures/libvirt-tls-sasl.pcapng"],
+        ),
     ];
     snapshots! {
         for (name, args) in cases {

@@ -46,6 +46,19 @@ pub struct Conversation {
     pub errors: u64,
     pub events: u64,
     pub bytes: u64,
+    /// libvirt over TLS: what the records show (nothing is decrypted).
+    pub tls: Option<TlsConversation>,
+}
+
+/// A connection on the libvirt TLS port: records counted, the hellos read.
+#[derive(Debug, Clone, Default)]
+pub struct TlsConversation {
+    pub records: u64,
+    /// The highest version the client offered, and the one the server chose.
+    pub offered: Option<u16>,
+    pub chosen: Option<u16>,
+    /// The client's server name indication.
+    pub server_name: Option<String>,
 }
 
 /// The `-z libvirt,...` tables.
@@ -83,10 +96,39 @@ impl Tables {
     }
 
     fn count_conversation(&mut self, flow: FlowKey, ts: Timestamp, msg: &libvirt::Message<'_>) {
-        // A call names the client. A connection first seen at another
-        // message takes the side on the lower port for the daemon (16509 is
-        // below the ephemeral range clients use).
-        let from_client = msg.header.msg_type.is_call() || flow.dst_port < flow.src_port;
+        // A call names the client.
+        let c = self.conversation(flow, ts, msg.header.msg_type.is_call());
+        c.messages += 1;
+        c.bytes += u64::from(msg.header.len);
+        c.calls += u64::from(msg.header.msg_type.is_call());
+        c.events += u64::from(msg.header.msg_type == MsgType::Message);
+        c.errors += u64::from(msg.header.status == Status::Error && msg.header.msg_type.is_reply());
+    }
+
+    /// Counts a TLS record on the libvirt TLS port.
+    pub fn count_tls(&mut self, flow: FlowKey, ts: Timestamp, record: &crate::wire::tls::Record<'_>) {
+        let hello = record.hello();
+        // A ClientHello names the client.
+        let from_client = matches!(hello, Some(crate::wire::tls::Hello::Client { .. }));
+        let c = self.conversation(flow, ts, from_client);
+        c.bytes += u64::from(record.length) + 5;
+        let tls = c.tls.get_or_insert_with(TlsConversation::default);
+        tls.records += 1;
+        match hello {
+            Some(crate::wire::tls::Hello::Client { version, server_name }) => {
+                tls.offered = Some(version);
+                tls.server_name = server_name.map(crate::dissect::fields::escaped);
+            }
+            Some(crate::wire::tls::Hello::Server { version }) => tls.chosen = Some(version),
+            None => {}
+        }
+    }
+
+    /// The connection's entry, made on first sight. `from_client` says the
+    /// sender is the client; otherwise the side on the lower port is taken
+    /// for the daemon (16509 and 16514 are below the ephemeral range).
+    fn conversation(&mut self, flow: FlowKey, ts: Timestamp, from_client: bool) -> &mut Conversation {
+        let from_client = from_client || flow.dst_port < flow.src_port;
         let (client, server) = if from_client {
             ((flow.src, flow.src_port), (flow.dst, flow.dst_port))
         } else {
@@ -102,14 +144,11 @@ impl Tables {
             errors: 0,
             events: 0,
             bytes: 0,
+            tls: None,
         };
         let c = self.conversations.entry(flow.connection(), make);
         c.last = ts;
-        c.messages += 1;
-        c.bytes += u64::from(msg.header.len);
-        c.calls += u64::from(msg.header.msg_type.is_call());
-        c.events += u64::from(msg.header.msg_type == MsgType::Message);
-        c.errors += u64::from(msg.header.status == Status::Error && msg.header.msg_type.is_reply());
+        c
     }
 }
 

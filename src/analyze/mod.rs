@@ -278,6 +278,19 @@ impl Analyzer {
         self.libvirt.observe(d, ts, &mut self.stats.libvirt, note);
     }
 
+    /// Counts one TLS record on the libvirt TLS port (for
+    /// `-z libvirt,conversations`); TLS says nothing over time we check.
+    pub fn observe_tls(&mut self, d: &Dissection<'_>) {
+        let (Some(record), Some(ip), Some(tcp)) = (&d.tls, d.ip, d.tcp) else { return };
+        let flow = crate::dissect::stream::FlowKey {
+            src: ip.src,
+            src_port: tcp.src_port,
+            dst: ip.dst,
+            dst_port: tcp.dst_port,
+        };
+        self.stats.libvirt.count_tls(flow, d.frame.ts, record);
+    }
+
     /// The analysis time of a packet: its timestamp, unless that went back.
     fn tick(&mut self, ts: Timestamp, in_order: bool, note: &mut Annotation) -> Timestamp {
         match self.now {

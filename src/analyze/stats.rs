@@ -308,24 +308,62 @@ impl Stats {
                 max,
             ]);
         }
+        // Connections over TLS carry procedures nobody here can see: say so,
+        // rather than leave the table empty on a TLS-only capture.
+        let encrypted: Vec<_> = self.libvirt.conversations.iter().filter_map(|(_, c)| c.tls.as_ref()).collect();
+        if !encrypted.is_empty() {
+            let records: u64 = encrypted.iter().map(|tls| tls.records).sum();
+            let procedure =
+                format!("(encrypted: {} connection(s), {records} record(s); procedures not visible)", encrypted.len());
+            let mut row = vec!["(TLS)".to_string(), procedure];
+            row.extend(std::iter::repeat_n("-".to_string(), header.len() - 2));
+            rows.push(row);
+        }
         rows
     }
 
     /// One row per connection, in the order first seen.
     fn libvirt_conversation_rows(&self) -> Vec<Vec<String>> {
-        let header = ["client", "server", "first", "last", "messages", "calls", "errors", "events", "bytes"];
+        let header = [
+            "client",
+            "server",
+            "transport",
+            "first",
+            "last",
+            "messages",
+            "calls",
+            "errors",
+            "events",
+            "tls_records",
+            "bytes",
+            "tls_version",
+            "server_name",
+        ];
         let mut rows = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
         for (_, c) in self.libvirt.conversations.iter() {
+            let (transport, records, version, server_name) = match &c.tls {
+                None => ("libvirt", "-".to_string(), "-".to_string(), "-".to_string()),
+                Some(tls) => (
+                    "TLS",
+                    tls.records.to_string(),
+                    tls_versions(tls.offered, tls.chosen),
+                    tls.server_name.clone().unwrap_or_else(|| "-".to_string()),
+                ),
+            };
             rows.push(vec![
                 endpoint(c.client),
                 endpoint(c.server),
+                transport.to_string(),
                 Rfc3339(c.first).to_string(),
                 Rfc3339(c.last).to_string(),
                 c.messages.to_string(),
                 c.calls.to_string(),
                 c.errors.to_string(),
                 c.events.to_string(),
+                records,
                 c.bytes.to_string(),
+                version,
+                server_name,
             ]);
         }
         rows
@@ -414,6 +452,16 @@ fn replace_if_changed(slot: &mut Option<Vec<u8>>, text: &[u8]) {
 }
 
 /// A table cell as JSON: numbers as numbers, "-" (nothing) as null.
+/// The TLS version a connection settled on (`TLS 1.3`), or what the client
+/// offered when no ServerHello was captured (`TLS 1.3 offered`).
+fn tls_versions(offered: Option<u16>, chosen: Option<u16>) -> String {
+    match (offered, chosen) {
+        (_, Some(chosen)) => crate::wire::tls::version_name(chosen),
+        (Some(offered), None) => format!("{} offered", crate::wire::tls::version_name(offered)),
+        (None, None) => "-".to_string(),
+    }
+}
+
 /// `10.0.0.1:16509`, or `[fe80::1]:16509`.
 fn endpoint((ip, port): (IpAddr, u16)) -> String {
     std::net::SocketAddr::new(ip, port).to_string()
