@@ -166,8 +166,10 @@ fn a_wrong_port_is_caught_in_lookups_too_and_junit_names_the_request() {
     drop(emulator);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let xml = std::fs::read_to_string(&junit).expect("junit written");
-    assert!(xml.contains("tests=\"3\" failures=\"1\""), "{xml}");
-    assert!(xml.contains("name=\"request 1 (frame 1): SEND_MSG mac=00:14:4f:f8:00:2a\">"), "{xml}");
+    assert!(xml.contains("tests=\"3\"") && xml.contains("failures=\"1\""), "{xml}");
+    assert!(xml.contains("name=\"request 1 (frame 1): SEND_MSG mac=00:14:4f:f8:00:2a\""), "{xml}");
+    assert!(xml.contains("<property name=\"target\" value=\"239.129.9.27:64535\"/>"), "{xml}");
+    assert!(xml.contains("<system-out>request 1 (frame 1): SEND_MSG"), "{xml}");
 }
 
 #[test]

@@ -193,9 +193,22 @@ fn finish(
         Err(message) => return error(&message),
     };
     if let Some(path) = &args.junit {
-        let xml = report::junit(&args.capture, &expected, &actual, started.elapsed().as_secs_f64());
-        if let Err(e) = std::fs::write(path, xml) {
-            return error(&format!("{path}: cannot write the JUnit report: {e}"));
+        let run = report::Run {
+            suite: &args.capture,
+            started: std::time::SystemTime::now() - started.elapsed(),
+            seconds: started.elapsed().as_secs_f64(),
+            properties: vec![
+                ("target", target.to_string()),
+                ("window_secs", args.window.to_string()),
+                ("pace", format!("{:?}", args.pace).to_lowercase()),
+                ("compared_with", expected_name.clone()),
+                ("ldm_sniff_version", env!("CARGO_PKG_VERSION").to_string()),
+            ],
+        };
+        let written = report::junit(&run, &expected, &actual)
+            .and_then(|xml| std::fs::write(path, xml).map_err(|e| format!("cannot write the JUnit report: {e}")));
+        if let Err(message) = written {
+            return error(&format!("{path}: {message}"));
         }
     }
     let color = super::use_color(args.color);

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use similar::{ChangeTag, TextDiff};
 
 use super::transcript::{render, Exchange};
@@ -45,51 +46,52 @@ fn changed_lines(expected: &str, actual: &str) -> String {
     out
 }
 
-fn escape_xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 allows no other control characters.
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('?'),
-            c => out.push(c),
-        }
-    }
-    out
+/// What a JUnit report says of the run besides its test cases.
+pub struct Run<'a> {
+    /// The suite: the capture replayed.
+    pub suite: &'a str,
+    /// When the replay began, and how long it took.
+    pub started: std::time::SystemTime,
+    pub seconds: f64,
+    /// Shown as the suite's properties: the target, the window, the pace.
+    pub properties: Vec<(&'static str, String)>,
 }
 
-/// JUnit XML: one test case per request, failed when its exchange differs.
-/// Exchanges are paired by position; a transcript of another length adds
-/// failing cases for the extra or missing requests.
-pub fn junit(suite: &str, expected: &[Exchange], actual: &[Exchange], seconds: f64) -> String {
-    let count = expected.len().max(actual.len());
-    let mut cases = String::new();
-    let mut failures = 0;
-    for i in 0..count {
+/// JUnit XML (written by quick-junit, the format CI dashboards read): one
+/// test case per request, failed when its exchange differs, with the
+/// target's transcript of it as the case's system-out. Exchanges are paired
+/// by position; a transcript of another length adds failing cases for the
+/// extra or missing requests.
+pub fn junit(run: &Run<'_>, expected: &[Exchange], actual: &[Exchange]) -> Result<String, String> {
+    let mut suite = TestSuite::new(run.suite);
+    let started = run.started.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    if let Some(at) = chrono::DateTime::from_timestamp(started.as_secs() as i64, started.subsec_nanos()) {
+        suite.set_timestamp(at.fixed_offset());
+    }
+    suite.set_time(std::time::Duration::from_secs_f64(run.seconds.max(0.0)));
+    for (name, value) in &run.properties {
+        suite.add_property(Property::new(*name, value.as_str()));
+    }
+    for i in 0..expected.len().max(actual.len()) {
         let want = expected.get(i).map(|e| render(std::slice::from_ref(e))).unwrap_or_default();
         let got = actual.get(i).map(|e| render(std::slice::from_ref(e))).unwrap_or_default();
         let name = expected.get(i).or(actual.get(i)).map(Exchange::heading).unwrap_or_default();
-        let _ = write!(cases, "    <testcase classname=\"{}\" name=\"{}\"", escape_xml(suite), escape_xml(&name));
-        if want == got {
-            cases.push_str("/>\n");
-            continue;
-        }
-        failures += 1;
-        let changed = changed_lines(&want, &got);
-        let _ = write!(
-            cases,
-            ">\n      <failure message=\"replies differ from the reference\">{}</failure>\n    </testcase>\n",
-            escape_xml(&changed)
-        );
+        let status = if want == got {
+            TestCaseStatus::success()
+        } else {
+            let mut failure = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            failure.set_message("replies differ from the reference");
+            failure.set_description(changed_lines(&want, &got));
+            failure
+        };
+        let mut case = TestCase::new(name, status);
+        case.set_classname(run.suite);
+        case.set_system_out(got);
+        suite.add_test_case(case);
     }
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"{}\" tests=\"{count}\" failures=\"{failures}\" errors=\"0\" time=\"{seconds:.3}\">\n{cases}  </testsuite>\n</testsuites>\n",
-        escape_xml(suite)
-    )
+    let mut report = Report::new("ldm-sniff conform");
+    report.add_test_suite(suite);
+    report.to_string().map_err(|e| format!("cannot write the JUnit report: {e}"))
 }
 
 #[cfg(test)]
@@ -120,9 +122,18 @@ mod tests {
     fn junit_has_one_case_per_request() {
         let want = [exchange(1, &["x"]), exchange(2, &["y"])];
         let got = [exchange(1, &["x"]), exchange(2, &["<z>"])];
-        let xml = junit("ref.pcapng", &want, &got, 1.5);
-        assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
+        let run = Run {
+            suite: "ref.pcapng",
+            started: std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
+            seconds: 1.5,
+            properties: vec![("target", "239.129.9.27:64535".to_string())],
+        };
+        let xml = junit(&run, &want, &got).unwrap();
+        assert!(xml.contains("tests=\"2\"") && xml.contains("failures=\"1\""), "{xml}");
         assert!(xml.contains("+  reply: &lt;z&gt;"), "{xml}");
+        assert!(xml.contains("<property name=\"target\" value=\"239.129.9.27:64535\"/>"), "{xml}");
+        assert!(xml.contains("timestamp=\"2027-01-15T08:00:00"), "{xml}");
+        assert!(xml.contains("<system-out>request 2"), "{xml}");
         assert_eq!(xml.matches("<testcase").count(), 2);
     }
 }
