@@ -246,3 +246,16 @@ fn capture_filter_needs_the_libpcap_build() {
     let out = run(&["-i", "lo", "-f", "udp port 64535"]);
     assert!(out.contains("exit: 2") && out.contains("--features libpcap"), "{out}");
 }
+
+/// `emulate --help` shows what is advertised when a flag is not given
+/// (issue 24), and the main help names libvirt and every -z table.
+#[test]
+fn help_shows_defaults_and_what_is_decoded() {
+    let emulate = run(&["emulate", "--help"]);
+    for default in ["[default: 3.6.1.0.11", "[default: 6482", "[default: this host's name"] {
+        assert!(emulate.contains(default), "emulate --help lacks {default}: {emulate}");
+    }
+    let main = run(&["--help"]);
+    assert!(main.contains("libvirt RPC") && main.contains("snoop"), "{main}");
+    assert!(main.contains("libvirt,conversations"), "{main}");
+}
