@@ -18,10 +18,15 @@ const LAYERS: &[(&str, &[&str])] = &[
 fn sources(layer: &str) -> Vec<PathBuf> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
-    let dir = src.join(layer);
-    if dir.is_dir() {
-        for entry in std::fs::read_dir(&dir).expect("readable").flatten() {
-            files.push(entry.path());
+    let mut dirs = vec![src.join(layer)];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
         }
     }
     let file = src.join(format!("{layer}.rs"));

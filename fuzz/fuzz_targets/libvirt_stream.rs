@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use ldm_sniff::capture::{Frame, KernelChecksum, Linktype, Timestamp};
 use ldm_sniff::dissect::stream::{Deliveries, FlowKey, Framing, Origin, Streams};
 use ldm_sniff::dissect::tcp::{TcpInfo, ACK, FIN, RST, SYN};
-use ldm_sniff::wire::{libvirt, libvirt_args, tls};
+use ldm_sniff::wire::{libvirt, tls};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -98,7 +98,7 @@ fn check(out: &Deliveries, framing: Framing) {
             Framing::Libvirt => {
                 if let Some(msg) = libvirt::Message::parse(message) {
                     let _ = msg.error();
-                    let _ = libvirt_args::decode(&msg);
+                    let _ = msg.decode_payload();
                     let _ = msg.to_bytes();
                 }
             }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use crate::capture::{linktype_name, Timestamp};
 use crate::wire::ldm::{CharField, Payload};
-use crate::wire::libvirt_args::{self, Arg};
+use crate::wire::xdr;
 
 use super::{ChecksumStatus, Dissection, LinkKind};
 
@@ -37,6 +37,13 @@ pub enum Value<'a> {
     Uuid([u8; 16]),
     /// Several C strings.
     TextList(&'a [&'a [u8]]),
+    /// Opaque bytes (shown in hex).
+    Bytes(&'a [u8]),
+    /// A UTF-8 string (libvirt's): JSON carries it as the string it is
+    /// (`\n` for a newline), where a C string's odd bytes are shown `\xNN`.
+    Utf8(&'a [u8]),
+    /// Several values of one field (a libvirt array's elements).
+    List(&'a [Value<'a>]),
 }
 
 /// A field's name, and the JSON key written out beforehand (`,"name":`):
@@ -367,26 +374,60 @@ fn libvirt<S: FieldSink>(d: &Dissection<'_>, sink: &mut S, extra: &dyn Fn(&mut d
     sink.field(name!("status"), Value::I64(h.status.to_i32().into()));
     sink.field(name!("status_name"), Value::Str(h.status.name()));
     sink.field(name!("payload_len"), Value::U64(msg.payload_len() as u64));
-    for (name, arg) in &libvirt_args::decode(msg) {
-        let value = match arg {
-            Arg::Int(v) => Value::I64(*v),
-            Arg::Text(text) => Value::Text(text),
-            Arg::Uuid(uuid) => Value::Uuid(*uuid),
-            Arg::Ints(list) => Value::U64List(list),
-            Arg::Texts(list) => Value::TextList(list),
-            Arg::Name(name) => Value::Str(name),
-        };
-        sink.field(Name::new(name), value);
+    if let Some(decoded) = msg.decode_payload() {
+        payload_fields(&decoded.root, sink);
     }
     if let Some(error) = msg.error() {
         sink.field(name!("error_code"), Value::I64(error.code.into()));
         sink.field(name!("error_domain"), Value::I64(error.domain.into()));
         if let Some(message) = error.message {
-            sink.field(name!("error_message"), Value::Text(message));
+            sink.field(name!("error_message"), Value::Utf8(message));
         }
     }
     extra(sink);
     sink.end_layer();
+}
+
+/// A decoded payload's values, one field per `struct.field` path (as
+/// libvirt's Wireshark plugin names them), in the order first seen; a path
+/// met several times (an array's elements) is one list.
+fn payload_fields<S: FieldSink>(root: &xdr::Node<'_>, sink: &mut S) {
+    let mut leaves: Vec<(&'static str, Vec<Value<'_>>)> = Vec::new();
+    collect_leaves(root, &mut leaves);
+    for (path, values) in &leaves {
+        match values.as_slice() {
+            [one] => sink.field(Name::new(path), *one),
+            many => sink.field(Name::new(path), Value::List(many)),
+        }
+    }
+}
+
+fn collect_leaves<'a>(node: &xdr::Node<'a>, leaves: &mut Vec<(&'static str, Vec<Value<'a>>)>) {
+    let value = match &node.value {
+        xdr::Value::Compound(children) => {
+            for child in children {
+                collect_leaves(child, leaves);
+            }
+            return;
+        }
+        xdr::Value::Null => return,
+        xdr::Value::Int(v) | xdr::Value::Enum(v, _) => Value::I64(*v),
+        xdr::Value::UInt(v) => Value::U64(*v),
+        xdr::Value::Float(v) => Value::F64(*v),
+        xdr::Value::Bool(v) => Value::Bool(*v),
+        xdr::Value::Str(bytes) => Value::Utf8(bytes),
+        xdr::Value::Bytes(bytes) => Value::Bytes(bytes),
+        xdr::Value::Uuid(uuid) => Value::Uuid(*uuid),
+    };
+    match leaves.iter_mut().find(|(path, _)| *path == node.path) {
+        Some((_, values)) => values.push(value),
+        None => leaves.push((node.path, vec![value])),
+    }
+}
+
+/// Bytes as Wireshark shows a bytes field: `0a:1b:ff`.
+pub fn hex_colon(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// A TLS record of libvirt over TLS: the record header and, in a hello, the

@@ -118,34 +118,6 @@ pub const FIELDS: &[(&str, Kind)] = &[
     ("libvirt.error_code", Kind::Number),
     ("libvirt.error_domain", Kind::Number),
     ("libvirt.error_message", Kind::Text),
-    ("libvirt.uri", Kind::Text),
-    ("libvirt.flags", Kind::Number),
-    ("libvirt.auth_types", Kind::Number),
-    ("libvirt.mechlist", Kind::Text),
-    ("libvirt.hv_type", Kind::Text),
-    ("libvirt.hv_version", Kind::Number),
-    ("libvirt.lib_version", Kind::Number),
-    ("libvirt.hostname", Kind::Text),
-    ("libvirt.count", Kind::Number),
-    ("libvirt.max", Kind::Number),
-    ("libvirt.need_results", Kind::Number),
-    ("libvirt.domain_ids", Kind::Number),
-    ("libvirt.domains", Kind::Text),
-    ("libvirt.domain", Kind::Text),
-    ("libvirt.uuid", Kind::Text),
-    ("libvirt.domain_id", Kind::Number),
-    ("libvirt.xml_len", Kind::Number),
-    ("libvirt.state", Kind::Number),
-    ("libvirt.state_name", Kind::Text),
-    ("libvirt.reason", Kind::Number),
-    ("libvirt.max_mem", Kind::Number),
-    ("libvirt.memory", Kind::Number),
-    ("libvirt.vcpus", Kind::Number),
-    ("libvirt.cpu_time", Kind::Number),
-    ("libvirt.callback_id", Kind::Number),
-    ("libvirt.event", Kind::Number),
-    ("libvirt.event_name", Kind::Text),
-    ("libvirt.event_detail", Kind::Number),
     ("libvirt.request_in", Kind::Number),
     ("libvirt.rtt", Kind::Number),
     ("tls.content_type", Kind::Number),
@@ -170,6 +142,38 @@ const ALIASES: &[(&str, [&str; 2])] = &[
     ("tcp.port", ["tcp.srcport", "tcp.dstport"]),
     ("eth.addr", ["eth.src", "eth.dst"]),
 ];
+
+/// Short names for the libvirt objects every procedure names, after the
+/// generated paths they stand for (`libvirt.domain.name` is any domain's
+/// name, in any procedure's arguments, reply or event).
+const LIBVIRT_OBJECTS: &[(&str, &str)] = &[
+    ("libvirt.domain.name", "libvirt.remote_nonnull_domain.name"),
+    ("libvirt.domain.uuid", "libvirt.remote_nonnull_domain.uuid"),
+    ("libvirt.domain.id", "libvirt.remote_nonnull_domain.id"),
+    ("libvirt.network.name", "libvirt.remote_nonnull_network.name"),
+    ("libvirt.network.uuid", "libvirt.remote_nonnull_network.uuid"),
+    ("libvirt.storage_pool.name", "libvirt.remote_nonnull_storage_pool.name"),
+    ("libvirt.storage_pool.uuid", "libvirt.remote_nonnull_storage_pool.uuid"),
+    ("libvirt.storage_vol.name", "libvirt.remote_nonnull_storage_vol.name"),
+    ("libvirt.storage_vol.key", "libvirt.remote_nonnull_storage_vol.key"),
+    ("libvirt.interface.name", "libvirt.remote_nonnull_interface.name"),
+    ("libvirt.node_device.name", "libvirt.remote_nonnull_node_device.name"),
+    ("libvirt.secret.uuid", "libvirt.remote_nonnull_secret.uuid"),
+    ("libvirt.snapshot.name", "libvirt.remote_nonnull_domain_snapshot.name"),
+    ("libvirt.checkpoint.name", "libvirt.remote_nonnull_domain_checkpoint.name"),
+    ("libvirt.nwfilter.name", "libvirt.remote_nonnull_nwfilter.name"),
+];
+
+/// The kind of a generated libvirt payload field.
+fn xdr_kind(ty: crate::wire::xdr::Ty) -> Kind {
+    use crate::wire::xdr::Ty;
+    match ty {
+        Ty::Array(elem, _) | Ty::FixedArray(elem, _) | Ty::Optional(elem) => xdr_kind(*elem),
+        Ty::Str(_) | Ty::Opaque(_) | Ty::FixedOpaque(_) | Ty::Struct(_) | Ty::Union(_) => Kind::Text,
+        Ty::Bool => Kind::Bool,
+        _ => Kind::Number,
+    }
+}
 
 /// A literal, already checked against the field's kind.
 #[derive(Debug, Clone)]
@@ -220,12 +224,24 @@ pub struct Filter {
 }
 
 fn kind_of(name: &str) -> Option<(&'static str, Kind)> {
-    FIELDS.iter().find(|(n, _)| *n == name).copied()
+    if let Some(known) = FIELDS.iter().find(|(n, _)| *n == name) {
+        return Some(*known);
+    }
+    let name = LIBVIRT_OBJECTS.iter().find(|(short, _)| *short == name).map_or(name, |(_, path)| *path);
+    let paths = &crate::wire::xdr::FIELD_PATHS;
+    let at = paths.binary_search_by(|(path, _)| (*path).cmp(name)).ok()?;
+    Some((paths[at].0, xdr_kind(paths[at].1)))
 }
 
 /// The closest known name, for "did you mean".
 fn suggest(name: &str) -> Option<&'static str> {
-    let names = FIELDS.iter().map(|(n, _)| *n).chain(ALIASES.iter().map(|(n, _)| *n)).chain(LAYERS.iter().copied());
+    let names = FIELDS
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(ALIASES.iter().map(|(n, _)| *n))
+        .chain(LAYERS.iter().copied())
+        .chain(LIBVIRT_OBJECTS.iter().map(|(n, _)| *n))
+        .chain(crate::wire::xdr::FIELD_PATHS.iter().map(|(n, _)| *n));
     names.min_by_key(|candidate| edit_distance(name, candidate)).filter(|candidate| edit_distance(name, candidate) <= 3)
 }
 
@@ -545,26 +561,33 @@ impl ValueSink<'_, '_> {
         }) else {
             return;
         };
-        let mut add = |got| self.values.found.got.push((i, got));
-        match value {
-            Value::U64(v) => add(Got::Number(v as f64)),
-            Value::I64(v) => add(Got::Number(v as f64)),
-            Value::F64(v) => add(Got::Number(v)),
-            Value::Bool(v) => add(Got::Bool(v)),
-            Value::Str(s) => add(Got::Text(s.to_string())),
-            Value::Text(bytes) => add(Got::Text(fields::escaped(bytes))),
-            // Only the start of the sender's value: as if absent, as Wireshark
-            // leaves out a field the packet ends inside.
-            Value::CutText(_) => {}
-            Value::Mac(mac) => add(Got::Mac(mac)),
-            Value::Ip(ip) => add(Got::Addr(ip)),
-            Value::Epoch(ts) => add(Got::Text(ts.to_string())),
-            Value::Time(ts) => add(Got::Text(fields::Rfc3339(ts).to_string())),
-            Value::U16List(list) => list.iter().for_each(|v| add(Got::Number(f64::from(*v)))),
-            Value::U64List(list) => list.iter().for_each(|v| add(Got::Number(*v as f64))),
-            Value::Uuid(uuid) => add(Got::Text(crate::wire::libvirt_args::UuidText(uuid).to_string())),
-            Value::TextList(list) => list.iter().for_each(|text| add(Got::Text(fields::escaped(text)))),
-        }
+        add_value(value, &mut |got| self.values.found.got.push((i, got)));
+    }
+}
+
+/// What a field's value offers to comparisons; every element of a list.
+fn add_value(value: Value<'_>, add: &mut dyn FnMut(Got)) {
+    match value {
+        Value::U64(v) => add(Got::Number(v as f64)),
+        Value::I64(v) => add(Got::Number(v as f64)),
+        Value::F64(v) => add(Got::Number(v)),
+        Value::Bool(v) => add(Got::Bool(v)),
+        Value::Str(s) => add(Got::Text(s.to_string())),
+        Value::Text(bytes) => add(Got::Text(fields::escaped(bytes))),
+        // Only the start of the sender's value: as if absent, as Wireshark
+        // leaves out a field the packet ends inside.
+        Value::CutText(_) => {}
+        Value::Mac(mac) => add(Got::Mac(mac)),
+        Value::Ip(ip) => add(Got::Addr(ip)),
+        Value::Epoch(ts) => add(Got::Text(ts.to_string())),
+        Value::Time(ts) => add(Got::Text(fields::Rfc3339(ts).to_string())),
+        Value::U16List(list) => list.iter().for_each(|v| add(Got::Number(f64::from(*v)))),
+        Value::U64List(list) => list.iter().for_each(|v| add(Got::Number(*v as f64))),
+        Value::Uuid(uuid) => add(Got::Text(crate::wire::xdr::UuidText(uuid).to_string())),
+        Value::TextList(list) => list.iter().for_each(|text| add(Got::Text(fields::escaped(text)))),
+        Value::Bytes(bytes) => add(Got::Text(fields::hex_colon(bytes))),
+        Value::Utf8(bytes) => add(Got::Text(String::from_utf8_lossy(bytes).into_owned())),
+        Value::List(values) => values.iter().for_each(|v| add_value(*v, add)),
     }
 }
 

@@ -7,7 +7,7 @@ use std::io::Write as _;
 use crate::capture::Timestamp;
 use crate::dissect::fields::{self, name, FieldSink, Name, Rfc3339, Value};
 use crate::expert::MacAddr;
-use crate::wire::libvirt_args::UuidText;
+use crate::wire::xdr::UuidText;
 
 use super::numbers::{write_fixed, write_integer, write_ip, write_nanos};
 use super::{Packet, ResponseSlot};
@@ -203,6 +203,21 @@ impl FieldSink for Sink<'_> {
     #[inline(always)]
     fn field(&mut self, name: Name, value: Value<'_>) {
         self.key(name);
+        self.value(value);
+    }
+
+    fn end_layer(&mut self) {
+        self.buf.push(b'}');
+    }
+
+    fn responses_here(&mut self) {
+        self.responses = Some(ResponseSlot { at: self.buf.len(), layer: self.layer, first: self.first_field });
+    }
+}
+
+impl Sink<'_> {
+    #[inline(always)]
+    fn value(&mut self, value: Value<'_>) {
         let buf = &mut self.buf;
         match value {
             Value::U64(v) => write_integer(buf, v),
@@ -235,15 +250,23 @@ impl FieldSink for Sink<'_> {
                 }
                 buf.push(b']');
             }
+            Value::Utf8(bytes) => {
+                let _ = serde_json::to_writer(&mut *buf, &String::from_utf8_lossy(bytes));
+            }
+            Value::Bytes(bytes) => {
+                quoted(buf, |buf| buf.extend_from_slice(crate::dissect::fields::hex_colon(bytes).as_bytes()))
+            }
+            Value::List(values) => {
+                self.buf.push(b'[');
+                for (i, item) in values.iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push(b',');
+                    }
+                    self.value(*item);
+                }
+                self.buf.push(b']');
+            }
         }
-    }
-
-    fn end_layer(&mut self) {
-        self.buf.push(b'}');
-    }
-
-    fn responses_here(&mut self) {
-        self.responses = Some(ResponseSlot { at: self.buf.len(), layer: self.layer, first: self.first_field });
     }
 }
 

@@ -9,6 +9,7 @@ mod summary;
 pub mod table;
 pub mod text;
 pub mod tree;
+pub mod xdr;
 
 use std::io::{self, Write};
 

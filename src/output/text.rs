@@ -7,7 +7,6 @@ use crate::dissect::{Dissection, Stop};
 use crate::expert::{MacAddr, Severity};
 use crate::wire::ldm::{CharField, Message, MsgType as LdmType, Payload};
 use crate::wire::libvirt::{self, MsgType, Status};
-use crate::wire::libvirt_args::{self, Arg, UuidText};
 use crate::wire::tls;
 
 use super::numbers::{write_fixed, write_integer, write_ip, write_number};
@@ -107,6 +106,7 @@ fn quoted(value: &str) -> String {
 
 /// Text as a line's value: escaped, shortened, and quoted when it is empty or
 /// holds what would read as a separator (a space, a quote, a comma).
+#[cfg(test)]
 fn line_value(bytes: &[u8]) -> String {
     let mut value = Vec::new();
     push_line_value(&mut value, bytes);
@@ -245,8 +245,13 @@ fn write_libvirt(out: &mut impl Write, msg: &libvirt::Message<'_>, style: Style)
     if matches!(h.msg_type, MsgType::Stream | MsgType::StreamHole) {
         write!(out, " bytes={}", msg.payload_len())?;
     }
-    for (name, arg) in &libvirt_args::decode(msg) {
-        write!(out, " {name}={}", arg_text(arg))?;
+    // An error reply's error is shown by its code and message below.
+    if h.status != Status::Error {
+        if let Some(decoded) = msg.decode_payload() {
+            for (name, value) in super::xdr::line_fields(&decoded) {
+                write!(out, " {name}={value}")?;
+            }
+        }
     }
     if let Some(error) = msg.error() {
         write!(out, " error_code={} error_domain={}", error.code, error.domain)?;
@@ -255,30 +260,6 @@ fn write_libvirt(out: &mut impl Write, msg: &libvirt::Message<'_>, style: Style)
         }
     }
     Ok(())
-}
-
-/// Longest list a line shows; `-V` and JSON show all of it.
-const MAX_LINE_ITEMS: usize = 8;
-
-/// A decoded libvirt argument as a line shows it: text escaped, shortened and
-/// quoted when it needs it, lists comma-separated.
-pub fn arg_text(arg: &Arg<'_>) -> String {
-    let list = |items: Vec<String>| {
-        let more = items.len().saturating_sub(MAX_LINE_ITEMS);
-        let mut shown = items.into_iter().take(MAX_LINE_ITEMS).collect::<Vec<_>>().join(",");
-        if more > 0 {
-            shown.push_str(&format!(",+{more}"));
-        }
-        shown
-    };
-    match arg {
-        Arg::Int(v) => v.to_string(),
-        Arg::Text(text) => line_value(text),
-        Arg::Uuid(uuid) => UuidText(*uuid).to_string(),
-        Arg::Ints(values) => list(values.iter().map(u64::to_string).collect()),
-        Arg::Texts(texts) => list(texts.iter().map(|t| line_value(t)).collect()),
-        Arg::Name(name) => name.to_string(),
-    }
 }
 
 /// `TLS ClientHello version=TLS 1.3 sni=kvm1.example.com`: libvirt over TLS

@@ -10,7 +10,6 @@ use crate::dissect::{ChecksumStatus, Dissection, IpInfo, Link, LinkKind, TcpInfo
 use crate::expert::format_mac;
 use crate::wire::ldm::{self, field, CharField, Message, Payload};
 use crate::wire::libvirt;
-use crate::wire::libvirt_args;
 use crate::wire::tls;
 
 use super::text::Style;
@@ -225,17 +224,9 @@ fn write_libvirt(out: &mut impl Write, msg: &libvirt::Message<'_>, continuation:
         String::new()
     };
     writeln!(out, "    Payload: {} bytes of XDR{kept}", msg.payload_len())?;
-    for (name, arg) in &libvirt_args::decode(msg) {
-        writeln!(out, "        {name}: {}", super::text::arg_text(arg))?;
-    }
-    if let Some(error) = msg.error() {
-        writeln!(out, "    Error code: {}  domain: {}", error.code, error.domain)?;
-        if let Some(text) = error.message {
-            writeln!(out, "    Error message: {}", escaped(text))?;
-        }
-        if let Some(level) = error.level {
-            writeln!(out, "    Error level: {level}")?;
-        }
+    // An error reply's payload is its remote_error: code, domain, message...
+    if let Some(decoded) = msg.decode_payload() {
+        super::xdr::write_tree(out, &decoded, 8)?;
     }
     Ok(())
 }

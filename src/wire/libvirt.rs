@@ -10,7 +10,7 @@ use nom::bytes::complete::take;
 use nom::number::complete::{be_i32, be_u32};
 use nom::{IResult, Parser};
 
-use super::libvirt_procs;
+use super::xdr::{self, Ty};
 
 /// libvirtd's plain TCP port.
 pub const PORT: u16 = 16509;
@@ -48,46 +48,6 @@ const PROGRAMS: [(u32, &str); 5] = [
     (PROGRAM_ADMIN, "ADMIN"),
 ];
 
-/// QEMU_PROC_* (qemu_protocol.x), by number from 1.
-const QEMU_PROCS: [&str; 7] = [
-    "DOMAIN_MONITOR_COMMAND",
-    "DOMAIN_ATTACH",
-    "DOMAIN_AGENT_COMMAND",
-    "CONNECT_DOMAIN_MONITOR_EVENT_REGISTER",
-    "CONNECT_DOMAIN_MONITOR_EVENT_DEREGISTER",
-    "DOMAIN_MONITOR_EVENT",
-    "DOMAIN_MONITOR_COMMAND_WITH_FILES",
-];
-
-/// LXC_PROC_* (lxc_protocol.x).
-const LXC_PROCS: [&str; 1] = ["DOMAIN_OPEN_NAMESPACE"];
-
-/// KEEPALIVE_PROC_* (virkeepaliveprotocol.x).
-const KEEPALIVE_PROCS: [&str; 2] = ["PING", "PONG"];
-
-/// ADMIN_PROC_* (admin_protocol.x), by number from 1.
-const ADMIN_PROCS: [&str; 19] = [
-    "CONNECT_OPEN",
-    "CONNECT_CLOSE",
-    "CONNECT_GET_LIB_VERSION",
-    "CONNECT_LIST_SERVERS",
-    "CONNECT_LOOKUP_SERVER",
-    "SERVER_GET_THREADPOOL_PARAMETERS",
-    "SERVER_SET_THREADPOOL_PARAMETERS",
-    "SERVER_LIST_CLIENTS",
-    "SERVER_LOOKUP_CLIENT",
-    "CLIENT_GET_INFO",
-    "CLIENT_CLOSE",
-    "SERVER_GET_CLIENT_LIMITS",
-    "SERVER_SET_CLIENT_LIMITS",
-    "CONNECT_GET_LOGGING_OUTPUTS",
-    "CONNECT_GET_LOGGING_FILTERS",
-    "CONNECT_SET_LOGGING_OUTPUTS",
-    "CONNECT_SET_LOGGING_FILTERS",
-    "SERVER_UPDATE_TLS_FILES",
-    "CONNECT_SET_DAEMON_TIMEOUT",
-];
-
 pub fn program_name(prog: u32) -> Option<&'static str> {
     PROGRAMS.iter().find(|(number, _)| *number == prog).map(|(_, name)| *name)
 }
@@ -97,20 +57,10 @@ pub fn program_version(prog: u32) -> Option<u32> {
     program_name(prog).map(|_| PROGRAM_VERSION)
 }
 
-/// The procedure's name without its program prefix (`DOMAIN_GET_INFO`).
+/// The procedure's name without its program prefix (`DOMAIN_GET_INFO`),
+/// from the tables generated from libvirt's protocol definitions.
 pub fn procedure_name(prog: u32, proc_: i32) -> Option<&'static str> {
-    let by_number = |names: &[&'static str], first: usize| {
-        let index = usize::try_from(proc_).ok()?.checked_sub(first)?;
-        names.get(index).copied().filter(|name| !name.is_empty())
-    };
-    match prog {
-        PROGRAM_REMOTE => by_number(&libvirt_procs::REMOTE, 0),
-        PROGRAM_QEMU => by_number(&QEMU_PROCS, 1),
-        PROGRAM_LXC => by_number(&LXC_PROCS, 1),
-        PROGRAM_KEEPALIVE => by_number(&KEEPALIVE_PROCS, 1),
-        PROGRAM_ADMIN => by_number(&ADMIN_PROCS, 1),
-        _ => None,
-    }
+    xdr::procedure(prog, proc_).map(|p| p.name)
 }
 
 /// REMOTE_PROC_AUTH_SASL_INIT, _START and _STEP: a connection whose client
@@ -308,6 +258,39 @@ impl<'a> Message<'a> {
         out[..4].copy_from_slice(&h.len.to_be_bytes());
         out[8..12].copy_from_slice(&h.vers.to_be_bytes());
         out
+    }
+
+    /// The payload's XDR type, by the header: a call's arguments, a
+    /// reply's return value (or `remote_error` for an error reply), an
+    /// event's message, a stream hole; `None` for stream data, keepalives
+    /// and unknown procedures (their payload is opaque).
+    pub fn payload_type(&self) -> Option<(Ty, &'static str)> {
+        let h = &self.header;
+        let named = |ty: Ty| match ty {
+            Ty::Struct(i) => Some((ty, xdr::STRUCTS[usize::from(i)].name)),
+            _ => None,
+        };
+        if h.msg_type.is_reply() && h.status == Status::Error {
+            return xdr::struct_named("remote_error").and_then(named);
+        }
+        if h.msg_type == MsgType::StreamHole {
+            return xdr::struct_named("virNetStreamHole").and_then(named);
+        }
+        let proc_ = xdr::procedure(h.prog, h.proc_)?;
+        let ty = match h.msg_type {
+            t if t.is_call() => proc_.args,
+            t if t.is_reply() => proc_.ret,
+            MsgType::Message => proc_.msg,
+            _ => None,
+        };
+        ty.and_then(named)
+    }
+
+    /// The payload decoded by its XDR type (`payload_type`); what precedes
+    /// a cut (a payload kept in part) is decoded.
+    pub fn decode_payload(&self) -> Option<xdr::Decoded<'a>> {
+        let (ty, name) = self.payload_type()?;
+        Some(xdr::decode(ty, name, self.payload))
     }
 
     /// The error an ERROR reply carries.

@@ -2,6 +2,5 @@
 
 pub mod ldm;
 pub mod libvirt;
-pub mod libvirt_args;
-mod libvirt_procs;
 pub mod tls;
+pub mod xdr;
