@@ -92,6 +92,7 @@ pub fn config(args: &Args, live: bool) -> Result<Config, String> {
             libvirt_port: args.libvirt_port,
             libvirt_tls_port: args.libvirt_tls_port,
             skim_other,
+            ..dissect::Options::default()
         },
         output: output::Options {
             format: args.format,

@@ -24,14 +24,14 @@ pub fn run(args: &ConformArgs) -> ExitCode {
             Err(message) => error(&message),
         },
         ConformProtocol::Libvirt => match libvirt() {
-            Ok(loaded) => run_libvirt(args, &loaded, started),
+            Ok(session) => run_libvirt(args, &session, started),
             Err(message) => error(&message),
         },
         // ldm if the capture has ldm requests, else libvirt.
         ConformProtocol::Auto => match ldm() {
             Ok(requests) => run_ldm(args, &requests, started),
             Err(ldm_error) => match libvirt() {
-                Ok(loaded) => run_libvirt(args, &loaded, started),
+                Ok(session) => run_libvirt(args, &session, started),
                 // An unreadable file fails both the same way: say it once.
                 Err(libvirt_error) if libvirt_error == ldm_error => error(&ldm_error),
                 Err(libvirt_error) => error(&format!("{ldm_error}\nldm-sniff: nor libvirt: {libvirt_error}")),
@@ -41,7 +41,7 @@ pub fn run(args: &ConformArgs) -> ExitCode {
 }
 
 /// Replays the client side of each libvirt connection.
-fn run_libvirt(args: &ConformArgs, loaded: &libvirt::Loaded, started: Instant) -> ExitCode {
+fn run_libvirt(args: &ConformArgs, session: &libvirt::Session, started: Instant) -> ExitCode {
     if args.raw {
         return error("--raw re-injects ldm frames; libvirt connections are replayed over TCP: drop --raw");
     }
@@ -49,26 +49,31 @@ fn run_libvirt(args: &ConformArgs, loaded: &libvirt::Loaded, started: Instant) -
         Ok(target) => target,
         Err(message) => return error(&message),
     };
-    for skipped in &loaded.skipped {
-        note(skipped);
-    }
-    for connection in &loaded.connections {
-        let addr = target.unwrap_or(connection.server);
+    let norm = match libvirt::Normalise::new(&args.redact, &args.keep) {
+        Ok(norm) => norm,
+        Err(message) => return error(&message),
+    };
+    for server in &session.servers {
+        let addr = target.unwrap_or(*server);
         if !conform::is_local_addr(addr.ip()) && !args.allow_remote {
             return error(&format!(
                 "libvirtd at {addr} is neither loopback nor on a directly connected network; replaying at a remote host needs --allow-remote"
             ));
         }
     }
-    let replies = match libvirt::replay(&loaded.connections, target, args.window) {
+    let pace = match args.pace {
+        Pace::Recorded => libvirt::Pace::Recorded,
+        Pace::Fast => libvirt::Pace::Fast,
+    };
+    let replies = match libvirt::replay(session, target, args.window, pace) {
         Ok(replies) => replies,
         Err(e) => {
             let addr = target.map_or_else(|| "the recorded libvirtd".to_string(), |t| t.to_string());
             return error(&format!("cannot replay to {addr}: {e}; check that libvirtd listens there (listen_tcp)"));
         }
     };
-    let actual = libvirt::transcript(&loaded.connections, &replies);
-    let recorded = libvirt::transcript(&loaded.connections, &libvirt::recorded(&loaded.connections));
+    let actual = libvirt::transcript(session, &replies, &norm);
+    let recorded = libvirt::transcript(session, &libvirt::recorded(session), &norm);
     let target_name = target.map_or_else(|| "the recorded libvirtd".to_string(), |t| t.to_string());
     finish(args, actual, recorded, &target_name, started)
 }

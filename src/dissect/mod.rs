@@ -49,6 +49,8 @@ pub struct Options {
     /// (their `stop` is `Stop::NotDecoded`): for runs where nothing looks
     /// at them (no `--all`, no `-Y` choosing what `-w` writes).
     pub skim_other: bool,
+    /// What libvirt streams may hold (`conform` keeps whole messages).
+    pub libvirt_limits: stream::Limits,
 }
 
 impl Default for Options {
@@ -60,6 +62,7 @@ impl Default for Options {
             libvirt_port: libvirt::PORT,
             libvirt_tls_port: libvirt::TLS_PORT,
             skim_other: false,
+            libvirt_limits: stream::Limits::ANALYSIS,
         }
     }
 }
@@ -254,7 +257,7 @@ impl Dissector {
             options,
             reassembler: Reassembler::default(),
             scratch: Vec::new(),
-            streams: Streams::default(),
+            streams: Streams::new(options.libvirt_limits),
             deliveries: Deliveries::default(),
         }
     }

@@ -330,11 +330,14 @@ struct Framer {
     /// The kept start of an over-long message, and its bytes still to come.
     long: Vec<u8>,
     discard: usize,
+    /// Bytes of one message kept (`Limits::keep`).
+    keep: usize,
 }
 
 impl Framer {
-    fn new(framing: Framing, mode: Mode) -> Framer {
+    fn new(framing: Framing, mode: Mode, keep: usize) -> Framer {
         Framer {
+            keep,
             framing,
             mode,
             in_step_once: false,
@@ -412,14 +415,14 @@ impl Framer {
                 continue;
             };
             self.in_step_once = true;
-            if len > MAX_KEEP {
-                if avail.len() < MAX_KEEP {
+            if len > self.keep {
+                if avail.len() < self.keep {
                     return start;
                 }
                 // Keep the start; count the rest as it comes.
-                self.long = avail[..MAX_KEEP].to_vec();
-                self.discard = len - MAX_KEEP;
-                start += MAX_KEEP;
+                self.long = avail[..self.keep].to_vec();
+                self.discard = len - self.keep;
+                start += self.keep;
                 continue;
             }
             if avail.len() < len {
@@ -512,9 +515,9 @@ struct Reading<'r, 'f> {
 }
 
 impl Direction {
-    fn new(framing: Framing, mode: Mode, next_seq: u32, syn_seen: bool) -> Direction {
+    fn new(framing: Framing, mode: Mode, next_seq: u32, syn_seen: bool, keep: usize) -> Direction {
         Direction {
-            framer: Framer::new(framing, mode),
+            framer: Framer::new(framing, mode, keep),
             next_seq,
             base_seq: next_seq.wrapping_sub(1),
             syn_seen,
@@ -775,11 +778,36 @@ pub struct Streams {
     bytes: usize,
     /// Directions dropped to stay under `MAX_FLOWS` and `MAX_BYTES`.
     pub evicted: u64,
+    limits: Limits,
+}
+
+/// What one message and all directions may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of one message kept (the rest counted, not kept).
+    pub keep: usize,
+    /// Bytes held over all directions.
+    pub bytes: usize,
+}
+
+impl Limits {
+    /// For analysis: bounded whatever the traffic.
+    pub const ANALYSIS: Limits = Limits { keep: MAX_KEEP, bytes: MAX_BYTES };
+    /// For `conform`, which must replay every message whole: up to
+    /// libvirt's own message limit.
+    pub const WHOLE_MESSAGES: Limits = Limits { keep: libvirt::MAX_LEN, bytes: 2 * libvirt::MAX_LEN + MAX_BYTES };
 }
 
 impl Default for Streams {
     fn default() -> Streams {
+        Streams::new(Limits::ANALYSIS)
+    }
+}
+
+impl Streams {
+    pub fn new(limits: Limits) -> Streams {
         Streams {
+            limits,
             flows: table(MAX_FLOWS),
             closed: table(MAX_CLOSED),
             sasl: table(MAX_FLOWS),
@@ -855,7 +883,7 @@ impl Streams {
             // A new connection (or a repeated SYN): start over.
             self.sasl.pop(&key.connection());
             self.closed.pop(&key);
-            let fresh = Direction::new(framing, Mode::InStep, tcp.seq.wrapping_add(1), true);
+            let fresh = Direction::new(framing, Mode::InStep, tcp.seq.wrapping_add(1), true, self.limits.keep);
             self.insert(key, fresh);
             out.report_of(Origin::Current, key, true);
             return;
@@ -891,7 +919,7 @@ impl Streams {
         if let Some(since) = fed.queue {
             self.queue_deadline(hold_deadline(since), key, frame, out);
         }
-        while self.bytes > MAX_BYTES && self.evict_oldest() {}
+        while self.bytes > self.limits.bytes && self.evict_oldest() {}
         out.report_of(Origin::Current, key, fed.from_start);
         self.note_peer_losses(out, key, peer_lost, fed.lost);
     }
@@ -922,7 +950,7 @@ impl Streams {
             out.reports[report].unfollowed = true;
             return None;
         }
-        self.insert(key, Direction::new(framing, Mode::InStep, tcp.seq, false));
+        self.insert(key, Direction::new(framing, Mode::InStep, tcp.seq, false, self.limits.keep));
         Some(())
     }
 

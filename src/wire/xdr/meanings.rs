@@ -1,7 +1,8 @@
 //! Names for the values of libvirt's C enums that its XDR carries as plain
 //! integers (the `.x` files declare `int state`, not an enum): what an
 //! admin reads, `running` rather than 1. Only fields whose meaning libvirt
-//! documents in its public headers (virDomainState, virDomainEventType) are
+//! documents in its public headers (virDomainState and the lifecycle event
+//! types of domains, networks and storage pools) are
 //! listed.
 
 /// virDomainState (libvirt-domain.h).
@@ -12,8 +13,16 @@ const DOMAIN_STATE: [&str; 8] =
 const DOMAIN_EVENT: [&str; 9] =
     ["defined", "undefined", "started", "suspended", "resumed", "stopped", "shutdown", "pmsuspended", "crashed"];
 
+/// virNetworkEventLifecycleType (libvirt-network.h).
+const NETWORK_EVENT: [&str; 4] = ["defined", "undefined", "started", "stopped"];
+
+/// virStoragePoolEventLifecycleType (libvirt-storage.h).
+const POOL_EVENT: [&str; 6] = ["defined", "undefined", "started", "stopped", "created", "deleted"];
+
 /// Which fields carry which enum, by path.
-const FIELDS: [(&str, &[&str]); 3] = [
+const FIELDS: [(&str, &[&str]); 5] = [
+    ("remote_network_event_lifecycle_msg.event", &NETWORK_EVENT),
+    ("remote_storage_pool_event_lifecycle_msg.event", &POOL_EVENT),
     ("remote_domain_get_info_ret.state", &DOMAIN_STATE),
     ("remote_domain_get_state_ret.state", &DOMAIN_STATE),
     // Also inside remote_domain_event_callback_lifecycle_msg.
