@@ -58,6 +58,13 @@ fn filters_select_exactly_the_right_frames() {
         ("mixed-traffic.pcapng", "udp.port == 5000", &[6]),
         ("mixed-traffic.pcapng", "ip.hdr_len > 20", &[7]),
         ("anomalies.pcapng", "ipv6", &[26]),
+        // Sets, ranges and `not in`, as Wireshark writes them.
+        ("mac-collision.pcapng", "ldm.msg_type in {SEND_MSG RESPONSE_MSG}", &[1, 2, 3]),
+        ("discovery.pcapng", "ip.src in {10.1.1.10 10.1.1.12}", &[2, 4]),
+        ("discovery.pcapng", "ip.src in {10.1.1.8/30, 10.1.1.4/30}", &[1, 2, 3]),
+        ("discovery.pcapng", "ldm.rtt in {0.004..0.01}", &[3, 4]),
+        ("discovery.pcapng", "ip.src not in {10.1.1.10 10.1.1.11}", &[1, 4]),
+        ("discovery.pcapng", r#"ldm.hostname in {"ldom-a" "ldom-c"}"#, &[2, 4]),
         ("anomalies.pcapng", "ip.ttl > 1", &[20]),
         ("anomalies.pcapng", "ldm.byte_order == \"little\"", &[3]),
         ("anomalies.pcapng", "frame.cap_len < frame.len or expert == \"frame.truncated\"", &[27]),

@@ -23,6 +23,9 @@ pub enum Token {
     Op(&'static str),
     Open,
     Close,
+    /// `{` and `}` around a set: `ip.src in {10.1.1.0/24 10.2.0.1}`.
+    OpenSet,
+    CloseSet,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -100,7 +103,15 @@ fn op(input: &str) -> IResult<&str, Token> {
 }
 
 fn paren(input: &str) -> IResult<&str, Token> {
-    alt((char('(').map(|_| Token::Open), char(')').map(|_| Token::Close))).parse(input)
+    alt((
+        char('(').map(|_| Token::Open),
+        char(')').map(|_| Token::Close),
+        char('{').map(|_| Token::OpenSet),
+        char('}').map(|_| Token::CloseSet),
+        // Wireshark allows commas between a set's members.
+        char(',').map(|_| Token::Op(",")),
+    ))
+    .parse(input)
 }
 
 /// A double-quoted string with `\"` and `\\` escapes.
@@ -274,8 +285,17 @@ impl Descent<'_> {
     }
 
     fn comparison(&mut self, field: String, field_at: usize) -> Result<Ast, FilterError> {
+        // `in {...}` and `not in {...}`: membership of a set.
+        if self.keyword("in") {
+            self.pos += 1;
+            return self.set(field, field_at);
+        }
+        if self.keyword("not") && self.tokens.get(self.pos + 1).is_some_and(|t| matches!(&t.token, Token::Word(w) if w.eq_ignore_ascii_case("in"))) {
+            self.pos += 2;
+            return Ok(Ast::Not(Box::new(self.set(field, field_at)?)));
+        }
         let op = match self.peek().map(|t| &t.token) {
-            Some(Token::Op(o)) if !matches!(*o, "and" | "or" | "not") => *o,
+            Some(Token::Op(o)) if !matches!(*o, "and" | "or" | "not" | ",") => *o,
             Some(Token::Word(w)) => match COMPARE_WORDS.iter().find(|(word, _)| w.eq_ignore_ascii_case(word)) {
                 Some((_, op)) => op,
                 None if is_keyword(w) => return Ok(Ast::Present { field, at: field_at }),
@@ -298,6 +318,51 @@ impl Descent<'_> {
             Some(other) => Err(FilterError::new(format!("expected a value after {op}"), other.at, other.len)),
             None => Err(FilterError::new(format!("expected a value after {op}"), op_at, op.len())),
         }
+    }
+}
+
+impl Descent<'_> {
+    /// The members of `{...}` after `in`: one comparison each, `or`ed; a
+    /// member `a..b` is the range from a to b, both included.
+    fn set(&mut self, field: String, field_at: usize) -> Result<Ast, FilterError> {
+        match self.peek() {
+            Some(Spanned { token: Token::OpenSet, .. }) => self.pos += 1,
+            Some(other) => {
+                return Err(FilterError::new("expected { after in", other.at, other.len)
+                    .hint("a set is written {a b c}, a range {40..312}"))
+            }
+            None => return Err(FilterError::new("expected { after in", self.end, 1)),
+        }
+        let mut members = Vec::new();
+        loop {
+            let Some(token) = self.peek().cloned() else {
+                return Err(FilterError::new("missing } at the end of the set", self.end, 1));
+            };
+            self.pos += 1;
+            let compare = |op: &'static str, value: Spanned| Ast::Compare { field: field.clone(), field_at, op, value };
+            match &token.token {
+                Token::CloseSet if members.is_empty() => {
+                    return Err(FilterError::new("an empty set matches nothing", token.at, token.len))
+                }
+                Token::CloseSet => break,
+                Token::Op(",") => continue,
+                Token::Word(w) => match w.split_once("..") {
+                    Some((low, high)) if !low.is_empty() && !high.is_empty() => {
+                        let part = |text: &str, at: usize| Spanned { token: Token::Word(text.to_string()), at, len: text.len() };
+                        let low_part = part(low, token.at);
+                        let high_part = part(high, token.at + low.len() + 2);
+                        members.push(Ast::And(vec![compare(">=", low_part), compare("<=", high_part)]));
+                    }
+                    _ => members.push(compare("==", token.clone())),
+                },
+                Token::Str(_) => members.push(compare("==", token.clone())),
+                _ => {
+                    return Err(FilterError::new("expected a value or } in the set", token.at, token.len)
+                        .hint("a set is written {a b c}, a range {40..312}"))
+                }
+            }
+        }
+        Ok(if members.len() == 1 { members.remove(0) } else { Ast::Or(members) })
     }
 }
 
@@ -369,6 +434,27 @@ mod tests {
         assert_eq!(shape(&parse("ldm.mac == 00:14:4f:f8:12:34").unwrap()), "ldm.mac == 00:14:4f:f8:12:34");
         assert_eq!(shape(&parse("ldm.rtt >= 0.5").unwrap()), "ldm.rtt >= 0.5");
         assert_eq!(shape(&parse(r#"ldm.hostname ~ "^ldom-[ab]$""#).unwrap()), r#"ldm.hostname matches "^ldom-[ab]$""#);
+    }
+
+    #[test]
+    fn sets_are_ors_of_comparisons_and_ranges() {
+        let ast = parse("ldm.msg_type in {SEND_MSG RESPONSE_MSG}").unwrap();
+        assert_eq!(shape(&ast), "(ldm.msg_type == SEND_MSG or ldm.msg_type == RESPONSE_MSG)");
+        let ast = parse(r#"udp.length in {40..312, 320} and not ip.src in {"10.1.1.5"}"#).unwrap();
+        assert_eq!(
+            shape(&ast),
+            r#"(((udp.length >= 40 and udp.length <= 312) or udp.length == 320) and (not ip.src == "10.1.1.5"))"#
+        );
+        let ast = parse("ip.src not in {10.1.1.0/24 10.2.0.1}").unwrap();
+        assert_eq!(shape(&ast), "(not (ip.src == 10.1.1.0/24 or ip.src == 10.2.0.1))");
+        for (text, message) in [
+            ("ip.src in 10.1.1.1", "expected { after in"),
+            ("ip.src in {}", "an empty set matches nothing"),
+            ("ip.src in {10.1.1.1", "missing } at the end of the set"),
+            ("ip.src in {(}", "expected a value or } in the set"),
+        ] {
+            assert_eq!(parse(text).unwrap_err().message, message, "{text}");
+        }
     }
 
     #[test]
