@@ -156,6 +156,12 @@ pub struct Args {
     #[arg(short = 'T', value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
     pub format: Format,
 
+    /// The time column of packet lines, as tshark's -t: r relative (default), a/ad/adoy local time
+    /// (of day, with date, with day of year), u/ud/udoy the same in UTC, e epoch, d since the
+    /// previous frame, dd since the previous packet shown.
+    #[arg(short = 't', value_enum, default_value_t = crate::output::time::TimeFormat::Relative, value_name = "FORMAT", hide_possible_values = true)]
+    pub time_format: crate::output::time::TimeFormat,
+
     /// Quiet: no packet output and no closing summary (the exit status still counts findings;
     /// live capture still reports the kernel's received/dropped counts).
     #[arg(short = 'q')]

@@ -465,7 +465,7 @@ pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Re
                 summary.undecoded_link(linktype);
             }
         }
-        printer.saw_frame(d.frame.ts);
+        printer.saw_frame(d.frame.number, d.frame.ts);
         if d.is_shown() {
             summary.packet(d, &note.findings);
         } else if d.stop == Some(dissect::Stop::LibvirtNotFollowed) {

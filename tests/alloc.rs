@@ -94,6 +94,7 @@ fn allocations_for(capture: Vec<u8>, quiet: bool) -> u64 {
             hex: false,
             style: Style { color: false },
             line_buffered: false,
+            time_format: Default::default(),
         },
         count: None,
         all: false,

@@ -66,6 +66,7 @@ fn output_options(shown: Shown) -> output::Options {
         hex: shown.hex,
         style: Style { color: false },
         line_buffered: false,
+        time_format: Default::default(),
     }
 }
 
@@ -113,7 +114,7 @@ fn two_pass(name: &str, bytes: &[u8], shown: Shown) -> (Vec<u8>, usize) {
     let mut listed = 0;
     let second = reader(name, bytes).expect("opened before");
     pipeline::walk_analyzed(second, dissect::Options::default(), analysis(), |d, note| {
-        printer.saw_frame(d.frame.ts);
+        printer.saw_frame(d.frame.number, d.frame.ts);
         if !d.is_shown() && !shown.all {
             return Ok(true);
         }

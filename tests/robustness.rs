@@ -162,7 +162,8 @@ fn dissect_bytes(dissector: &mut Dissector, linktype: Linktype, data: &[u8], num
     let mut seconds = ldm_sniff::output::json::SecondText::default();
     ldm_sniff::output::json::write_record(&mut buf, &mut seconds, &p, 0.0, ldm_sniff::output::json::Layout::Plain);
     let _ = ldm_sniff::output::tree::write_tree(&mut Vec::new(), &p, 0.0, ldm_sniff::output::Style { color: false });
-    let _ = ldm_sniff::output::text::write_line(&mut Vec::new(), &p, 0.0, ldm_sniff::output::Style { color: false });
+    let _ =
+        ldm_sniff::output::text::write_line(&mut Vec::new(), &p, 0.0, None, ldm_sniff::output::Style { color: false });
     assert!(
         serde_json::from_slice::<serde_json::Value>(&buf).is_ok(),
         "record is valid JSON: {}",

@@ -298,3 +298,52 @@ fn filtered_annotations_name_their_numbering() {
     assert!(from_ldom_c[1].starts_with("ldm-sniff (frame 3 of the capture read;"), "{from_ldom_c:?}");
     assert!(from_ldom_c[1].contains("request in frame 1 (frame 1 of this file)"), "{from_ldom_c:?}");
 }
+
+/// `-t` shows every frame's time as tshark's `-t` does (its `_ws.col.Time`),
+/// local formats in a time zone of their own (TZ, a POSIX rule: no tzdata).
+#[test]
+fn time_formats_agree_with_tshark() {
+    if !tshark_available() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have tshark: .ci/run installs it");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    for name in ["discovery.pcapng", "late-response.pcapng", "raw-ip-be-ns.pcap", "mixed-traffic.pcapng"] {
+        for format in ["r", "d", "dd", "e", "u", "ud", "udoy", "a", "ad", "adoy"] {
+            let theirs = Command::new("tshark")
+                .env("TZ", "IST-5:30")
+                .arg("-r")
+                .arg(root.join(name))
+                .args(["-t", format, "-T", "fields", "-e", "frame.number", "-e", "_ws.col.Time"])
+                .output()
+                .expect("tshark runs");
+            let theirs: BTreeMap<String, String> = String::from_utf8_lossy(&theirs.stdout)
+                .lines()
+                .filter_map(|l| l.split_once('\t'))
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect();
+            let ours = Command::new(BIN)
+                .env("TZ", "IST-5:30")
+                .args(["--all", "--fail-on", "never", "-t", format, "-r"])
+                .arg(root.join(name))
+                .output()
+                .expect("ldm-sniff runs");
+            // Formats with a date have a space in the column.
+            let words = if ["ad", "ud", "adoy", "udoy"].contains(&format) { 2 } else { 1 };
+            let mut compared = 0;
+            for line in String::from_utf8_lossy(&ours.stdout).lines() {
+                let tokens: Vec<&str> = line.split_whitespace().collect();
+                let (number, time) = (tokens[0], tokens[1..=words].join(" "));
+                // tshark shows nanoseconds for a nanosecond file; we show microseconds.
+                let theirs_time = theirs.get(number).map(String::as_str).unwrap_or("");
+                let theirs_time = match theirs_time.rsplit_once('.') {
+                    Some((whole, fraction)) if fraction.len() > 6 => format!("{whole}.{}", &fraction[..6]),
+                    _ => theirs_time.to_string(),
+                };
+                assert_eq!(time, theirs_time, "{name} -t {format} frame {number}");
+                compared += 1;
+            }
+            assert!(compared > 0, "{name} -t {format}: nothing compared");
+        }
+    }
+}

@@ -23,6 +23,7 @@ fn printers() -> Vec<Printer<std::io::Sink>> {
         hex: verbose,
         style: Style { color: verbose },
         line_buffered: false,
+        time_format: Default::default(),
     };
     [(Format::Text, false), (Format::Text, true), (Format::Json, false), (Format::Ek, false)]
         .into_iter()
@@ -56,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
         let d = dissector.dissect(frame);
         let note = analyzer.observe(&d);
         for printer in &mut printers {
-            printer.saw_frame(d.frame.ts);
+            printer.saw_frame(d.frame.number, d.frame.ts);
             printer.packet(&Packet { d: &d, note: &note }).expect("a sink accepts everything");
         }
     }
@@ -88,6 +89,7 @@ fn held_output(linktype: Linktype, options: dissect::Options, rest: &[u8]) {
                 hex: false,
                 style: Style { color: false },
                 line_buffered: false,
+                time_format: Default::default(),
             },
             count: None,
             all: true,

@@ -100,6 +100,7 @@ pub fn config(args: &Args, live: bool) -> Result<Config, String> {
             hex: args.hex,
             style: Style { color: use_color(args.color) && args.format == output::Format::Text },
             line_buffered,
+            time_format: args.time_format,
         },
         count: args.count,
         all: args.all,

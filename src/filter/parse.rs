@@ -290,7 +290,12 @@ impl Descent<'_> {
             self.pos += 1;
             return self.set(field, field_at);
         }
-        if self.keyword("not") && self.tokens.get(self.pos + 1).is_some_and(|t| matches!(&t.token, Token::Word(w) if w.eq_ignore_ascii_case("in"))) {
+        if self.keyword("not")
+            && self
+                .tokens
+                .get(self.pos + 1)
+                .is_some_and(|t| matches!(&t.token, Token::Word(w) if w.eq_ignore_ascii_case("in")))
+        {
             self.pos += 2;
             return Ok(Ast::Not(Box::new(self.set(field, field_at)?)));
         }
@@ -348,7 +353,11 @@ impl Descent<'_> {
                 Token::Op(",") => continue,
                 Token::Word(w) => match w.split_once("..") {
                     Some((low, high)) if !low.is_empty() && !high.is_empty() => {
-                        let part = |text: &str, at: usize| Spanned { token: Token::Word(text.to_string()), at, len: text.len() };
+                        let part = |text: &str, at: usize| Spanned {
+                            token: Token::Word(text.to_string()),
+                            at,
+                            len: text.len(),
+                        };
                         let low_part = part(low, token.at);
                         let high_part = part(high, token.at + low.len() + 2);
                         members.push(Ast::And(vec![compare(">=", low_part), compare("<=", high_part)]));

@@ -8,6 +8,7 @@ pub mod numbers;
 mod summary;
 pub mod table;
 pub mod text;
+pub mod time;
 pub mod tree;
 pub mod xdr;
 
@@ -66,13 +67,15 @@ pub struct Options {
     pub style: Style,
     /// `-l`: flush after every packet.
     pub line_buffered: bool,
+    /// `-t`: the time column of packet lines.
+    pub time_format: time::TimeFormat,
 }
 
 /// Writes packets in the chosen format; keeps JSON well-formed whatever happens.
 pub struct Printer<W: Write> {
     out: W,
     options: Options,
-    first_ts: Option<Timestamp>,
+    clock: time::Clock,
     records: u64,
     buf: Vec<u8>,
     seconds: json::SecondText,
@@ -82,28 +85,27 @@ impl<W: Write> Printer<W> {
     pub fn new(out: W, options: Options) -> Printer<W> {
         Printer {
             out,
+            clock: time::Clock::new(options.time_format),
             options,
-            first_ts: None,
             records: 0,
             buf: Vec::with_capacity(4096),
             seconds: json::SecondText::default(),
         }
     }
 
-    /// Relative times count from the first frame read, ldm or not.
-    pub fn saw_frame(&mut self, ts: Timestamp) {
-        if self.first_ts.is_none() {
-            self.first_ts = Some(ts);
-        }
+    /// Every frame read, ldm or not: relative times count from the first,
+    /// `-t d` from the one before.
+    pub fn saw_frame(&mut self, number: u64, ts: Timestamp) {
+        self.clock.saw(number, ts);
     }
 
     /// Seconds since the first frame, as the outputs show it.
     pub fn relative_time(&self, ts: Timestamp) -> f64 {
-        self.relative(ts)
+        self.clock.relative(ts)
     }
 
     fn relative(&self, ts: Timestamp) -> f64 {
-        self.first_ts.map_or(0.0, |first| ts.seconds_since(first))
+        self.clock.relative(ts)
     }
 
     /// Writes the output of one packet.
@@ -119,7 +121,6 @@ impl<W: Write> Printer<W> {
     /// to write later; returns where in it the packet lists its responses
     /// (from the first byte appended), for [`Printer::write_responses`].
     pub fn render(&mut self, p: &Packet<'_, '_>, buf: &mut Vec<u8>) -> io::Result<Option<ResponseSlot>> {
-        self.saw_frame(p.d.frame.ts);
         let rel = self.relative(p.d.frame.ts);
         let start = buf.len();
         let slot = match self.options.format {
@@ -166,7 +167,8 @@ impl<W: Write> Printer<W> {
         let slot = if self.options.verbose {
             tree::write_tree(buf, p, rel, self.options.style)?
         } else {
-            text::write_line(buf, p, rel, self.options.style)?;
+            let column = self.clock.column(p.d.frame.number, p.d.frame.ts);
+            text::write_line(buf, p, rel, column.as_deref(), self.options.style)?;
             None
         };
         if self.options.hex {

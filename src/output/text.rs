@@ -186,11 +186,21 @@ fn type_name(msg: &Message<'_>) -> &'static str {
 
 /// Writes the one-line form of an ldm packet, or (with `--all`) a brief line
 /// for any other frame.
-pub fn write_line(out: &mut Vec<u8>, p: &Packet<'_, '_>, time_relative: f64, style: Style) -> io::Result<()> {
+pub fn write_line(
+    out: &mut Vec<u8>,
+    p: &Packet<'_, '_>,
+    time_relative: f64,
+    time_column: Option<&str>,
+    style: Style,
+) -> io::Result<()> {
     let d = p.d;
     write_number(out, d.frame.number, 5);
     out.write_all(b" ")?;
-    write_fixed(out, time_relative, 6, 11);
+    // The relative seconds written without a string (the common case).
+    match time_column {
+        None => write_fixed(out, time_relative, 6, 11),
+        Some(text) => write!(out, "{text:>11}")?,
+    }
     out.write_all(b" ")?;
     write_endpoints(out, d)?;
     out.write_all(b" ")?;
