@@ -64,6 +64,15 @@ fn parse_storm(text: &str) -> Result<(u32, f64), String> {
     Ok((n, secs))
 }
 
+/// `-G`: what to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Glossary {
+    /// Every field: F, description, name, type, layer (tab-separated).
+    Fields,
+    /// Every layer: description, name (tab-separated).
+    Protocols,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FailOn {
     Error,
@@ -155,6 +164,19 @@ pub struct Args {
     /// Output format.
     #[arg(short = 'T', value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
     pub format: Format,
+
+    /// With -T fields: a field to write (repeatable), as tshark's -e.
+    #[arg(short = 'e', value_name = "FIELD")]
+    pub fields: Vec<String>,
+
+    /// With -T fields: header=y|n, separator=/t|/s|C, quote=d|s|n, occurrence=f|l|a, aggregator=/t|/s|C (repeatable),
+    /// as tshark's -E.
+    #[arg(short = 'E', value_name = "OPTION")]
+    pub field_options: Vec<String>,
+
+    /// Print the field registry (fields) or the layers (protocols), as tshark -G, and exit.
+    #[arg(short = 'G', value_enum, value_name = "REPORT")]
+    pub glossary: Option<Glossary>,
 
     /// The time column of packet lines, as tshark's -t: r relative (default), a/ad/adoy local time
     /// (of day, with date, with day of year), u/ud/udoy the same in UTC, e epoch, d since the

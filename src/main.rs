@@ -39,6 +39,9 @@ fn main() -> ExitCode {
 
 /// The default command: packets from an interface or a file.
 fn analyze(args: &Args) -> ExitCode {
+    if let Some(report) = args.glossary {
+        return glossary(report);
+    }
     if let Some(message) = misplaced_filter(args) {
         return error(&message);
     }
@@ -76,4 +79,24 @@ fn misplaced_filter(args: &Args) -> Option<String> {
         );
     }
     None
+}
+
+/// `-G fields` and `-G protocols`, tab-separated as tshark prints them.
+fn glossary(report: ldm_sniff::cli::Glossary) -> ExitCode {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = match report {
+        ldm_sniff::cli::Glossary::Fields => ldm_sniff::filter::registry()
+            .iter()
+            .try_for_each(|f| writeln!(out, "F\t{}\t{}\t{}\t{}", f.about, f.name, f.kind, f.layer)),
+        ldm_sniff::cli::Glossary::Protocols => {
+            ldm_sniff::filter::PROTOCOLS.iter().try_for_each(|(name, about)| writeln!(out, "{about}\t{name}"))
+        }
+    };
+    match written.and_then(|_| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `ldm-sniff -G fields | head`: the reader went away.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => error(&format!("cannot write: {e}")),
+    }
 }

@@ -38,6 +38,8 @@ pub struct Config {
     /// Hold a request until its window closes, to list its responses. Off
     /// for live capture, where a quiet link would hold it indefinitely.
     pub hold: bool,
+    /// `-T fields`: the columns (`-e`) and their `-E` options.
+    pub columns: output::columns::Columns,
 }
 
 /// How a run ended.
@@ -447,7 +449,7 @@ impl Renumbered {
 /// Reads `reader` to its end (or `-c`), analyses, and writes packets and
 /// statistics to `out`.
 pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Result<Outcome, RunError> {
-    let mut printer = Printer::new(out, config.output);
+    let mut printer = Printer::new(out, config.output).with_columns(std::mem::take(&mut config.columns));
     let mut summary = Summary::default();
     let mut held = Held::new(config.analysis.window);
     let filter = config.filter.as_ref();

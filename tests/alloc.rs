@@ -104,6 +104,7 @@ fn allocations_for(capture: Vec<u8>, quiet: bool) -> u64 {
         filter: None,
         write: None,
         hold: true,
+        columns: Default::default(),
     };
     let before = allocations();
     let reader = CaptureReader::from_reader("background", std::io::Cursor::new(capture)).expect("a valid capture");

@@ -204,6 +204,31 @@ fn options() {
         ("max_entries_zero", &["--max-entries", "0", "-r", "captures/discovery.pcapng"]),
         ("read_directory", &["-r", "captures"]),
         (
+            "fields_with_options",
+            &[
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+                "-e",
+                "ldm.hostname",
+                "-e",
+                "ldm.rtt",
+                "-e",
+                "expert",
+                "-E",
+                "header=y",
+                "-E",
+                "separator=/s",
+                "-r",
+                "captures/two-owners.pcapng",
+            ],
+        ),
+        ("fields_unknown", &["-T", "fields", "-e", "ldm.hostnme", "-r", "captures/discovery.pcapng"]),
+        ("fields_without_e", &["-T", "fields", "-r", "captures/discovery.pcapng"]),
+        ("e_without_fields", &["-e", "ip.src", "-r", "captures/discovery.pcapng"]),
+        ("fields_bad_option", &["-T", "fields", "-e", "ip.src", "-E", "quote=x", "-r", "captures/discovery.pcapng"]),
+        (
             "libvirt_tables_with_tls",
             &["-q", "-z", "libvirt,procs", "-z", "libvirt,conversations", "-r", "captures/libvirt-tls-sasl.pcapng"],
         ),
@@ -258,4 +283,28 @@ fn help_shows_defaults_and_what_is_decoded() {
     let main = run(&["--help"]);
     assert!(main.contains("libvirt RPC") && main.contains("snoop"), "{main}");
     assert!(main.contains("libvirt,conversations"), "{main}");
+}
+
+/// `-G fields` prints the one registry: every filter field with what it is,
+/// the aliases, and every libvirt payload field; `-G protocols` the layers.
+#[test]
+fn the_glossary_lists_every_field_the_filter_knows() {
+    let out = Command::new(BIN).args(["-G", "fields"]).output().expect("runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let names: std::collections::BTreeSet<&str> = text.lines().filter_map(|l| l.split('\t').nth(2)).collect();
+    for (name, _, _) in ldm_sniff::filter::FIELDS {
+        assert!(names.contains(name), "-G fields lacks {name}");
+    }
+    for name in [
+        "ip.addr",
+        "libvirt.domain.name",
+        "libvirt.remote_domain_get_info_ret.memory",
+        "libvirt.remote_auth_list_ret.types.types",
+    ] {
+        assert!(names.contains(name), "-G fields lacks {name}");
+    }
+    assert!(text.lines().all(|l| l.starts_with("F\t") && l.split('\t').count() == 5), "tab-separated F lines");
+    let protocols = Command::new(BIN).args(["-G", "protocols"]).output().expect("runs");
+    assert!(String::from_utf8_lossy(&protocols.stdout).contains("libvirt RPC\tlibvirt"));
 }

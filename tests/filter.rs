@@ -109,7 +109,7 @@ fn the_filter_knows_every_field_the_outputs_emit() {
     }
     // libvirt payload fields are the generated tables' (wire::xdr::FIELD_PATHS).
     let generated = ldm_sniff::wire::xdr::FIELD_PATHS.iter().map(|(n, _)| *n);
-    let known: BTreeSet<&str> = FIELDS.iter().map(|(n, _)| *n).chain(generated).collect();
+    let known: BTreeSet<&str> = FIELDS.iter().map(|(n, _, _)| *n).chain(generated).collect();
     let unknown: Vec<&String> = names.0.iter().filter(|n| !known.contains(n.as_str())).collect();
     assert!(unknown.is_empty(), "fields emitted but not in filter::FIELDS: {unknown:?}");
     assert!(names.0.len() > 50, "only {} fields seen", names.0.len());

@@ -89,6 +89,7 @@ fn one_pass(name: &str, bytes: &[u8], shown: Shown) -> Vec<u8> {
         filter: filter(shown),
         write: None,
         hold: true,
+        columns: Default::default(),
     };
     pipeline::run(reader, &mut out, config).expect("writing into memory cannot fail");
     out

@@ -20,7 +20,7 @@ fn readme_lists_every_filter_field() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md present");
     let missing: Vec<&str> = ldm_sniff::filter::FIELDS
         .iter()
-        .map(|(name, _)| *name)
+        .map(|(name, _, _)| *name)
         .filter(|name| !readme.contains(&format!("`{name}`")))
         .collect();
     assert!(missing.is_empty(), "README.md's \"Display filters\" does not list: {missing:?}");

@@ -347,3 +347,63 @@ fn time_formats_agree_with_tshark() {
         }
     }
 }
+
+/// `-T fields` writes the lower layers' fields as tshark does, with the same
+/// `-E` options, frame for frame.
+#[test]
+fn field_output_agrees_with_tshark() {
+    if !tshark_available() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have tshark: .ci/run installs it");
+        return;
+    }
+    let fields = [
+        "frame.number",
+        "frame.len",
+        "frame.cap_len",
+        "eth.src",
+        "eth.dst",
+        "ip.src",
+        "ip.dst",
+        "ip.ttl",
+        "ip.addr",
+        "udp.srcport",
+        "udp.dstport",
+        "udp.length",
+        "udp.port",
+        "tcp.srcport",
+        "tcp.dstport",
+    ];
+    let options = ["-E", "header=y", "-E", "separator=,", "-E", "quote=d", "-E", "occurrence=a", "-E", "aggregator=/s"];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut lines = 0;
+    for name in
+        ["discovery.pcapng", "mixed-traffic.pcapng", "vlan.pcapng", "libvirt-anomalies.pcapng", "two-interfaces.pcapng"]
+    {
+        let field_args: Vec<&str> = fields.iter().flat_map(|f| ["-e", *f]).collect();
+        let theirs = Command::new("tshark")
+            .arg("-r")
+            .arg(root.join(name))
+            .args(["-T", "fields"])
+            .args(&field_args)
+            .args(options)
+            .output()
+            .expect("tshark runs");
+        let ours = Command::new(BIN)
+            .args(["--all", "--fail-on", "never", "-T", "fields"])
+            .args(&field_args)
+            .args(options)
+            .arg("-r")
+            .arg(root.join(name))
+            .output()
+            .expect("ldm-sniff runs");
+        let theirs = String::from_utf8_lossy(&theirs.stdout).to_string();
+        let ours = String::from_utf8_lossy(&ours.stdout).to_string();
+        // A frame completing several libvirt messages is a line per message
+        // in ours: compare the distinct lines.
+        let mut our_lines: Vec<&str> = ours.lines().collect();
+        our_lines.dedup();
+        assert_eq!(our_lines, theirs.lines().collect::<Vec<_>>(), "{name}");
+        lines += our_lines.len();
+    }
+    assert!(lines > 40, "only {lines} lines compared");
+}

@@ -99,6 +99,7 @@ fn held_output(linktype: Linktype, options: dissect::Options, rest: &[u8]) {
             filter: filter.map(|f| Filter::compile(f).expect("compiles")),
             write: None,
             hold: true,
+            columns: Default::default(),
         };
         pipeline::run(reader, &mut out, config).expect("writing into memory cannot fail");
         let records: Vec<serde_json::Value> = serde_json::from_slice(&out).expect("the held output is JSON");

@@ -62,20 +62,43 @@ fn open_write(args: &Args) -> Result<Option<WriteTo>, String> {
     }
 }
 
+/// `-T fields`, `-e` and `-E`: the columns, checked.
+fn columns(args: &Args) -> Result<output::columns::Columns, String> {
+    let fields_format = args.format == output::Format::Fields;
+    if !fields_format {
+        if !args.fields.is_empty() || !args.field_options.is_empty() {
+            return Err("-e and -E choose the columns of -T fields: add -T fields".into());
+        }
+        return Ok(output::columns::Columns::default());
+    }
+    if args.fields.is_empty() {
+        return Err("-T fields needs at least one -e FIELD (ldm-sniff -G fields lists them)".into());
+    }
+    let mut columns = output::columns::Columns::default();
+    for option in &args.field_options {
+        columns.options.set(option)?;
+    }
+    for name in &args.fields {
+        columns.fields.push((name.clone(), ldm_sniff::filter::field_names(name)?));
+    }
+    Ok(columns)
+}
+
 pub fn config(args: &Args, live: bool) -> Result<Config, String> {
     let filter = match args.display_filter.as_deref().map(Filter::compile).transpose() {
         Ok(filter) => filter,
         Err(e) => return Err(e.render(args.display_filter.as_deref().unwrap_or(""))),
     };
     let write = open_write(args)?;
+    let columns = columns(args)?;
     // Holding a request until its window closes lists its responses
     // (`ldm.response_in`), which only -V and JSON show, and a filter may
     // test; a plain line does not, and holding it would cost more than
     // writing it.
-    let hold = !live
-        && (args.verbose
-            || args.format != output::Format::Text
-            || filter.as_ref().is_some_and(Filter::tests_responses));
+    // `-T fields` writes each line as it comes, as a plain line does: its
+    // ldm.response_in column stays empty.
+    let lines = matches!(args.format, output::Format::Text | output::Format::Fields);
+    let hold = !live && (args.verbose || !lines || filter.as_ref().is_some_and(Filter::tests_responses));
     // A capture on standard output leaves no room for packet lines.
     let quiet = args.quiet || args.write_file.as_deref() == Some("-");
     // Live on a terminal: show each packet as it comes.
@@ -117,6 +140,7 @@ pub fn config(args: &Args, live: bool) -> Result<Config, String> {
         filter,
         write,
         hold,
+        columns,
     })
 }
 

@@ -33,101 +33,101 @@ pub enum Kind {
 /// `dissect::fields::walk` and `analyze::Annotation::fields`; a test keeps
 /// this list equal to what they emit), the analysis's, and a few
 /// Wireshark conveniences (`ip.addr`, `udp.port`, `eth.addr`).
-pub const FIELDS: &[(&str, Kind)] = &[
-    ("frame.number", Kind::Number),
-    ("frame.time", Kind::Text),
-    ("frame.time_epoch", Kind::Text),
-    ("frame.time_relative", Kind::Number),
-    ("frame.len", Kind::Number),
-    ("frame.cap_len", Kind::Number),
-    ("frame.interface_id", Kind::Number),
-    ("frame.linktype", Kind::Text),
-    ("eth.src", Kind::Mac),
-    ("eth.dst", Kind::Mac),
-    ("eth.vlan", Kind::Number),
-    ("sll.src", Kind::Mac),
-    ("sll.pkttype", Kind::Number),
-    ("sll.ifindex", Kind::Number),
-    ("sll.vlan", Kind::Number),
-    ("ipnet.family", Kind::Number),
-    ("ipnet.htype", Kind::Number),
-    ("ipnet.zsrc", Kind::Number),
-    ("ipnet.zdst", Kind::Number),
-    ("ipnet.ifindex", Kind::Number),
-    ("ip.src", Kind::Addr),
-    ("ip.dst", Kind::Addr),
-    ("ip.ttl", Kind::Number),
-    ("ip.proto", Kind::Number),
-    ("ip.len", Kind::Number),
-    ("ip.hdr_len", Kind::Number),
-    ("ip.id", Kind::Number),
-    ("ip.checksum", Kind::Number),
-    ("ip.checksum_status", Kind::Text),
-    ("ip.flags_mf", Kind::Bool),
-    ("ip.frag_offset", Kind::Number),
-    ("ip.reassembled_fragments", Kind::Number),
-    ("ip.reassembled_first_frame", Kind::Number),
-    ("ipv6.src", Kind::Addr),
-    ("ipv6.dst", Kind::Addr),
-    ("ipv6.ttl", Kind::Number),
-    ("ipv6.proto", Kind::Number),
-    ("ipv6.len", Kind::Number),
-    ("ipv6.flags_mf", Kind::Bool),
-    ("ipv6.frag_offset", Kind::Number),
-    ("udp.srcport", Kind::Number),
-    ("udp.dstport", Kind::Number),
-    ("udp.length", Kind::Number),
-    ("udp.checksum", Kind::Number),
-    ("udp.checksum_status", Kind::Text),
-    ("ldm.len", Kind::Number),
-    ("ldm.byte_order", Kind::Text),
-    ("ldm.version", Kind::Number),
-    ("ldm.magic", Kind::Number),
-    ("ldm.msg_type", Kind::Number),
-    ("ldm.msg_type_name", Kind::Text),
-    ("ldm.resv", Kind::Number),
-    ("ldm.mac", Kind::Mac),
-    ("ldm.mac_addr", Kind::Number),
-    ("ldm.source_ip", Kind::AddrText),
-    ("ldm.ldmd_version", Kind::Text),
-    ("ldm.hostname", Kind::Text),
-    ("ldm.ip_address", Kind::Addr),
-    ("ldm.port", Kind::Number),
-    ("ldm.trailing_len", Kind::Number),
-    ("ldm.request_in", Kind::Number),
-    ("ldm.rtt", Kind::Number),
-    ("ldm.response_in", Kind::Number),
-    ("tcp.srcport", Kind::Number),
-    ("tcp.dstport", Kind::Number),
-    ("tcp.seq", Kind::Number),
-    ("tcp.ack", Kind::Number),
-    ("tcp.flags", Kind::Number),
-    ("tcp.len", Kind::Number),
-    ("libvirt.len", Kind::Number),
-    ("libvirt.prog", Kind::Number),
-    ("libvirt.prog_name", Kind::Text),
-    ("libvirt.vers", Kind::Number),
-    ("libvirt.proc", Kind::Number),
-    ("libvirt.proc_name", Kind::Text),
-    ("libvirt.type", Kind::Number),
-    ("libvirt.type_name", Kind::Text),
-    ("libvirt.serial", Kind::Number),
-    ("libvirt.status", Kind::Number),
-    ("libvirt.status_name", Kind::Text),
-    ("libvirt.payload_len", Kind::Number),
-    ("libvirt.error_code", Kind::Number),
-    ("libvirt.error_domain", Kind::Number),
-    ("libvirt.error_message", Kind::Text),
-    ("libvirt.request_in", Kind::Number),
-    ("libvirt.rtt", Kind::Number),
-    ("tls.content_type", Kind::Number),
-    ("tls.record", Kind::Text),
-    ("tls.record_version", Kind::Number),
-    ("tls.length", Kind::Number),
-    ("tls.version", Kind::Number),
-    ("tls.server_name", Kind::Text),
-    ("expert", Kind::Text),
-    ("expert.severity", Kind::Text),
+pub const FIELDS: &[(&str, Kind, &str)] = &[
+    ("frame.number", Kind::Number, "Frame number in the capture"),
+    ("frame.time", Kind::Text, "Capture time (RFC 3339, UTC)"),
+    ("frame.time_epoch", Kind::Text, "Capture time in seconds since 1970"),
+    ("frame.time_relative", Kind::Number, "Seconds since the first frame"),
+    ("frame.len", Kind::Number, "Length on the wire"),
+    ("frame.cap_len", Kind::Number, "Length captured"),
+    ("frame.interface_id", Kind::Number, "Capture interface index (pcapng)"),
+    ("frame.linktype", Kind::Text, "Link type of the frame"),
+    ("eth.src", Kind::Mac, "Ethernet source"),
+    ("eth.dst", Kind::Mac, "Ethernet destination"),
+    ("eth.vlan", Kind::Number, "802.1Q VLAN IDs, outer first"),
+    ("sll.src", Kind::Mac, "Linux cooked capture: link-layer source"),
+    ("sll.pkttype", Kind::Number, "Linux cooked capture: packet type (4 sent by the capturing host)"),
+    ("sll.ifindex", Kind::Number, "Linux cooked capture v2: interface index"),
+    ("sll.vlan", Kind::Number, "Linux cooked capture: VLAN IDs"),
+    ("ipnet.family", Kind::Number, "Solaris ipnet: address family (2 IPv4, 26 IPv6)"),
+    ("ipnet.htype", Kind::Number, "Solaris ipnet: hook (0 inbound, 1 outbound, 2 local)"),
+    ("ipnet.zsrc", Kind::Number, "Solaris ipnet: source zone"),
+    ("ipnet.zdst", Kind::Number, "Solaris ipnet: destination zone"),
+    ("ipnet.ifindex", Kind::Number, "Solaris ipnet: interface index"),
+    ("ip.src", Kind::Addr, "IPv4 source"),
+    ("ip.dst", Kind::Addr, "IPv4 destination"),
+    ("ip.ttl", Kind::Number, "IPv4 time to live"),
+    ("ip.proto", Kind::Number, "IPv4 protocol"),
+    ("ip.len", Kind::Number, "IPv4 total length"),
+    ("ip.hdr_len", Kind::Number, "IPv4 header length"),
+    ("ip.id", Kind::Number, "IPv4 identification"),
+    ("ip.checksum", Kind::Number, "IPv4 header checksum"),
+    ("ip.checksum_status", Kind::Text, "IPv4 header checksum verdict (good, bad, unverified)"),
+    ("ip.flags_mf", Kind::Bool, "IPv4 more-fragments flag"),
+    ("ip.frag_offset", Kind::Number, "IPv4 fragment offset in bytes"),
+    ("ip.reassembled_fragments", Kind::Number, "Fragments the datagram was reassembled from"),
+    ("ip.reassembled_first_frame", Kind::Number, "Frame of the datagram's first fragment"),
+    ("ipv6.src", Kind::Addr, "IPv6 source"),
+    ("ipv6.dst", Kind::Addr, "IPv6 destination"),
+    ("ipv6.ttl", Kind::Number, "IPv6 hop limit"),
+    ("ipv6.proto", Kind::Number, "IPv6 next header (after extension headers)"),
+    ("ipv6.len", Kind::Number, "IPv6 payload length"),
+    ("ipv6.flags_mf", Kind::Bool, "IPv6 fragment header: more fragments"),
+    ("ipv6.frag_offset", Kind::Number, "IPv6 fragment offset in bytes"),
+    ("udp.srcport", Kind::Number, "UDP source port"),
+    ("udp.dstport", Kind::Number, "UDP destination port"),
+    ("udp.length", Kind::Number, "UDP length"),
+    ("udp.checksum", Kind::Number, "UDP checksum"),
+    ("udp.checksum_status", Kind::Text, "UDP checksum verdict (good, bad, partial, unverified)"),
+    ("ldm.len", Kind::Number, "ldm message length"),
+    ("ldm.byte_order", Kind::Text, "ldm byte order (big, little)"),
+    ("ldm.version", Kind::Number, "ldm version_no"),
+    ("ldm.magic", Kind::Number, "ldm magic_no"),
+    ("ldm.msg_type", Kind::Number, "ldm msg_type (0 SEND_MSG, 1 RESPONSE_MSG, 2 LDMD_DISC_SEND, 3 LDMD_DISC_RESP)"),
+    ("ldm.msg_type_name", Kind::Text, "ldm msg_type by name (BAD_MAGIC for a wrong magic)"),
+    ("ldm.resv", Kind::Number, "ldm resv"),
+    ("ldm.mac", Kind::Mac, "MAC looked up"),
+    ("ldm.mac_addr", Kind::Number, "MAC looked up, as the u64 mac_addr"),
+    ("ldm.source_ip", Kind::AddrText, "Requester's address in a lookup (text)"),
+    ("ldm.ldmd_version", Kind::Text, "ldmd version in a discovery response"),
+    ("ldm.hostname", Kind::Text, "Host name in a discovery response"),
+    ("ldm.ip_address", Kind::Addr, "Address in a discovery response"),
+    ("ldm.port", Kind::Number, "XMPP port in a discovery response"),
+    ("ldm.trailing_len", Kind::Number, "Bytes after the 312-byte message"),
+    ("ldm.request_in", Kind::Number, "Frame of the request this response answers"),
+    ("ldm.rtt", Kind::Number, "Response time in seconds"),
+    ("ldm.response_in", Kind::Number, "Frames of this request's responses"),
+    ("tcp.srcport", Kind::Number, "TCP source port"),
+    ("tcp.dstport", Kind::Number, "TCP destination port"),
+    ("tcp.seq", Kind::Number, "TCP sequence number"),
+    ("tcp.ack", Kind::Number, "TCP acknowledgement number"),
+    ("tcp.flags", Kind::Number, "TCP flags"),
+    ("tcp.len", Kind::Number, "TCP payload length"),
+    ("libvirt.len", Kind::Number, "libvirt message length"),
+    ("libvirt.prog", Kind::Number, "libvirt program number"),
+    ("libvirt.prog_name", Kind::Text, "libvirt program (REMOTE, QEMU, LXC, KEEPALIVE, ADMIN)"),
+    ("libvirt.vers", Kind::Number, "libvirt protocol version"),
+    ("libvirt.proc", Kind::Number, "libvirt procedure number"),
+    ("libvirt.proc_name", Kind::Text, "libvirt procedure name"),
+    ("libvirt.type", Kind::Number, "libvirt message type (0 CALL, 1 REPLY, 2 MESSAGE, 3 STREAM ...)"),
+    ("libvirt.type_name", Kind::Text, "libvirt message type by name"),
+    ("libvirt.serial", Kind::Number, "libvirt serial"),
+    ("libvirt.status", Kind::Number, "libvirt status (0 OK, 1 ERROR, 2 CONTINUE)"),
+    ("libvirt.status_name", Kind::Text, "libvirt status by name"),
+    ("libvirt.payload_len", Kind::Number, "libvirt payload length"),
+    ("libvirt.error_code", Kind::Number, "libvirt error code (virErrorNumber)"),
+    ("libvirt.error_domain", Kind::Number, "libvirt error domain (virErrorDomain)"),
+    ("libvirt.error_message", Kind::Text, "libvirt error message"),
+    ("libvirt.request_in", Kind::Number, "Frame of the call this reply answers"),
+    ("libvirt.rtt", Kind::Number, "Call to reply time in seconds"),
+    ("tls.content_type", Kind::Number, "TLS record content type"),
+    ("tls.record", Kind::Text, "TLS record kind (ClientHello, ServerHello, ApplicationData ...)"),
+    ("tls.record_version", Kind::Number, "TLS record layer version"),
+    ("tls.length", Kind::Number, "TLS record length"),
+    ("tls.version", Kind::Number, "TLS version offered (ClientHello) or chosen (ServerHello)"),
+    ("tls.server_name", Kind::Text, "TLS server name indication"),
+    ("expert", Kind::Text, "Anomaly keys of the packet"),
+    ("expert.severity", Kind::Text, "Severities of its anomalies (note, warn, error)"),
 ];
 
 /// Layer names: a bare layer is true when the packet has it.
@@ -223,9 +223,95 @@ pub struct Filter {
     tests_responses: bool,
 }
 
+/// One entry of the field registry (`-G fields`): name, kind, what it is,
+/// and its layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldInfo {
+    pub name: &'static str,
+    pub kind: String,
+    pub about: String,
+    pub layer: &'static str,
+}
+
+/// Every name a filter (and `-T fields`, and JSON) knows: the fields, the
+/// aliases, the libvirt objects' short names, and every libvirt payload
+/// field of the generated tables.
+pub fn registry() -> Vec<FieldInfo> {
+    let layer_of = |name: &'static str| name.split('.').next().unwrap_or(name);
+    let mut out: Vec<FieldInfo> = FIELDS
+        .iter()
+        .map(|(name, kind, about)| FieldInfo {
+            name,
+            kind: kind_name(*kind).to_string(),
+            about: about.to_string(),
+            layer: layer_of(name),
+        })
+        .collect();
+    for (alias, [a, b]) in ALIASES {
+        let kind = kind_of(a).map_or("text", |(_, k)| kind_name(k)).to_string();
+        out.push(FieldInfo { name: alias, kind, about: format!("Either {a} or {b}"), layer: layer_of(alias) });
+    }
+    for (short, path) in LIBVIRT_OBJECTS {
+        let kind = kind_of(path).map_or("text", |(_, k)| kind_name(k)).to_string();
+        out.push(FieldInfo { name: short, kind, about: format!("Any {path}"), layer: "libvirt" });
+    }
+    for (path, ty) in crate::wire::xdr::FIELD_PATHS.iter() {
+        let (record, field) = path.trim_start_matches("libvirt.").split_once('.').unwrap_or((path, ""));
+        out.push(FieldInfo {
+            name: path,
+            kind: kind_name(xdr_kind(*ty)).to_string(),
+            about: format!("{field} of {record} (XDR {})", crate::wire::xdr::type_text(*ty)),
+            layer: "libvirt",
+        });
+    }
+    out
+}
+
+/// The layers, for `-G protocols`: name and what it is.
+pub const PROTOCOLS: [(&str, &str); 12] = [
+    ("frame", "Frame (capture metadata)"),
+    ("eth", "Ethernet II, with 802.1Q/QinQ tags"),
+    ("sll", "Linux cooked capture (v1 and v2)"),
+    ("ipnet", "Solaris ipnet"),
+    ("ip", "Internet Protocol version 4"),
+    ("ipv6", "Internet Protocol version 6"),
+    ("udp", "User Datagram Protocol"),
+    ("tcp", "Transmission Control Protocol"),
+    ("ldm", "ldmd multicast message (Oracle VM Server for SPARC)"),
+    ("libvirt", "libvirt RPC"),
+    ("tls", "Transport Layer Security records (libvirt over TLS)"),
+    ("expert", "ldm-sniff's findings"),
+];
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Number => "number",
+        Kind::Text => "text",
+        Kind::Addr => "address",
+        Kind::AddrText => "address text",
+        Kind::Mac => "mac",
+        Kind::Bool => "bool",
+    }
+}
+
+/// The fields a name stands for (`ip.addr`: `ip.src` and `ip.dst`), for
+/// `-T fields -e`; an unknown name is an error naming the closest one.
+pub fn field_names(name: &str) -> Result<Vec<&'static str>, String> {
+    if let Some((_, pair)) = ALIASES.iter().find(|(alias, _)| *alias == name) {
+        return Ok(pair.to_vec());
+    }
+    if let Some((known, _)) = kind_of(name) {
+        return Ok(vec![known]);
+    }
+    Err(match suggest(name) {
+        Some(s) => format!("-e {name}: unknown field; did you mean {s}? (ldm-sniff -G fields lists every field)"),
+        None => format!("-e {name}: unknown field (ldm-sniff -G fields lists every field)"),
+    })
+}
+
 fn kind_of(name: &str) -> Option<(&'static str, Kind)> {
-    if let Some(known) = FIELDS.iter().find(|(n, _)| *n == name) {
-        return Some(*known);
+    if let Some((known, kind, _)) = FIELDS.iter().find(|(n, _, _)| *n == name) {
+        return Some((*known, *kind));
     }
     let name = LIBVIRT_OBJECTS.iter().find(|(short, _)| *short == name).map_or(name, |(_, path)| *path);
     let paths = &crate::wire::xdr::FIELD_PATHS;
@@ -237,7 +323,7 @@ fn kind_of(name: &str) -> Option<(&'static str, Kind)> {
 fn suggest(name: &str) -> Option<&'static str> {
     let names = FIELDS
         .iter()
-        .map(|(n, _)| *n)
+        .map(|(n, _, _)| *n)
         .chain(ALIASES.iter().map(|(n, _)| *n))
         .chain(LAYERS.iter().copied())
         .chain(LIBVIRT_OBJECTS.iter().map(|(n, _)| *n))
@@ -408,10 +494,8 @@ fn resolve(name: &str, at: usize, fields: &mut Vec<&'static str>) -> Result<(Vec
             None => {
                 let err = FilterError::new(format!("unknown field '{name}'"), at, name.len());
                 return Err(match suggest(name) {
-                    Some(s) => {
-                        err.hint(format!("did you mean {s}? The README's \"Display filters\" lists every field"))
-                    }
-                    None => err.hint("the README's \"Display filters\" lists every field"),
+                    Some(s) => err.hint(format!("did you mean {s}? ldm-sniff -G fields lists every field")),
+                    None => err.hint("ldm-sniff -G fields lists every field"),
                 });
             }
         },

@@ -1,6 +1,7 @@
 //! Everything a human or a program reads: packet lines, trees, hex, JSON, and
 //! the closing summary.
 
+pub mod columns;
 pub mod detail;
 pub mod hex;
 pub mod json;
@@ -55,6 +56,8 @@ pub enum Format {
     Jsonl,
     /// Elasticsearch bulk format, as tshark -T ek.
     Ek,
+    /// The fields chosen with -e, one line per packet, as tshark -T fields.
+    Fields,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +79,9 @@ pub struct Printer<W: Write> {
     out: W,
     options: Options,
     clock: time::Clock,
+    /// `-T fields`: the columns, and whether their header is out.
+    columns: columns::Columns,
+    header_written: bool,
     records: u64,
     buf: Vec<u8>,
     seconds: json::SecondText,
@@ -86,11 +92,19 @@ impl<W: Write> Printer<W> {
         Printer {
             out,
             clock: time::Clock::new(options.time_format),
+            columns: columns::Columns::default(),
+            header_written: false,
             options,
             records: 0,
             buf: Vec::with_capacity(4096),
             seconds: json::SecondText::default(),
         }
+    }
+
+    /// `-T fields`: the columns to write.
+    pub fn with_columns(mut self, columns: columns::Columns) -> Printer<W> {
+        self.columns = columns;
+        self
     }
 
     /// Every frame read, ldm or not: relative times count from the first,
@@ -132,6 +146,14 @@ impl<W: Write> Printer<W> {
                 buf.push(b'\n');
                 slot
             }
+            Format::Fields => {
+                if !self.header_written {
+                    self.columns.header(buf);
+                    self.header_written = true;
+                }
+                self.columns.write(buf, p, rel)?;
+                None
+            }
         };
         Ok(slot.map(|slot| ResponseSlot { at: slot.at - start, ..slot }))
     }
@@ -141,6 +163,8 @@ impl<W: Write> Printer<W> {
         match self.options.format {
             // Into a Vec: cannot fail.
             Format::Text => drop(tree::write_responses(buf, responses)),
+            // Not held (see `cmd::analyze::config`): no responses to write.
+            Format::Fields => {}
             Format::Json | Format::Jsonl => json::write_responses(buf, json::Layout::Plain, slot, responses),
             Format::Ek => json::write_responses(buf, json::Layout::Ek, slot, responses),
         }
@@ -182,7 +206,7 @@ impl<W: Write> Printer<W> {
     /// outputs a last record `{"stats": {"ldm,hosts": [...]}}`.
     pub fn stats(&mut self, kind: StatsKind, stats: &Stats, summary: &Summary) -> io::Result<()> {
         let rows = stats.rows(kind, summary);
-        if self.options.format == Format::Text {
+        if matches!(self.options.format, Format::Text | Format::Fields) {
             writeln!(self.out, "===== {} =====", kind.name())?;
             table::write_aligned(&mut self.out, &rows)?;
             return writeln!(self.out);

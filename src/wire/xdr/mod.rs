@@ -106,6 +106,30 @@ pub fn procedure(prog: u32, number: i32) -> Option<&'static Proc> {
     program.procs.get(at)
 }
 
+/// An XDR type as the `.x` files write it: `unsigned hyper`, `string`,
+/// `remote_nonnull_domain`, `int<>`.
+pub fn type_text(ty: Ty) -> String {
+    match ty {
+        Ty::Int => "int".into(),
+        Ty::UInt => "unsigned int".into(),
+        Ty::Hyper => "hyper".into(),
+        Ty::UHyper => "unsigned hyper".into(),
+        Ty::Float => "float".into(),
+        Ty::Double => "double".into(),
+        Ty::Bool => "bool".into(),
+        Ty::Str(_) => "string".into(),
+        Ty::Opaque(_) => "opaque<>".into(),
+        Ty::FixedOpaque(16) => "uuid".into(),
+        Ty::FixedOpaque(n) => format!("opaque[{n}]"),
+        Ty::Array(elem, _) => format!("{}<>", type_text(*elem)),
+        Ty::FixedArray(elem, n) => format!("{}[{n}]", type_text(*elem)),
+        Ty::Optional(inner) => format!("{}*", type_text(*inner)),
+        Ty::Struct(i) => STRUCTS[usize::from(i)].name.into(),
+        Ty::Union(i) => UNIONS[usize::from(i)].name.into(),
+        Ty::Enum(i) => ENUMS[usize::from(i)].name.into(),
+    }
+}
+
 /// The struct named `name` (for the error reply's `remote_error`).
 pub fn struct_named(name: &str) -> Option<Ty> {
     STRUCTS.iter().position(|s| s.name == name).map(|i| Ty::Struct(i as u16))
