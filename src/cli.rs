@@ -225,6 +225,24 @@ pub struct Args {
     #[arg(short = 'w', value_name = "FILE")]
     pub write_file: Option<String>,
 
+    /// With -w: the file format, pcapng (default) or pcap (one link type, no comments), as tshark's -F.
+    #[arg(short = 'F', value_enum, default_value_t = crate::capture::sink::FileFormat::Pcapng, value_name = "FORMAT",
+          requires = "write_file")]
+    pub file_format: crate::capture::sink::FileFormat,
+
+    /// With -w FILE: a ring of files, as dumpcap's -b: filesize:KB, duration:SECS, interval:SECS,
+    /// packets:N start the next file; files:N keeps the newest N (repeatable). Files are named
+    /// FILE's stem, _NNNNN_YYYYMMDDhhmmss, FILE's extension.
+    #[arg(short = 'b', value_name = "KEY:VALUE", requires = "write_file")]
+    pub ring: Vec<String>,
+
+    /// Live capture: keep at most SNAPLEN bytes of each frame (0: 262144, the most), as tshark's -s.
+    // conflicts_with as well: clap lets a `requires` go unmet when the required
+    // argument conflicts with one given (-i with -r).
+    #[arg(short = 's', value_name = "SNAPLEN", requires = "interface", conflicts_with = "read_file",
+          value_parser = clap::value_parser!(u32).range(0..=262_144))]
+    pub snaplen: Option<u32>,
+
     /// With -w: add each packet's findings and request/response links as pcapng packet comments
     /// (Wireshark shows them as frame.comment).
     #[arg(long, requires = "write_file")]

@@ -6,16 +6,17 @@ use std::collections::VecDeque;
 
 use crate::analyze::Summary;
 use crate::analyze::{self, Analyzer, Annotation, StatsKind};
-use crate::capture::writer::FrameWriter;
+use crate::capture::sink::Sink;
 use crate::capture::{CaptureError, Source, Timestamp};
 use crate::dissect::{self, Dissection, Dissector};
 use crate::filter::{Filter, Found};
 use crate::output::{self, Packet, Printer, ResponseSlot};
 use crate::wire::ldm::MsgType;
 
-/// `-w`: a pcapng sink, and whether `--annotate` comments go with the frames.
+/// `-w`: the file or ring of files, and whether `--annotate` comments go
+/// with the frames.
 pub struct WriteTo {
-    pub sink: Box<dyn Write>,
+    pub sink: Sink,
     pub annotate: bool,
 }
 
@@ -422,7 +423,7 @@ fn annotation(p: &Packet<'_, '_>, renumbered: Option<&mut Renumbered>) -> Option
     }
 }
 
-/// With -Y, the file -w writes numbers its frames anew: comments say whose
+/// With -Y or -b, the file -w writes numbers its frames anew: comments say whose
 /// numbers they give, and where in the file a linked request went.
 struct Renumbered {
     /// Frames written so far.
@@ -436,6 +437,12 @@ struct Renumbered {
 impl Renumbered {
     fn new() -> Renumbered {
         Renumbered { written: 0, requests: lru::LruCache::new(std::num::NonZeroUsize::new(65_536).expect("not zero")) }
+    }
+
+    /// A ring's next file numbers its frames from 1.
+    fn start_file(&mut self) {
+        self.written = 0;
+        self.requests.clear();
     }
 
     fn wrote(&mut self, original: u64, request: bool) {
@@ -454,12 +461,13 @@ pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Re
     let mut held = Held::new(config.analysis.window);
     let filter = config.filter.as_ref();
     let (mut writer, annotate) = match config.write.take() {
-        Some(WriteTo { sink, annotate }) => {
-            (Some(FrameWriter::new(io::BufWriter::with_capacity(1 << 20, sink))?), annotate)
-        }
+        Some(WriteTo { sink, annotate }) => (Some(sink), annotate),
         None => (None, false),
     };
-    let mut renumbered = (annotate && filter.is_some()).then(Renumbered::new);
+    // Comments give frame numbers of the capture read; a file that does not
+    // hold every frame of it from the first also says where they are in it.
+    let renumber = filter.is_some() || writer.as_ref().is_some_and(Sink::is_ring);
+    let mut renumbered = (annotate && renumber).then(Renumbered::new);
     let (capture_error, analyzer) = walk_analyzed(&mut reader, config.dissect, config.analysis, |d, note| {
         if !d.replayed && !d.continuation {
             summary.frames += 1;
@@ -481,6 +489,11 @@ pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Re
         if let Some(writer) = writer.as_mut().filter(|_| !d.replayed && !d.continuation) {
             let packet = Packet { d, note };
             if filter.is_none_or(|f| f.matches(&packet, printer.relative_time(d.frame.ts))) {
+                if writer.start_file_if_due(&d.frame)? {
+                    if let Some(r) = renumbered.as_mut() {
+                        r.start_file();
+                    }
+                }
                 let comment = if annotate { annotation(&packet, renumbered.as_mut()) } else { None };
                 writer.write(&d.frame, comment.as_deref())?;
                 if let Some(r) = renumbered.as_mut() {
@@ -507,7 +520,7 @@ pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Re
     }
     printer.finish()?;
     if let Some(writer) = writer {
-        writer.into_inner().flush()?;
+        writer.finish()?;
     }
     Ok(Outcome { summary, capture_error })
 }

@@ -201,6 +201,53 @@ fn written_live_captures_read_in_tshark() {
     assert!(lines[3].contains("ldm.collision"), "the response carries its annotation: {text}");
 }
 
+#[test]
+fn snaplen_cuts_frames_and_a_ring_rotates_live() {
+    if !can_run("snaplen_cuts_frames_and_a_ring_rotates_live") {
+        return;
+    }
+    let pair = Pair::new();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let prefix = dir.path().join("live.pcapng");
+    let child = pair.capture(&["-c", "10", "-q", "-s", "100", "-b", "packets:4", "-w", prefix.to_str().unwrap()]);
+    settle();
+    pair.send(2, 64535);
+    let output = wait(child);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let mut files: Vec<_> = std::fs::read_dir(dir.path()).expect("readable").flatten().map(|e| e.path()).collect();
+    files.sort();
+    assert_eq!(files.len(), 3, "10 frames, 4 a file: {files:?}");
+    let mut counts = Vec::new();
+    for file in &files {
+        let bytes = std::fs::read(file).expect("written");
+        let mut reader = CaptureReader::from_reader("ring", Cursor::new(bytes)).expect("a whole pcapng");
+        let mut n = 0;
+        while let Some(frame) = reader.next_frame().expect("complete") {
+            // 354 bytes on the wire (ldm over UDP over IPv4 over Ethernet), 100 kept.
+            assert_eq!((frame.data.len(), frame.len), (100, 354), "{}", file.display());
+            n += 1;
+        }
+        counts.push(n);
+    }
+    assert_eq!(counts, [4, 4, 2]);
+    // The files say they were cut: tshark shows the captured length and the interface's snaplen.
+    if Command::new("tshark").arg("--version").output().is_ok() {
+        let read = Command::new("tshark")
+            .arg("-r")
+            .arg(&files[0])
+            .args(["-T", "fields", "-e", "frame.cap_len", "-e", "frame.len", "-e", "_ws.malformed"])
+            .output()
+            .expect("tshark runs");
+        let text = String::from_utf8_lossy(&read.stdout).to_string();
+        assert!(text.lines().all(|l| l.starts_with("100\t354")), "{text}");
+        let info = Command::new("capinfos").arg(&files[0]).output();
+        if let Ok(info) = info {
+            let text = String::from_utf8_lossy(&info.stdout).to_string();
+            assert!(text.contains("Capture length = 100"), "{text}");
+        }
+    }
+}
+
 #[cfg(feature = "libpcap")]
 #[test]
 fn libpcap_capture_filter_selects_in_the_kernel() {

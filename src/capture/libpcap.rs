@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use pcap::{Active, Capture, Precision};
 
-use super::live::KernelStats;
+use super::live::{KernelStats, LiveOptions};
 use super::{CaptureError, Frame, KernelChecksum, Linktype, Timestamp};
 
 pub struct PcapCapture {
@@ -32,12 +32,11 @@ pub struct PcapError {
 
 impl PcapCapture {
     /// Opens `iface` with `filter` (tcpdump syntax) in place of the default
-    /// ldm filter.
+    /// ldm filter, as `options` say (promiscuous mode, deadline, snap length).
     pub fn open(
         iface: &str,
         filter: &str,
-        promiscuous: bool,
-        deadline: Option<Instant>,
+        options: &LiveOptions,
         stop: Arc<AtomicBool>,
     ) -> Result<PcapCapture, PcapError> {
         let fail = |what: &'static str| {
@@ -45,8 +44,8 @@ impl PcapCapture {
         };
         let mut capture = Capture::from_device(iface)
             .map_err(fail("no such device"))?
-            .promisc(promiscuous)
-            .snaplen(262_144)
+            .promisc(options.promiscuous)
+            .snaplen(options.snaplen as i32)
             .timeout(100)
             .immediate_mode(true)
             .precision(Precision::Nano)
@@ -61,7 +60,7 @@ impl PcapCapture {
             linktype,
             frames: 0,
             stop,
-            deadline,
+            deadline: options.deadline,
         })
     }
 

@@ -214,6 +214,8 @@ pub struct LiveOptions {
     pub ports: FilterPorts,
     /// Stop at this instant (`-a duration:SECS`).
     pub deadline: Option<Instant>,
+    /// Keep at most this many bytes of each frame (`-s`).
+    pub snaplen: u32,
 }
 
 /// Counts the kernel kept for this socket.
@@ -238,6 +240,7 @@ pub struct LiveCapture {
     frames: u64,
     stop: Arc<AtomicBool>,
     deadline: Option<Instant>,
+    snaplen: usize,
     stats: KernelStats,
     /// Holds the group membership for the capture's lifetime.
     _membership: Option<OwnedFd>,
@@ -359,6 +362,7 @@ impl LiveCapture {
             frames: 0,
             stop,
             deadline: options.deadline,
+            snaplen: options.snaplen as usize,
             stats: KernelStats::default(),
             _membership: None,
         };
@@ -541,6 +545,8 @@ impl LiveCapture {
         } else {
             packet
         };
+        // -s: the frame as the snap length leaves it, on the wire as long as it was.
+        let data = &data[..data.len().min(self.snaplen)];
         let kernel_checksum = kernel_checksum(header.tp_status);
         Frame {
             number: self.frames,

@@ -6,6 +6,7 @@ pub mod libpcap;
 pub mod live;
 pub mod mapped;
 pub mod reader;
+pub mod sink;
 pub mod snoop;
 pub mod writer;
 

@@ -25,7 +25,18 @@ pub struct PcapWriter<W: Write> {
 }
 
 impl<W: Write> PcapWriter<W> {
-    pub fn new(mut out: W, linktype: Linktype, nanosecond: bool, big_endian: bool) -> io::Result<PcapWriter<W>> {
+    pub fn new(out: W, linktype: Linktype, nanosecond: bool, big_endian: bool) -> io::Result<PcapWriter<W>> {
+        PcapWriter::with_snaplen(out, linktype, nanosecond, big_endian, SNAPLEN)
+    }
+
+    /// As `new`, declaring `snaplen` (`-s`) in the header.
+    pub fn with_snaplen(
+        mut out: W,
+        linktype: Linktype,
+        nanosecond: bool,
+        big_endian: bool,
+        snaplen: u32,
+    ) -> io::Result<PcapWriter<W>> {
         let magic: u32 = if nanosecond { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
         let u32b = |v: u32| {
             if big_endian {
@@ -47,14 +58,16 @@ impl<W: Write> PcapWriter<W> {
         header.extend_from_slice(&u16b(4));
         header.extend_from_slice(&u32b(0)); // thiszone
         header.extend_from_slice(&u32b(0)); // sigfigs
-        header.extend_from_slice(&u32b(SNAPLEN));
+        header.extend_from_slice(&u32b(snaplen));
         header.extend_from_slice(&u32b(linktype.0 as u32));
         out.write_all(&header)?;
         Ok(PcapWriter { out, nanosecond, big_endian })
     }
 
     /// Writes one record; `orig_len` larger than `data` records a snap-length cut.
+    /// A time the 32-bit seconds cannot hold is written as the nearest they can.
     pub fn write_packet(&mut self, ts: Timestamp, data: &[u8], orig_len: u32) -> io::Result<()> {
+        let secs = u32::try_from(ts.secs.max(0)).unwrap_or(u32::MAX);
         let frac = if self.nanosecond { ts.nanos } else { ts.nanos / 1000 };
         let u32b = |v: u32| {
             if self.big_endian {
@@ -64,12 +77,16 @@ impl<W: Write> PcapWriter<W> {
             }
         };
         let mut record = [0u8; 16];
-        record[0..4].copy_from_slice(&u32b(ts.secs as u32));
+        record[0..4].copy_from_slice(&u32b(secs));
         record[4..8].copy_from_slice(&u32b(frac));
         record[8..12].copy_from_slice(&u32b(data.len() as u32));
         record[12..16].copy_from_slice(&u32b(orig_len));
         self.out.write_all(&record)?;
         self.out.write_all(data)
+    }
+
+    pub fn get_ref(&self) -> &W {
+        &self.out
     }
 
     pub fn into_inner(self) -> W {
@@ -89,6 +106,8 @@ pub struct PcapNgWriter<W: Write> {
     out: W,
     /// if_tsresol of each interface, by id.
     resolutions: Vec<u8>,
+    /// Declared in each interface description.
+    snaplen: u32,
 }
 
 impl<W: Write> PcapNgWriter<W> {
@@ -106,7 +125,12 @@ impl<W: Write> PcapNgWriter<W> {
             block_len2: 0,
         };
         out.write_all(&shb.to_vec().map_err(serialize_error)?)?;
-        Ok(PcapNgWriter { out, resolutions: Vec::new() })
+        Ok(PcapNgWriter { out, resolutions: Vec::new(), snaplen: SNAPLEN })
+    }
+
+    /// The snap length the interfaces added from now on declare (`-s`).
+    pub fn set_snaplen(&mut self, snaplen: u32) {
+        self.snaplen = snaplen;
     }
 
     /// Describes an interface; `tsresol` is pcapng's if_tsresol (6 = µs, 9 = ns).
@@ -134,7 +158,7 @@ impl<W: Write> PcapNgWriter<W> {
             block_len1: 0,
             linktype,
             reserved: 0,
-            snaplen: SNAPLEN,
+            snaplen: self.snaplen,
             options,
             block_len2: 0,
             if_tsresol: tsresol,
@@ -207,6 +231,10 @@ impl<W: Write> PcapNgWriter<W> {
         self.out.write_all(&total.to_le_bytes())
     }
 
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
     pub fn into_inner(self) -> W {
         self.out
     }
@@ -228,7 +256,14 @@ pub struct FrameWriter<W: Write> {
 
 impl<W: Write> FrameWriter<W> {
     pub fn new(out: W) -> io::Result<FrameWriter<W>> {
-        Ok(FrameWriter { out: PcapNgWriter::new(out)?, interfaces: std::collections::HashMap::new() })
+        FrameWriter::with_snaplen(out, SNAPLEN)
+    }
+
+    /// As `new`, each interface declaring `snaplen` (`-s`).
+    pub fn with_snaplen(out: W, snaplen: u32) -> io::Result<FrameWriter<W>> {
+        let mut out = PcapNgWriter::new(out)?;
+        out.set_snaplen(snaplen);
+        Ok(FrameWriter { out, interfaces: std::collections::HashMap::new() })
     }
 
     /// Writes one frame, with an optional comment.
@@ -248,6 +283,10 @@ impl<W: Write> FrameWriter<W> {
             Some(raw) => self.out.write_packet_units(id, raw.units, frame.data, frame.len, comment),
             None => self.out.write_packet(id, frame.ts, frame.data, frame.len, comment),
         }
+    }
+
+    pub fn get_ref(&self) -> &W {
+        self.out.get_ref()
     }
 
     pub fn into_inner(self) -> W {

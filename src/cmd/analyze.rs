@@ -5,6 +5,7 @@ use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use ldm_sniff::analyze;
+use ldm_sniff::capture::sink::{FileFormat, FileWriter, Ring, RingLimits, Sink};
 use ldm_sniff::capture::{CaptureReader, Source};
 use ldm_sniff::cli::{Args, FailOn};
 use ldm_sniff::dissect;
@@ -40,26 +41,65 @@ fn fail_threshold(fail_on: FailOn) -> Option<Severity> {
     }
 }
 
-/// `-w`: the sink, or an error message.
+/// `-s`: the snap length frames are cut to (0 and none: the most).
+pub fn snaplen(args: &Args) -> u32 {
+    match args.snaplen {
+        None | Some(0) => ldm_sniff::capture::writer::SNAPLEN,
+        Some(n) => n,
+    }
+}
+
+/// `-w`, `-F` and `-b`: the sink, or an error message.
 fn open_write(args: &Args) -> Result<Option<WriteTo>, String> {
-    match args.write_file.as_deref() {
-        None => Ok(None),
-        Some("-") => {
+    let Some(file) = args.write_file.as_deref() else {
+        return Ok(None);
+    };
+    let format = args.file_format;
+    if args.annotate && format == FileFormat::Pcap {
+        return Err(
+            "--annotate writes pcapng packet comments, which pcap cannot hold: drop -F pcap or --annotate".into()
+        );
+    }
+    let annotate = args.annotate;
+    if !args.ring.is_empty() {
+        return open_ring(args, file).map(|sink| Some(WriteTo { sink, annotate }));
+    }
+    let sink: Box<dyn Write> = match file {
+        "-" => {
             if !args.stats.is_empty() || args.format != output::Format::Text {
                 return Err("-w - puts the capture on standard output; -z and -T json/jsonl/ek would mix into it: write the capture to a file instead".into());
             }
-            Ok(Some(WriteTo { sink: Box::new(io::stdout()), annotate: args.annotate }))
+            Box::new(io::stdout())
         }
-        Some(file) if args.read_file.as_deref().is_some_and(|input| ldm_sniff::capture::is_same_file(input, file)) => {
-            Err(format!(
-            "{file} is the capture being read: writing it would destroy it before it is read; write to another file"
-        ))
+        _ if args.read_file.as_deref().is_some_and(|input| ldm_sniff::capture::is_same_file(input, file)) => {
+            return Err(format!(
+                "{file} is the capture being read: writing it would destroy it before it is read; write to another file"
+            ));
         }
-        Some(file) => match std::fs::File::create(file) {
-            Ok(f) => Ok(Some(WriteTo { sink: Box::new(f), annotate: args.annotate })),
-            Err(e) => Err(format!("{file}: cannot create: {e}; check the directory exists and is writable")),
+        _ => match std::fs::File::create(file) {
+            Ok(f) => Box::new(f),
+            Err(e) => return Err(format!("{file}: cannot create: {e}; check the directory exists and is writable")),
         },
+    };
+    let sink = FileWriter::new(sink, format, snaplen(args)).map_err(|e| format!("{file}: cannot write: {e}"))?;
+    Ok(Some(WriteTo { sink: Sink::File(sink), annotate }))
+}
+
+/// `-b`: a ring of files named after `file`.
+fn open_ring(args: &Args, file: &str) -> Result<Sink, String> {
+    if file == "-" {
+        return Err("-b writes a ring of files named after -w FILE: give a file name, not -".into());
     }
+    let mut limits = RingLimits::default();
+    for option in &args.ring {
+        limits.set(option)?;
+    }
+    if !limits.rotates() {
+        return Err("-b needs a size or time at which to start the next file: add -b filesize:KB, duration:SECS, \
+                    interval:SECS or packets:N"
+            .into());
+    }
+    Ok(Sink::Ring(Ring::create(file, args.file_format, snaplen(args), limits)?))
 }
 
 /// `-T fields`, `-e` and `-E`: the columns, checked.

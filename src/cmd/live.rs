@@ -45,6 +45,7 @@ pub fn capture_live(args: &Args, iface: &str) -> ExitCode {
         join: !args.no_join,
         ports: live::FilterPorts { ldm: args.port, libvirt: args.libvirt_port, libvirt_tls: args.libvirt_tls_port },
         deadline: args.autostop.map(|secs| Instant::now() + Duration::from_secs_f64(secs)),
+        snaplen: super::analyze::snaplen(args),
     };
     let drop_to = match live::identity_to_drop_to(args.run_as.as_deref()) {
         Ok(identity) => identity,
@@ -106,7 +107,7 @@ fn capture_with_libpcap(
     config: Config,
 ) -> ExitCode {
     use ldm_sniff::capture::libpcap::PcapCapture;
-    let capture = match PcapCapture::open(iface, filter, options.promiscuous, options.deadline, stop) {
+    let capture = match PcapCapture::open(iface, filter, &options, stop) {
         Ok(capture) => capture,
         Err(e) => return error(&e.to_string()),
     };
