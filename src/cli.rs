@@ -36,8 +36,18 @@ fn parse_max_entries(text: &str) -> Result<usize, String> {
     }
 }
 
-fn parse_stats(text: &str) -> Result<StatsKind, String> {
-    StatsKind::parse(text)
+/// One `-z`: a table of the analysis, or frames and bytes per interval.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatsRequest {
+    Table(StatsKind),
+    IoStat(crate::output::iostat::IoStatSpec),
+}
+
+fn parse_stats(text: &str) -> Result<StatsRequest, String> {
+    if text.starts_with("io,stat") {
+        return crate::output::iostat::IoStatSpec::parse(text).map(StatsRequest::IoStat);
+    }
+    StatsKind::parse(text).map(StatsRequest::Table).map_err(|e| format!("{e}, or io,stat,INTERVAL[,FILTER...]"))
 }
 
 /// The longest time any flag takes: a year. Past it, a deadline overflows
@@ -254,9 +264,10 @@ pub struct Args {
     pub display_filter: Option<String>,
 
     /// Statistics after the packets: ldm,summary | ldm,hosts | ldm,macs | ldm,rtt | libvirt,procs |
-    /// libvirt,conversations (repeatable; with -q, only them).
+    /// libvirt,conversations | io,stat,INTERVAL[,FILTER...] (frames and bytes per interval, a column per
+    /// display filter, as tshark's) (repeatable; with -q, only them).
     #[arg(short = 'z', value_name = "STATS", value_parser = parse_stats)]
-    pub stats: Vec<StatsKind>,
+    pub stats: Vec<StatsRequest>,
 
     /// Response window in seconds: how long a requester waits (ldmd waits 1 s).
     #[arg(long, default_value_t = 1.0, value_name = "SECS", value_parser = parse_window)]

@@ -10,6 +10,7 @@ use crate::capture::sink::Sink;
 use crate::capture::{CaptureError, Source, Timestamp};
 use crate::dissect::{self, Dissection, Dissector};
 use crate::filter::{Filter, Found};
+use crate::output::iostat::IoStat;
 use crate::output::{self, Packet, Printer, ResponseSlot};
 use crate::wire::ldm::MsgType;
 
@@ -18,6 +19,13 @@ use crate::wire::ldm::MsgType;
 pub struct WriteTo {
     pub sink: Sink,
     pub annotate: bool,
+}
+
+/// One `-z`: a table of the analysis, or frames and bytes per interval
+/// (counted as frames come).
+pub enum Statistic {
+    Table(StatsKind),
+    IoStat(Box<IoStat>),
 }
 
 pub struct Config {
@@ -30,8 +38,8 @@ pub struct Config {
     /// No packet output.
     pub quiet: bool,
     pub analysis: analyze::Options,
-    /// `-z` tables, printed after the packets.
-    pub stats: Vec<StatsKind>,
+    /// `-z` tables, printed after the packets, in the order asked.
+    pub stats: Vec<Statistic>,
     /// `-Y`: only matching packets are shown (all are analysed and counted).
     pub filter: Option<Filter>,
     /// `-w`: where frames are written.
@@ -476,6 +484,13 @@ pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Re
             }
         }
         printer.saw_frame(d.frame.number, d.frame.ts);
+        if !d.replayed && !d.continuation {
+            for statistic in &mut config.stats {
+                if let Statistic::IoStat(stat) = statistic {
+                    stat.frame(&Packet { d, note }, printer.relative_time(d.frame.ts));
+                }
+            }
+        }
         if d.is_shown() {
             summary.packet(d, &note.findings);
         } else if d.stop == Some(dissect::Stop::LibvirtNotFollowed) {
@@ -515,8 +530,11 @@ pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Re
     held.write_settled(None, &mut printer, filter)?;
     summary.evicted = analyzer.evicted();
     summary.capture_dropped = reader.dropped();
-    for kind in &config.stats {
-        printer.stats(*kind, analyzer.stats(), &summary)?;
+    for statistic in &config.stats {
+        match statistic {
+            Statistic::Table(kind) => printer.stats(*kind, analyzer.stats(), &summary)?,
+            Statistic::IoStat(stat) => printer.io_stat(stat)?,
+        }
     }
     printer.finish()?;
     if let Some(writer) = writer {

@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use ldm_sniff::analyze;
 use ldm_sniff::capture::sink::{FileFormat, FileWriter, Ring, RingLimits, Sink};
 use ldm_sniff::capture::{CaptureReader, Source};
-use ldm_sniff::cli::{Args, FailOn};
+use ldm_sniff::cli::{Args, FailOn, StatsRequest};
 use ldm_sniff::dissect;
 use ldm_sniff::expert::Severity;
 use ldm_sniff::filter::Filter;
+use ldm_sniff::output::iostat::IoStat;
 use ldm_sniff::output::{self, Style};
-use ldm_sniff::pipeline::{self, Config, Outcome, RunError, WriteTo};
+use ldm_sniff::pipeline::{self, Config, Outcome, RunError, Statistic, WriteTo};
 
 use super::{error, note, use_color, EXIT_FINDINGS};
 
@@ -124,6 +125,18 @@ fn columns(args: &Args) -> Result<output::columns::Columns, String> {
     Ok(columns)
 }
 
+/// `-z`: the tables, and the io,stat counters with their filters compiled.
+fn statistics(args: &Args) -> Result<Vec<Statistic>, String> {
+    let mut stats = Vec::new();
+    for request in &args.stats {
+        stats.push(match request {
+            StatsRequest::Table(kind) => Statistic::Table(*kind),
+            StatsRequest::IoStat(spec) => Statistic::IoStat(Box::new(IoStat::new(spec.clone(), args.time_format)?)),
+        });
+    }
+    Ok(stats)
+}
+
 pub fn config(args: &Args, live: bool) -> Result<Config, String> {
     let filter = match args.display_filter.as_deref().map(Filter::compile).transpose() {
         Ok(filter) => filter,
@@ -131,6 +144,8 @@ pub fn config(args: &Args, live: bool) -> Result<Config, String> {
     };
     let write = open_write(args)?;
     let columns = columns(args)?;
+    let stats = statistics(args)?;
+    let io_stat_filters = stats.iter().any(|s| matches!(s, Statistic::IoStat(stat) if stat.filters()));
     // Holding a request until its window closes lists its responses
     // (`ldm.response_in`), which only -V and JSON show, and a filter may
     // test; a plain line does not, and holding it would cost more than
@@ -146,7 +161,8 @@ pub fn config(args: &Args, live: bool) -> Result<Config, String> {
     // Traffic that is neither ldm nor libvirt is skimmed unless it is to be
     // shown (--all) or matched by -Y for -w. Live, the kernel's filter has
     // already kept it out, so skimming would only cost.
-    let skim_other = !(live || args.all || (write.is_some() && filter.is_some()));
+    // A -z io,stat column's filter tests every frame as well.
+    let skim_other = !(live || args.all || (write.is_some() && filter.is_some()) || io_stat_filters);
     Ok(Config {
         dissect: dissect::Options {
             port: args.port,
@@ -176,7 +192,7 @@ pub fn config(args: &Args, live: bool) -> Result<Config, String> {
             max_entries: args.max_entries,
             ..analyze::Options::default()
         },
-        stats: args.stats.clone(),
+        stats,
         filter,
         write,
         hold,

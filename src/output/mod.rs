@@ -4,6 +4,7 @@
 pub mod columns;
 pub mod detail;
 pub mod hex;
+pub mod iostat;
 pub mod json;
 pub mod numbers;
 mod summary;
@@ -211,7 +212,20 @@ impl<W: Write> Printer<W> {
             table::write_aligned(&mut self.out, &rows)?;
             return writeln!(self.out);
         }
-        let record = serde_json::json!({ "stats": { kind.name(): table::to_json(&rows) } });
+        self.stats_record(kind.name(), table::to_json(&rows))
+    }
+
+    /// Writes one `-z io,stat` table: tshark's layout, or for JSON outputs
+    /// a last record `{"stats": {"io,stat": {...}}}`.
+    pub fn io_stat(&mut self, stat: &iostat::IoStat) -> io::Result<()> {
+        if matches!(self.options.format, Format::Text | Format::Fields) {
+            return stat.write_text(&mut self.out);
+        }
+        self.stats_record("io,stat", stat.to_json())
+    }
+
+    fn stats_record(&mut self, name: &str, value: serde_json::Value) -> io::Result<()> {
+        let record = serde_json::json!({ "stats": { name: value } });
         if self.options.format == Format::Json {
             self.out.write_all(if self.records == 0 { b"[\n" } else { b",\n" })?;
         }
