@@ -150,6 +150,8 @@ fn statistics() {
         }
         insta::assert_snapshot!("stats_json", run(&["-T", "jsonl", "-z", "ldm,macs", "-z", "ldm,rtt", "-r", "captures/two-owners.pcapng"]));
         insta::assert_snapshot!("stats_unknown", run(&["-z", "ldm,nope", "-r", "captures/discovery.pcapng"]));
+        // ldm's own fields as columns, which tshark cannot give.
+        insta::assert_snapshot!("stats_io_stat", run(&["-q", "-z", "io,stat,5,ldm.msg_type==SEND_MSG,ldm.msg_type==RESPONSE_MSG,expert.severity==error", "-r", "captures/allocation-failure.pcapng"]));
     }
 }
 
