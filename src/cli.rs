@@ -312,6 +312,31 @@ pub enum Command {
     /// Replay a capture's requests against a target ldmd and diff its replies with the recorded ones.
     /// Exit 0 on a match, 1 on any difference, 2 on errors.
     Conform(ConformArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell), from these same flags.
+    /// Install: ldm-sniff completions bash > /etc/bash_completion.d/ldm-sniff
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command into a directory.
+    /// Read: ldm-sniff man | man -l -
+    Man(ManArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// The page to print: a command (discover, check-mac, emulate, conform, ...); default ldm-sniff's own.
+    #[arg(value_name = "COMMAND", conflicts_with = "dir")]
+    pub page: Option<String>,
+
+    /// Write every page into DIR instead (ldm-sniff.1, ldm-sniff-emulate.1, ...), e.g.
+    /// /usr/local/share/man/man1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

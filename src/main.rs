@@ -33,6 +33,8 @@ fn main() -> ExitCode {
         Some(Command::CheckMac(check_args)) => cmd::probe::check_mac(check_args),
         Some(Command::Emulate(emulate_args)) => cmd::emulate::run(emulate_args),
         Some(Command::Conform(conform_args)) => cmd::conform::run(conform_args),
+        Some(Command::Completions(completions_args)) => cmd::docs::completions(completions_args),
+        Some(Command::Man(man_args)) => cmd::docs::man(man_args),
         None => analyze(&args),
     }
 }

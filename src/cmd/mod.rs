@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod conform;
+pub mod docs;
 pub mod emulate;
 pub mod live;
 pub mod probe;
