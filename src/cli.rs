@@ -145,6 +145,12 @@ pub struct Args {
     #[arg(short = 'Z', value_name = "USER")]
     pub run_as: Option<String>,
 
+    /// Live capture: serve Prometheus metrics on http://ADDR:PORT/metrics (a bare PORT listens on
+    /// loopback only), e.g. --metrics 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR:PORT", requires = "interface", conflicts_with = "read_file",
+          value_parser = crate::metrics::parse_listen)]
+    pub metrics: Option<std::net::SocketAddr>,
+
     /// Capture filter in tcpdump's syntax, compiled into the kernel by libpcap, in place of the
     /// default ldm filter (needs the build with --features libpcap).
     #[arg(short = 'f', value_name = "CAPTURE_FILTER", requires = "interface")]
@@ -446,6 +452,10 @@ pub struct EmulateArgs {
     /// MACs for --allocate to try first, in order, before random ones.
     #[arg(long, value_name = "MAC[,MAC...]")]
     pub candidates: Vec<String>,
+
+    /// Serve Prometheus metrics on http://ADDR:PORT/metrics (a bare PORT listens on loopback only).
+    #[arg(long, value_name = "ADDR:PORT", value_parser = crate::metrics::parse_listen)]
+    pub metrics: Option<std::net::SocketAddr>,
 
     /// Log format.
     #[arg(short = 'T', value_enum, default_value_t = ProbeFormat::Text, value_name = "FORMAT")]

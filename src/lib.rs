@@ -19,6 +19,7 @@ pub mod emulate;
 pub mod escape;
 pub mod expert;
 pub mod filter;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod prefetch;

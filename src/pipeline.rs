@@ -10,6 +10,7 @@ use crate::capture::sink::Sink;
 use crate::capture::{CaptureError, Source, Timestamp};
 use crate::dissect::{self, Dissection, Dissector};
 use crate::filter::{Filter, Found};
+use crate::metrics::CaptureMetrics;
 use crate::output::iostat::IoStat;
 use crate::output::{self, Packet, Printer, ResponseSlot};
 use crate::wire::ldm::MsgType;
@@ -49,6 +50,8 @@ pub struct Config {
     pub hold: bool,
     /// `-T fields`: the columns (`-e`) and their `-E` options.
     pub columns: output::columns::Columns,
+    /// `--metrics`: the counters a scraper reads.
+    pub metrics: Option<CaptureMetrics>,
 }
 
 /// How a run ended.
@@ -120,6 +123,21 @@ pub fn walk_analyzed<S: Source, F>(
     reader: S,
     options: dissect::Options,
     analysis: analyze::Options,
+    visit: F,
+) -> io::Result<(Option<CaptureError>, Analyzer)>
+where
+    F: FnMut(&Dissection<'_>, &Annotation) -> io::Result<bool>,
+{
+    walk_metered(reader, options, analysis, None, visit)
+}
+
+/// Like [`walk_analyzed`], keeping `metrics` up to date with the analysis's
+/// tables as it goes.
+fn walk_metered<S: Source, F>(
+    reader: S,
+    options: dissect::Options,
+    analysis: analyze::Options,
+    metrics: Option<&CaptureMetrics>,
     mut visit: F,
 ) -> io::Result<(Option<CaptureError>, Analyzer)>
 where
@@ -133,6 +151,10 @@ where
         analyzer.saw_frame(d.frame.ts);
         if d.is_ldm() {
             analyzer.observe_into(d, &mut note);
+            if let Some(m) = metrics {
+                let (hosts, macs) = analyzer.stats().known();
+                m.tables(hosts, macs, analyzer.evicted());
+            }
         } else if d.libvirt.is_some() {
             analyzer.observe_libvirt_into(d, &mut note);
         } else {
@@ -476,57 +498,65 @@ pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Re
     // hold every frame of it from the first also says where they are in it.
     let renumber = filter.is_some() || writer.as_ref().is_some_and(Sink::is_ring);
     let mut renumbered = (annotate && renumber).then(Renumbered::new);
-    let (capture_error, analyzer) = walk_analyzed(&mut reader, config.dissect, config.analysis, |d, note| {
-        if !d.replayed && !d.continuation {
-            summary.frames += 1;
-            if let Some(linktype) = d.undecoded_linktype() {
-                summary.undecoded_link(linktype);
-            }
-        }
-        printer.saw_frame(d.frame.number, d.frame.ts);
-        if !d.replayed && !d.continuation {
-            for statistic in &mut config.stats {
-                if let Statistic::IoStat(stat) = statistic {
-                    stat.frame(&Packet { d, note }, printer.relative_time(d.frame.ts));
+    let metrics = config.metrics.take();
+    let (capture_error, analyzer) =
+        walk_metered(&mut reader, config.dissect, config.analysis, metrics.as_ref(), |d, note| {
+            if !d.replayed && !d.continuation {
+                summary.frames += 1;
+                if let Some(m) = &metrics {
+                    m.frame();
+                }
+                if let Some(linktype) = d.undecoded_linktype() {
+                    summary.undecoded_link(linktype);
                 }
             }
-        }
-        if d.is_shown() {
-            summary.packet(d, &note.findings);
-        } else if d.stop == Some(dissect::Stop::LibvirtNotFollowed) {
-            summary.libvirt_not_followed += 1;
-        }
-        if let Some(request) = note.request_in {
-            held.link(request, d.frame.number);
-        }
-        // -w writes in capture order, as frames are read: with -Y, what
-        // matches with what is known of the packet now.
-        if let Some(writer) = writer.as_mut().filter(|_| !d.replayed && !d.continuation) {
-            let packet = Packet { d, note };
-            if filter.is_none_or(|f| f.matches(&packet, printer.relative_time(d.frame.ts))) {
-                if writer.start_file_if_due(&d.frame)? {
-                    if let Some(r) = renumbered.as_mut() {
-                        r.start_file();
+            printer.saw_frame(d.frame.number, d.frame.ts);
+            if !d.replayed && !d.continuation {
+                for statistic in &mut config.stats {
+                    if let Statistic::IoStat(stat) = statistic {
+                        stat.frame(&Packet { d, note }, printer.relative_time(d.frame.ts));
                     }
                 }
-                let comment = if annotate { annotation(&packet, renumbered.as_mut()) } else { None };
-                writer.write(&d.frame, comment.as_deref())?;
-                if let Some(r) = renumbered.as_mut() {
-                    r.wrote(d.frame.number, is_request(d));
+            }
+            if d.is_shown() {
+                summary.packet(d, &note.findings);
+                if let Some(m) = &metrics {
+                    m.packet(d, note);
+                }
+            } else if d.stop == Some(dissect::Stop::LibvirtNotFollowed) {
+                summary.libvirt_not_followed += 1;
+            }
+            if let Some(request) = note.request_in {
+                held.link(request, d.frame.number);
+            }
+            // -w writes in capture order, as frames are read: with -Y, what
+            // matches with what is known of the packet now.
+            if let Some(writer) = writer.as_mut().filter(|_| !d.replayed && !d.continuation) {
+                let packet = Packet { d, note };
+                if filter.is_none_or(|f| f.matches(&packet, printer.relative_time(d.frame.ts))) {
+                    if writer.start_file_if_due(&d.frame)? {
+                        if let Some(r) = renumbered.as_mut() {
+                            r.start_file();
+                        }
+                    }
+                    let comment = if annotate { annotation(&packet, renumbered.as_mut()) } else { None };
+                    writer.write(&d.frame, comment.as_deref())?;
+                    if let Some(r) = renumbered.as_mut() {
+                        r.wrote(d.frame.number, is_request(d));
+                    }
                 }
             }
-        }
-        if (d.is_shown() || config.all) && !config.quiet {
-            let request = is_request(d);
-            if config.hold && (request || !held.is_empty()) {
-                held.push(&mut printer, filter, &Packet { d, note }, request)?;
-            } else {
-                emit(&mut printer, filter, d, note)?;
+            if (d.is_shown() || config.all) && !config.quiet {
+                let request = is_request(d);
+                if config.hold && (request || !held.is_empty()) {
+                    held.push(&mut printer, filter, &Packet { d, note }, request)?;
+                } else {
+                    emit(&mut printer, filter, d, note)?;
+                }
             }
-        }
-        held.write_settled(Some(d.frame.ts), &mut printer, filter)?;
-        Ok(config.count.is_none_or(|c| summary.shown() < c))
-    })?;
+            held.write_settled(Some(d.frame.ts), &mut printer, filter)?;
+            Ok(config.count.is_none_or(|c| summary.shown() < c))
+        })?;
     held.write_settled(None, &mut printer, filter)?;
     summary.evicted = analyzer.evicted();
     summary.capture_dropped = reader.dropped();

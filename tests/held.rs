@@ -90,6 +90,7 @@ fn one_pass(name: &str, bytes: &[u8], shown: Shown) -> Vec<u8> {
         write: None,
         hold: true,
         columns: Default::default(),
+        metrics: None,
     };
     pipeline::run(reader, &mut out, config).expect("writing into memory cannot fail");
     out

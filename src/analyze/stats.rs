@@ -189,6 +189,11 @@ impl Stats {
         self.hosts.evicted + self.macs.evicted + self.libvirt.evicted()
     }
 
+    /// Hosts and MACs the tables hold now.
+    pub fn known(&self) -> (usize, usize) {
+        (self.hosts.len(), self.macs.len())
+    }
+
     /// Counts a packet from `src`; returns its host for the analysis to go on with.
     pub(super) fn packet(&mut self, src: IpAddr, d: &Dissection<'_>, ts: Timestamp) -> &mut Host {
         let host = self.hosts.entry(src, || Host { first: ts, ..Host::default() });

@@ -242,6 +242,9 @@ pub struct LiveCapture {
     deadline: Option<Instant>,
     snaplen: usize,
     stats: KernelStats,
+    /// Told the kernel's running totals after each block and when idle
+    /// (`--metrics`).
+    kernel_report: Option<Box<dyn FnMut(KernelStats) + Send>>,
     /// Holds the group membership for the capture's lifetime.
     _membership: Option<OwnedFd>,
 }
@@ -364,6 +367,7 @@ impl LiveCapture {
             deadline: options.deadline,
             snaplen: options.snaplen as usize,
             stats: KernelStats::default(),
+            kernel_report: None,
             _membership: None,
         };
         capture.bind(iface, ifindex)?;
@@ -425,6 +429,22 @@ impl LiveCapture {
         self.stats
     }
 
+    /// Has `report` told the kernel's running totals as they change: after
+    /// each block read, and every poll interval when the link is quiet.
+    pub fn report_kernel_stats(&mut self, report: Box<dyn FnMut(KernelStats) + Send>) {
+        self.kernel_report = Some(report);
+    }
+
+    fn tell_kernel_stats(&mut self) {
+        if self.kernel_report.is_none() {
+            return;
+        }
+        let stats = self.kernel_stats();
+        if let Some(report) = self.kernel_report.as_mut() {
+            report(stats);
+        }
+    }
+
     fn block_base(&self, index: usize) -> *mut u8 {
         // SAFETY: index < BLOCK_COUNT, so the offset stays inside the mapping.
         unsafe { self.ring.add(index * BLOCK_SIZE as usize) }
@@ -465,6 +485,7 @@ impl LiveCapture {
                 self.release_block(index);
                 self.block = None;
                 self.next_block = (index + 1) % BLOCK_COUNT as usize;
+                self.tell_kernel_stats();
             }
             let index = self.next_block;
             if self.block_status(index) & libc::TP_STATUS_USER != 0 {
@@ -480,7 +501,10 @@ impl LiveCapture {
             }
             let mut poll = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN | libc::POLLERR, revents: 0 };
             // SAFETY: one valid pollfd. EINTR (a signal) just loops to check `stop`.
-            unsafe { libc::poll(&mut poll, 1, POLL_MS) };
+            let ready = unsafe { libc::poll(&mut poll, 1, POLL_MS) };
+            if ready == 0 {
+                self.tell_kernel_stats();
+            }
         }
     }
 

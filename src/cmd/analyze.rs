@@ -197,6 +197,7 @@ pub fn config(args: &Args, live: bool) -> Result<Config, String> {
         write,
         hold,
         columns,
+        metrics: None,
     })
 }
 

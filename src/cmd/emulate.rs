@@ -79,8 +79,17 @@ pub fn run(args: &EmulateArgs) -> ExitCode {
         responder.owns.len(),
         if responder.faults.is_empty() { String::new() } else { format!(", faults {:?}", responder.faults) }
     ));
+    let mut metrics = ldm_sniff::metrics::Metrics::new();
+    let counters = ldm_sniff::metrics::EmulatorMetrics::register(metrics.registry());
+    // Listening before the first request, so a scrape never misses one; a
+    // bind failure is said at start.
+    let _server = match args.metrics.map(|addr| ldm_sniff::metrics::Server::start(addr, metrics)).transpose() {
+        Ok(server) => server,
+        Err(message) => return error(&message),
+    };
     let mut stdout = std::io::stdout();
     let mut emulator = Emulator::new(responder, options, socket, &mut stdout);
+    emulator.metrics = args.metrics.map(|_| counters);
     if let Err(e) = emulator.run(&stop) {
         return error(&format!("emulator stopped: {e}"));
     }

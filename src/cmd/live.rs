@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ldm_sniff::capture::live::{self, KernelStats, LiveCapture, LiveOptions};
 use ldm_sniff::capture::Source;
 use ldm_sniff::cli::Args;
+use ldm_sniff::metrics::{CaptureMetrics, Metrics, Server};
 use ldm_sniff::pipeline::Config;
 
 use super::analyze::{config, exit_status, finish};
@@ -28,10 +29,20 @@ pub fn list_interfaces() -> ExitCode {
 }
 
 pub fn capture_live(args: &Args, iface: &str) -> ExitCode {
-    let config = match config(args, true) {
+    let mut config = match config(args, true) {
         Ok(config) => config,
         Err(message) => return error(&message),
     };
+    // --metrics listens before the capture starts: a port in use is said now.
+    let mut metrics = Metrics::new();
+    let counters = CaptureMetrics::register(metrics.registry());
+    let _server = match args.metrics.map(|addr| Server::start(addr, metrics)).transpose() {
+        Ok(server) => server,
+        Err(message) => return error(&message),
+    };
+    if args.metrics.is_some() {
+        config.metrics = Some(counters.clone());
+    }
     // Ctrl-C and SIGTERM end the capture cleanly: everything is flushed.
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -54,10 +65,13 @@ pub fn capture_live(args: &Args, iface: &str) -> ExitCode {
     if let Some(filter) = args.capture_filter.as_deref() {
         return capture_with_libpcap(args, iface, filter, options, stop, drop_to, config);
     }
-    let capture = match LiveCapture::open(&options, stop) {
+    let mut capture = match LiveCapture::open(&options, stop) {
         Ok(capture) => capture,
         Err(e) => return error(&e.to_string()),
     };
+    if args.metrics.is_some() {
+        capture.report_kernel_stats(Box::new(move |stats| counters.kernel(stats.received, stats.dropped)));
+    }
     // The socket, ring, filter, membership and -w file are open: nothing
     // from here on needs privileges.
     if let Err(message) = ldm_sniff::privilege::drop_all() {

@@ -140,6 +140,8 @@ pub struct Emulator<'a> {
     /// Unicast replies per source, a bucket each (the most recent sources).
     per_source: lru::LruCache<Ipv4Addr, Bucket>,
     pub report: Report,
+    /// `--metrics`: the same counts as `report`, for a scraper.
+    pub metrics: Option<crate::metrics::EmulatorMetrics>,
 }
 
 /// Kinds of log line, each limited on its own.
@@ -278,6 +280,7 @@ impl<'a> Emulator<'a> {
             connected: connected_networks(),
             per_source: lru::LruCache::new(std::num::NonZeroUsize::new(SOURCES_TRACKED).expect("not zero")),
             report: Report::default(),
+            metrics: None,
         }
     }
 
@@ -340,11 +343,17 @@ impl<'a> Emulator<'a> {
         match action {
             Action::Malformed { reason } => {
                 self.report.malformed += 1;
+                if let Some(m) = &self.metrics {
+                    m.malformed.inc();
+                }
                 self.log_event(LogKind::Malformed, from, "malformed", &reason, 0)
             }
             Action::Ignore { request, reason } => self.log_event(LogKind::Ignored, from, &request, reason, 0),
             Action::Reply { request, replies, delay } => {
                 self.report.requests += 1;
+                if let Some(m) = &self.metrics {
+                    m.request(Message::parse(data).msg_type);
+                }
                 if replies.is_empty() {
                     return self.log_event(LogKind::NotReplied, from, &request, "reply dropped (fault)", 0);
                 }
@@ -365,6 +374,10 @@ impl<'a> Emulator<'a> {
                     allowed = share.take(allowed, PER_SOURCE_RATE);
                 }
                 self.report.rate_limited += (replies.len() - allowed) as u64;
+                if let Some(m) = &self.metrics {
+                    m.replies_rate_limited.inc_by((replies.len() - allowed) as u64);
+                    m.replies_sent.inc_by(allowed as u64);
+                }
                 if allowed == 0 {
                     return self.log_event(LogKind::NotReplied, from, &request, "rate limit reached: no reply", 0);
                 }
@@ -458,6 +471,9 @@ impl<'a> Emulator<'a> {
     }
 
     fn start_allocation(&mut self) -> io::Result<Allocation> {
+        if let Some(m) = &self.metrics {
+            m.allocations_started.inc();
+        }
         let candidate = self.next_candidate();
         self.ask(candidate)?;
         let now = Instant::now();
@@ -490,6 +506,9 @@ impl<'a> Emulator<'a> {
     fn allocation_settled(&mut self, current: &Allocation) -> io::Result<bool> {
         if current.started.elapsed() >= ALLOCATION_LIMIT {
             self.report.allocations_failed += 1;
+            if let Some(m) = &self.metrics {
+                m.allocations_failed.inc();
+            }
             self.log_line(&format!("allocate: automatic MAC allocation failed after {} lookups", current.tries), &[])?;
             return Ok(true);
         }
@@ -499,6 +518,9 @@ impl<'a> Emulator<'a> {
         let mac = current.candidate;
         self.responder.owns.insert(mac);
         self.report.allocated.push(mac);
+        if let Some(m) = &self.metrics {
+            m.allocations_succeeded.inc();
+        }
         self.log_line(
             &format!("allocate: {} is free after {} lookup(s); now ours", MacAddr(mac), current.tries),
             &[("allocated", MacAddr(mac))],
