@@ -504,7 +504,7 @@ pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Re
             if !d.replayed && !d.continuation {
                 summary.frames += 1;
                 if let Some(m) = &metrics {
-                    m.frame();
+                    m.frames(summary.frames);
                 }
                 if let Some(linktype) = d.undecoded_linktype() {
                     summary.undecoded_link(linktype);
@@ -521,7 +521,7 @@ pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Re
             if d.is_shown() {
                 summary.packet(d, &note.findings);
                 if let Some(m) = &metrics {
-                    m.packet(d, note);
+                    m.packet(d, note, &summary);
                 }
             } else if d.stop == Some(dissect::Stop::LibvirtNotFollowed) {
                 summary.libvirt_not_followed += 1;

@@ -348,7 +348,13 @@ impl<'a> Emulator<'a> {
                 }
                 self.log_event(LogKind::Malformed, from, "malformed", &reason, 0)
             }
-            Action::Ignore { request, reason } => self.log_event(LogKind::Ignored, from, &request, reason, 0),
+            Action::Ignore { request, reason } => {
+                // A lookup of a MAC not ours is a request all the same (not answered, as ldmd does).
+                if let Some(m) = &self.metrics {
+                    m.request(Message::parse(data).msg_type);
+                }
+                self.log_event(LogKind::Ignored, from, &request, reason, 0)
+            }
             Action::Reply { request, replies, delay } => {
                 self.report.requests += 1;
                 if let Some(m) = &self.metrics {
