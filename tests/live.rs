@@ -248,6 +248,21 @@ fn snaplen_cuts_frames_and_a_ring_rotates_live() {
     }
 }
 
+/// libpcap in immediate mode did not return at its timeout on a quiet link:
+/// -a duration (and Ctrl-C) went unheard until a packet came.
+#[cfg(feature = "libpcap")]
+#[test]
+fn libpcap_capture_stops_on_time_on_a_quiet_link() {
+    if !can_run("libpcap_capture_stops_on_time_on_a_quiet_link") {
+        return;
+    }
+    let pair = Pair::new();
+    let started = Instant::now();
+    let output = wait(pair.capture(&["-q", "-f", "udp port 9", "-a", "duration:1"]));
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(started.elapsed() < Duration::from_secs(5), "stopped after {:?}", started.elapsed());
+}
+
 #[cfg(feature = "libpcap")]
 #[test]
 fn libpcap_capture_filter_selects_in_the_kernel() {

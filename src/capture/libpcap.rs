@@ -19,7 +19,13 @@ pub struct PcapCapture {
     frames: u64,
     stop: Arc<AtomicBool>,
     deadline: Option<Instant>,
+    /// Told libpcap's running totals every few thousand frames and when
+    /// idle (`--metrics`).
+    kernel_report: Option<Box<dyn FnMut(KernelStats) + Send>>,
 }
+
+/// Frames between two reports of the kernel's counts while busy.
+const REPORT_EVERY: u64 = 4096;
 
 /// Why libpcap could not start the capture, with what to do.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +58,10 @@ impl PcapCapture {
             .open()
             .map_err(fail("cannot open (root or CAP_NET_RAW needed)"))?;
         capture.filter(filter, true).map_err(fail("bad capture filter (tcpdump syntax, see pcap-filter(7))"))?;
+        // Non-blocking, waited on with our own poll: in immediate mode
+        // libpcap's own wait did not return at its timeout on a quiet link,
+        // so -a duration and Ctrl-C went unheard until a packet came.
+        let capture = capture.setnonblock().map_err(fail("cannot make the capture non-blocking"))?;
         let linktype = Linktype(capture.get_datalink().0);
         Ok(PcapCapture {
             capture,
@@ -61,6 +71,7 @@ impl PcapCapture {
             frames: 0,
             stop,
             deadline: options.deadline,
+            kernel_report: None,
         })
     }
 
@@ -71,6 +82,30 @@ impl PcapCapture {
                 dropped: u64::from(stat.dropped) + u64::from(stat.if_dropped),
             },
             Err(_) => KernelStats::default(),
+        }
+    }
+
+    /// Waits until a packet may be there, at most 100 ms (then the stop
+    /// flag and the deadline are looked at again).
+    fn wait_readable(&self) {
+        use std::os::fd::AsRawFd;
+        let mut poll = libc::pollfd { fd: self.capture.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd. EINTR (a signal) just returns, to check `stop`.
+        unsafe { libc::poll(&mut poll, 1, 100) };
+    }
+
+    /// Has `report` told the running totals as they change.
+    pub fn report_kernel_stats(&mut self, report: Box<dyn FnMut(KernelStats) + Send>) {
+        self.kernel_report = Some(report);
+    }
+
+    fn tell_kernel_stats(&mut self) {
+        if self.kernel_report.is_none() {
+            return;
+        }
+        let stats = self.kernel_stats();
+        if let Some(report) = self.kernel_report.as_mut() {
+            report(stats);
         }
     }
 
@@ -87,7 +122,11 @@ impl PcapCapture {
                     self.scratch.extend_from_slice(packet.data);
                     break *packet.header;
                 }
-                Err(pcap::Error::TimeoutExpired) => continue,
+                Err(pcap::Error::TimeoutExpired) => {
+                    self.tell_kernel_stats();
+                    self.wait_readable();
+                    continue;
+                }
                 Err(e) => {
                     let what = e.to_string();
                     return Err(CaptureError::Read { path: self.iface.clone(), offset: 0, frame: self.frames, what });
@@ -95,6 +134,9 @@ impl PcapCapture {
             }
         };
         self.frames += 1;
+        if self.frames % REPORT_EVERY == 0 {
+            self.tell_kernel_stats();
+        }
         // With Precision::Nano, libpcap puts nanoseconds in tv_usec.
         let ts = Timestamp::new(header.ts.tv_sec, header.ts.tv_usec as u32);
         Ok(Some(Frame {

@@ -121,10 +121,13 @@ fn capture_with_libpcap(
     config: Config,
 ) -> ExitCode {
     use ldm_sniff::capture::libpcap::PcapCapture;
-    let capture = match PcapCapture::open(iface, filter, &options, stop) {
+    let mut capture = match PcapCapture::open(iface, filter, &options, stop) {
         Ok(capture) => capture,
         Err(e) => return error(&e.to_string()),
     };
+    if let Some(counters) = config.metrics.clone() {
+        capture.report_kernel_stats(Box::new(move |stats| counters.kernel(stats.received, stats.dropped)));
+    }
     // Joined for the capture's lifetime, as with the default capture.
     let _membership = match live::if_index(iface) {
         Ok(index) if options.join && index != 0 => live::join_group(iface, index).ok(),
