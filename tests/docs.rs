@@ -3,22 +3,16 @@
 //! and lists the flags clap defines. CI installs bash, zsh, fish and
 //! man-db; elsewhere a missing one says it skipped.
 
+mod common;
+
+use common::have;
+
 use std::path::Path;
 use std::process::Command;
 
 use clap::CommandFactory;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ldm-sniff");
-
-fn have(program: &str, test: &str) -> bool {
-    let found =
-        Command::new("sh").args(["-c", &format!("command -v {program}")]).output().is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "CI must have {program}");
-        eprintln!("{test}: {program} is not installed, skipped");
-    }
-    found
-}
 
 fn script(shell: &str) -> String {
     let out = Command::new(BIN).args(["completions", shell]).output().expect("runs");

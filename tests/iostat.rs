@@ -3,35 +3,14 @@
 //! intervals and filter columns; and where ours differs on purpose, that
 //! it does. CI installs tshark; elsewhere the comparisons say they skipped.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{captures, have};
+
+use std::path::Path;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ldm-sniff");
-
-fn tshark_available(test: &str) -> bool {
-    let ok = Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(std::env::var_os("CI").is_none(), "CI must have tshark");
-        eprintln!("{test}: tshark is not installed, skipped");
-    }
-    ok
-}
-
-fn captures() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
-    let mut files = Vec::new();
-    for dir in [root.clone(), root.join("recorded"), root.join("solaris")] {
-        for entry in std::fs::read_dir(dir).expect("captures/ is readable").flatten() {
-            let path = entry.path();
-            let name = path.to_string_lossy().to_string();
-            if [".pcap", ".pcapng", ".snoop"].iter().any(|ext| name.ends_with(ext)) {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
 
 fn ours(path: &Path, time_format: &str, specs: &[&str]) -> String {
     let mut cmd = Command::new(BIN);
@@ -88,7 +67,7 @@ fn assert_same_tables(name: &str, ours: &str, theirs: &str) {
 
 #[test]
 fn tables_match_tsharks_on_every_capture() {
-    if !tshark_available("tables_match_tsharks_on_every_capture") {
+    if !have("tshark", "tables_match_tsharks_on_every_capture") {
         return;
     }
     // The whole capture, whole seconds, tenths, milliseconds with a filter,
@@ -115,7 +94,7 @@ fn tables_match_tsharks_on_every_capture() {
 
 #[test]
 fn time_labels_match_tsharks() {
-    if !tshark_available("time_labels_match_tsharks") {
+    if !have("tshark", "time_labels_match_tsharks") {
         return;
     }
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/busy-link.pcapng");

@@ -3,6 +3,10 @@
 //! each file complete. tshark is installed in CI; elsewhere its checks say
 //! they skipped.
 
+mod common;
+
+use common::have;
+
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,14 +35,6 @@ fn ldm_sniff(args: &[&str]) -> std::process::Output {
 
 fn capture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("captures").join(name)
-}
-
-fn tshark_available(test: &str) -> bool {
-    let ok = Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("{test}: tshark is not installed, its half of the check skipped");
-    }
-    ok
 }
 
 /// tshark's time, length and captured length of every frame, one line each.
@@ -77,6 +73,17 @@ fn run_ok(args: &[&str]) {
     assert!(run.status.success(), "{args:?}: {}", String::from_utf8_lossy(&run.stderr));
 }
 
+/// Writes `source` as a ring named after `name` in `dir`, with `options`
+/// (`-b`, `-F`); the ring's files, in ring order.
+fn write_ring(dir: &Path, name: &str, source: &Path, options: &[&str]) -> Vec<PathBuf> {
+    let prefix = dir.join(name);
+    let mut args = vec!["-q", "--fail-on", "never"];
+    args.extend(options);
+    args.extend(["-w", prefix.to_str().unwrap(), "-r", source.to_str().unwrap()]);
+    run_ok(&args);
+    ring_files(dir)
+}
+
 #[test]
 fn pcap_format_keeps_every_frame_and_its_time() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,7 +108,7 @@ fn pcap_format_keeps_every_frame_and_its_time() {
         let nanosecond = name.contains("-ns");
         assert_eq!(magic, if nanosecond { 0xa1b2_3c4d } else { 0xa1b2_c3d4 }, "{name}");
         assert_eq!(frames(&out), frames(&source), "{name}");
-        if tshark_available("pcap_format_keeps_every_frame_and_its_time") {
+        if have("tshark", "pcap_format_keeps_every_frame_and_its_time") {
             assert_eq!(tshark_frames(&out), tshark_frames(&source), "{name}");
         }
     }
@@ -141,7 +148,7 @@ fn assert_ring_holds(source: &Path, files: &[PathBuf]) {
         joined.extend(these);
     }
     assert_eq!(joined, frames(source));
-    if tshark_available("assert_ring_holds") {
+    if have("tshark", "assert_ring_holds") {
         let joined: Vec<String> = files.iter().flat_map(|f| tshark_frames(f)).collect();
         assert_eq!(joined, tshark_frames(source));
     }
@@ -150,20 +157,8 @@ fn assert_ring_holds(source: &Path, files: &[PathBuf]) {
 #[test]
 fn ring_by_packets_holds_every_frame_once_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let prefix = dir.path().join("ring.pcapng");
     let source = capture("busy-link.pcapng");
-    run_ok(&[
-        "-q",
-        "--fail-on",
-        "never",
-        "-b",
-        "packets:10",
-        "-w",
-        prefix.to_str().unwrap(),
-        "-r",
-        source.to_str().unwrap(),
-    ]);
-    let files = ring_files(dir.path());
+    let files = write_ring(dir.path(), "ring.pcapng", &source, &["-b", "packets:10"]);
     assert_eq!(files.len(), 10, "97 frames, 10 a file: {files:?}");
     let numbers: Vec<u32> = files.iter().map(|f| ring_number(f, "ring", ".pcapng")).collect();
     assert_eq!(numbers, (1..=10).collect::<Vec<_>>());
@@ -179,24 +174,8 @@ fn ring_by_packets_holds_every_frame_once_in_order() {
 #[test]
 fn ring_keeps_the_newest_files() {
     let dir = tempfile::tempdir().unwrap();
-    let prefix = dir.path().join("keep.pcap");
     let source = capture("busy-link.pcapng");
-    run_ok(&[
-        "-q",
-        "--fail-on",
-        "never",
-        "-F",
-        "pcap",
-        "-b",
-        "packets:10",
-        "-b",
-        "files:3",
-        "-w",
-        prefix.to_str().unwrap(),
-        "-r",
-        source.to_str().unwrap(),
-    ]);
-    let files = ring_files(dir.path());
+    let files = write_ring(dir.path(), "keep.pcap", &source, &["-F", "pcap", "-b", "packets:10", "-b", "files:3"]);
     let numbers: Vec<u32> = files.iter().map(|f| ring_number(f, "keep", ".pcap")).collect();
     assert_eq!(numbers, [8, 9, 10]);
     let kept: Vec<FrameFacts> = files.iter().flat_map(|f| frames(f)).collect();
@@ -207,20 +186,8 @@ fn ring_keeps_the_newest_files() {
 #[test]
 fn ring_by_filesize_starts_a_file_once_one_is_full() {
     let dir = tempfile::tempdir().unwrap();
-    let prefix = dir.path().join("size");
     let source = capture("lookup-storm.pcapng");
-    run_ok(&[
-        "-q",
-        "--fail-on",
-        "never",
-        "-b",
-        "filesize:50",
-        "-w",
-        prefix.to_str().unwrap(),
-        "-r",
-        source.to_str().unwrap(),
-    ]);
-    let files = ring_files(dir.path());
+    let files = write_ring(dir.path(), "size", &source, &["-b", "filesize:50"]);
     assert!(files.len() > 5, "{files:?}");
     for file in &files {
         ring_number(file, "size", "");
@@ -238,20 +205,8 @@ fn ring_by_filesize_starts_a_file_once_one_is_full() {
 #[test]
 fn ring_by_duration_follows_capture_time() {
     let dir = tempfile::tempdir().unwrap();
-    let prefix = dir.path().join("time.pcapng");
     let source = capture("busy-link.pcapng");
-    run_ok(&[
-        "-q",
-        "--fail-on",
-        "never",
-        "-b",
-        "duration:0.5",
-        "-w",
-        prefix.to_str().unwrap(),
-        "-r",
-        source.to_str().unwrap(),
-    ]);
-    let files = ring_files(dir.path());
+    let files = write_ring(dir.path(), "time.pcapng", &source, &["-b", "duration:0.5"]);
     // 50 frames in the first half second, 46 in the next, then one at
     // 1.5005 s: three files (no empty file for the quiet half second).
     assert_eq!(files.len(), 3, "{files:?}");

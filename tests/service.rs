@@ -13,18 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{can_run, in_namespace, interrupt, wait, Pair, BIN};
+use common::{can_run, have, in_namespace, interrupt, wait, Pair, BIN};
 use ldm_sniff::wire::ldm::{self, MsgType, Repr};
-
-fn have(program: &str, test: &str) -> bool {
-    let found =
-        Command::new("sh").args(["-c", &format!("command -v {program}")]).output().is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "CI must have {program}");
-        eprintln!("{test}: {program} is not installed, skipped");
-    }
-    found
-}
 
 fn contrib(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib").join(path)

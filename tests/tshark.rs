@@ -2,8 +2,12 @@
 //! decoder, on every capture. CI installs tshark; elsewhere the test says it
 //! skipped when tshark is missing.
 
+mod common;
+
+use common::captures;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ldm-sniff");
@@ -33,22 +37,6 @@ const FIELDS: &[(&str, &str, &str)] = &[
 
 fn tshark_available() -> bool {
     Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-fn captures() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
-    let mut files = Vec::new();
-    for dir in [root.clone(), root.join("recorded"), root.join("solaris")] {
-        for entry in std::fs::read_dir(dir).expect("captures/ is readable").flatten() {
-            let path = entry.path();
-            let name = path.to_string_lossy().to_string();
-            if [".pcap", ".pcapng", ".snoop"].iter().any(|ext| name.ends_with(ext)) {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
 }
 
 /// tshark's value of each field, per frame.

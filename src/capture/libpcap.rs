@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use pcap::{Active, Capture, Precision};
 
-use super::live::{KernelStats, LiveOptions};
+use super::live::{KernelReport, KernelStats, LiveOptions};
 use super::{CaptureError, Frame, KernelChecksum, Linktype, Timestamp};
 
 pub struct PcapCapture {
@@ -19,9 +19,8 @@ pub struct PcapCapture {
     frames: u64,
     stop: Arc<AtomicBool>,
     deadline: Option<Instant>,
-    /// Told libpcap's running totals every few thousand frames and when
-    /// idle (`--metrics`).
-    kernel_report: Option<Box<dyn FnMut(KernelStats) + Send>>,
+    /// Told libpcap's running totals every few thousand frames and when idle.
+    kernel_report: KernelReport,
 }
 
 /// Frames between two reports of the kernel's counts while busy.
@@ -71,7 +70,7 @@ impl PcapCapture {
             frames: 0,
             stop,
             deadline: options.deadline,
-            kernel_report: None,
+            kernel_report: KernelReport::default(),
         })
     }
 
@@ -96,16 +95,13 @@ impl PcapCapture {
 
     /// Has `report` told the running totals as they change.
     pub fn report_kernel_stats(&mut self, report: Box<dyn FnMut(KernelStats) + Send>) {
-        self.kernel_report = Some(report);
+        self.kernel_report = KernelReport(Some(report));
     }
 
     fn tell_kernel_stats(&mut self) {
-        if self.kernel_report.is_none() {
-            return;
-        }
-        let stats = self.kernel_stats();
-        if let Some(report) = self.kernel_report.as_mut() {
-            report(stats);
+        if self.kernel_report.is_wanted() {
+            let stats = self.kernel_stats();
+            self.kernel_report.tell(stats);
         }
     }
 

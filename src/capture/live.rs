@@ -227,6 +227,22 @@ pub struct KernelStats {
     pub dropped: u64,
 }
 
+/// `--metrics`: whom a capture tells the kernel's running totals, if anyone.
+#[derive(Default)]
+pub struct KernelReport(pub Option<Box<dyn FnMut(KernelStats) + Send>>);
+
+impl KernelReport {
+    pub fn is_wanted(&self) -> bool {
+        self.0.is_some()
+    }
+
+    pub fn tell(&mut self, stats: KernelStats) {
+        if let Some(report) = self.0.as_mut() {
+            report(stats);
+        }
+    }
+}
+
 pub struct LiveCapture {
     fd: OwnedFd,
     ring: *mut u8,
@@ -242,9 +258,8 @@ pub struct LiveCapture {
     deadline: Option<Instant>,
     snaplen: usize,
     stats: KernelStats,
-    /// Told the kernel's running totals after each block and when idle
-    /// (`--metrics`).
-    kernel_report: Option<Box<dyn FnMut(KernelStats) + Send>>,
+    /// Told the kernel's running totals after each block and when idle.
+    kernel_report: KernelReport,
     /// Holds the group membership for the capture's lifetime.
     _membership: Option<OwnedFd>,
 }
@@ -367,7 +382,7 @@ impl LiveCapture {
             deadline: options.deadline,
             snaplen: options.snaplen as usize,
             stats: KernelStats::default(),
-            kernel_report: None,
+            kernel_report: KernelReport::default(),
             _membership: None,
         };
         capture.bind(iface, ifindex)?;
@@ -432,16 +447,13 @@ impl LiveCapture {
     /// Has `report` told the kernel's running totals as they change: after
     /// each block read, and every poll interval when the link is quiet.
     pub fn report_kernel_stats(&mut self, report: Box<dyn FnMut(KernelStats) + Send>) {
-        self.kernel_report = Some(report);
+        self.kernel_report = KernelReport(Some(report));
     }
 
     fn tell_kernel_stats(&mut self) {
-        if self.kernel_report.is_none() {
-            return;
-        }
-        let stats = self.kernel_stats();
-        if let Some(report) = self.kernel_report.as_mut() {
-            report(stats);
+        if self.kernel_report.is_wanted() {
+            let stats = self.kernel_stats();
+            self.kernel_report.tell(stats);
         }
     }
 

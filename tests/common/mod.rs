@@ -158,3 +158,32 @@ pub fn in_namespace<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 
         f()
     })
 }
+
+/// Whether `program` is installed; CI must have it (a missing one there
+/// fails the test rather than skipping it).
+pub fn have(program: &str, test: &str) -> bool {
+    let found =
+        Command::new("sh").args(["-c", &format!("command -v {program}")]).output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "CI must have {program}");
+        eprintln!("{test}: {program} is not installed, skipped");
+    }
+    found
+}
+
+/// Every bundled capture (captures/, recorded/, solaris/), sorted.
+pub fn captures() -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut files = Vec::new();
+    for dir in [root.clone(), root.join("recorded"), root.join("solaris")] {
+        for entry in std::fs::read_dir(dir).expect("captures/ is readable").flatten() {
+            let path = entry.path();
+            let name = path.to_string_lossy().to_string();
+            if [".pcap", ".pcapng", ".snoop"].iter().any(|ext| name.ends_with(ext)) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
