@@ -74,13 +74,8 @@ pub fn capture_live(args: &Args, iface: &str) -> ExitCode {
     }
     // The socket, ring, filter, membership and -w file are open: nothing
     // from here on needs privileges.
-    if let Err(message) = ldm_sniff::privilege::drop_all() {
+    if let Err(message) = drop_privileges(drop_to) {
         return error(&message);
-    }
-    if let Some(identity) = drop_to {
-        if let Err(message) = live::drop_privileges(identity) {
-            return error(&message);
-        }
     }
     if !args.quiet {
         note(&format!(
@@ -89,6 +84,16 @@ pub fn capture_live(args: &Args, iface: &str) -> ExitCode {
         ));
     }
     run_live(capture, config, args, LiveCapture::kernel_stats)
+}
+
+/// Once the capture is open: every capability dropped, and the identity
+/// `-Z` (or sudo) named taken on.
+fn drop_privileges(drop_to: Option<live::Identity>) -> Result<(), String> {
+    ldm_sniff::privilege::drop_all()?;
+    match drop_to {
+        Some(identity) => live::drop_privileges(identity),
+        None => Ok(()),
+    }
 }
 
 /// Runs the pipeline over a live source, then reports the kernel's counts:
@@ -133,13 +138,8 @@ fn capture_with_libpcap(
         Ok(index) if options.join && index != 0 => live::join_group(iface, index).ok(),
         _ => None,
     };
-    if let Err(message) = ldm_sniff::privilege::drop_all() {
+    if let Err(message) = drop_privileges(drop_to) {
         return error(&message);
-    }
-    if let Some(identity) = drop_to {
-        if let Err(message) = live::drop_privileges(identity) {
-            return error(&message);
-        }
     }
     if !args.quiet {
         note(&format!("capturing on {iface} with libpcap, filter '{filter}'; Ctrl-C stops"));

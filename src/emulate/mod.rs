@@ -129,8 +129,8 @@ pub struct Emulator<'a> {
     socket: Socket,
     log: &'a mut dyn Write,
     pending: VecDeque<Pending>,
-    tokens: f64,
-    refilled: Instant,
+    /// The `--rate` replies a second, for all sources together.
+    replies: Bucket,
     candidates: VecDeque<[u8; 6]>,
     tried: HashSet<[u8; 6]>,
     /// One log limit per kind of event.
@@ -268,12 +268,11 @@ impl<'a> Emulator<'a> {
         let candidates = options.candidates.iter().copied().collect();
         Emulator {
             responder,
-            tokens: f64::from(options.rate),
+            replies: Bucket::full(f64::from(options.rate)),
             options,
             socket,
             log,
             pending: VecDeque::new(),
-            refilled: Instant::now(),
             candidates,
             tried: HashSet::new(),
             logs: std::array::from_fn(|_| LogLimit::new()),
@@ -411,13 +410,7 @@ impl<'a> Emulator<'a> {
     /// Takes up to `want` tokens of the `rate` replies a second; returns
     /// how many it got.
     fn take_tokens(&mut self, want: usize) -> usize {
-        let rate = f64::from(self.options.rate);
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
-        self.refilled = now;
-        let got = (self.tokens.floor() as usize).min(want);
-        self.tokens -= got as f64;
-        got
+        self.replies.take(want, f64::from(self.options.rate))
     }
 
     fn send_due(&mut self) -> io::Result<()> {
