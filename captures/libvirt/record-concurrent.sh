@@ -10,6 +10,7 @@
 # libvirt-clients. A new recording changes the snapshots: review them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/daemon.sh"
 out="$here/virsh-concurrent.pcap"
 ns="ldmcon$$"
 dir=$(mktemp -d /tmp/ldm-libvirt.XXXXXX)
@@ -21,11 +22,7 @@ cleanup() {
   [ -n "${KEEP:-}" ] || rm -rf "$dir"
 }
 trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-mkdir -p "$dir/home" "$dir/run"
-cp "$here/libvirtd.conf" "$dir/"
-echo "unix_sock_dir = \"$dir/run\"" >> "$dir/libvirtd.conf"
+prepare_libvirtd "$ns" "$dir"
 cat > "$dir/vm1.xml" <<'XML'
 <domain type='test'>
   <name>vm1</name>
@@ -42,17 +39,7 @@ cat > "$dir/net1.xml" <<'XML'
   <ip address='10.90.0.1' netmask='255.255.255.0'/>
 </network>
 XML
-chown -R 65534:65534 "$dir"
-chmod 755 "$dir"
-ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups \
-  env -i PATH=/usr/bin:/usr/sbin HOME="$dir/home" XDG_RUNTIME_DIR="$dir/run" \
-  XDG_CONFIG_HOME="$dir/home/.config" XDG_CACHE_HOME="$dir/home/.cache" \
-  /usr/sbin/libvirtd --listen -f "$dir/libvirtd.conf" 2> "$dir/daemon.log" &
-daemon=$!
-for _ in $(seq 100); do
-  ip netns exec "$ns" ss -Hltn 'sport = :16509' | grep -q LISTEN && break
-  sleep 0.1
-done
+start_libvirtd "$ns" "$dir"
 ip netns exec "$ns" tcpdump -i lo -B 16384 --immediate-mode -U -w "$dir/session.pcap" 'tcp port 16509' 2> "$dir/tcpdump.log" &
 tcpdump=$!
 sleep 1

@@ -7,6 +7,7 @@
 # A new recording changes the decode snapshots: review them (cargo insta review).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/daemon.sh"
 out="$here/virsh-session.pcap"
 ns="ldmrec$$"
 dir=$(mktemp -d /tmp/ldm-libvirt.XXXXXX)
@@ -16,22 +17,8 @@ cleanup() {
   [ -n "${KEEP:-}" ] || rm -rf "$dir"
 }
 trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-mkdir -p "$dir/home" "$dir/run"
-cp "$here/libvirtd.conf" "$dir/"
-echo "unix_sock_dir = \"$dir/run\"" >> "$dir/libvirtd.conf"
-chown -R 65534:65534 "$dir"
-chmod 755 "$dir"
-ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups \
-  env -i PATH=/usr/bin:/usr/sbin HOME="$dir/home" XDG_RUNTIME_DIR="$dir/run" \
-  XDG_CONFIG_HOME="$dir/home/.config" XDG_CACHE_HOME="$dir/home/.cache" \
-  /usr/sbin/libvirtd --listen -f "$dir/libvirtd.conf" 2> "$dir/daemon.log" &
-daemon=$!
-for _ in $(seq 100); do
-  ip netns exec "$ns" ss -Hltn 'sport = :16509' | grep -q LISTEN && break
-  sleep 0.1
-done
+prepare_libvirtd "$ns" "$dir"
+start_libvirtd "$ns" "$dir"
 ip netns exec "$ns" tcpdump -i lo --immediate-mode -U -w "$dir/session.pcap" 'tcp port 16509' 2> "$dir/tcpdump.log" &
 tcpdump=$!
 sleep 1
