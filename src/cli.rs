@@ -264,6 +264,11 @@ pub struct Args {
     #[arg(long, requires = "write_file")]
     pub annotate: bool,
 
+    /// Write an HTML report of the run to FILE when it ends: the verdict, a timeline, the flow graph,
+    /// response times and the inventory; one self-contained page that needs no network to open.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<String>,
+
     /// Display filter: show only packets matching it, e.g. 'ldm.msg_type == SEND_MSG and ip.src == 10.1.0.0/16'
     /// or 'expert == "ldm.late_response"' (Wireshark syntax; fields in the README).
     #[arg(short = 'Y', value_name = "FILTER")]

@@ -3,7 +3,8 @@
 //!
 //! Data flows one way: `capture` (frames from files and interfaces) ->
 //! `dissect` (layers, the ldm and libvirt messages, per-packet findings) ->
-//! `analyze` (findings over time, statistics) -> `filter` -> `output`;
+//! `analyze` (findings over time, statistics) -> `filter` -> `output` and
+//! `report` (the HTML page of `--report`);
 //! `pipeline` runs them in that order, and `tests/layers.rs` keeps each from
 //! importing a later one. `wire` holds the message formats themselves,
 //! `expert` the one catalogue of anomaly keys, `escape` the escaping of text
@@ -25,5 +26,6 @@ pub mod pipeline;
 pub mod prefetch;
 pub mod privilege;
 pub mod probe;
+pub mod report;
 pub mod synth;
 pub mod wire;

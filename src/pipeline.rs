@@ -13,6 +13,7 @@ use crate::filter::{Filter, Found};
 use crate::metrics::CaptureMetrics;
 use crate::output::iostat::IoStat;
 use crate::output::{self, Packet, Printer, ResponseSlot};
+use crate::report::{Recorder, Report};
 use crate::wire::ldm::MsgType;
 
 /// `-w`: the file or ring of files, and whether `--annotate` comments go
@@ -52,12 +53,16 @@ pub struct Config {
     pub columns: output::columns::Columns,
     /// `--metrics`: the counters a scraper reads.
     pub metrics: Option<CaptureMetrics>,
+    /// `--report`: what the page shows, collected as the run goes.
+    pub report: Option<Recorder>,
 }
 
 /// How a run ended.
 #[derive(Debug)]
 pub struct Outcome {
     pub summary: Summary,
+    /// `--report`: the page's data, for the caller to write with how the run ended.
+    pub report: Option<Report>,
     /// The capture could not be read to its end; everything before was processed.
     pub capture_error: Option<CaptureError>,
 }
@@ -499,6 +504,7 @@ pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Re
     let renumber = filter.is_some() || writer.as_ref().is_some_and(Sink::is_ring);
     let mut renumbered = (annotate && renumber).then(Renumbered::new);
     let metrics = config.metrics.take();
+    let mut recorder = config.report.take();
     let (capture_error, analyzer) =
         walk_metered(&mut reader, config.dissect, config.analysis, metrics.as_ref(), |d, note| {
             if !d.replayed && !d.continuation {
@@ -508,6 +514,9 @@ pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Re
                 }
                 if let Some(linktype) = d.undecoded_linktype() {
                     summary.undecoded_link(linktype);
+                }
+                if let Some(r) = recorder.as_mut() {
+                    r.frame(d.frame.ts);
                 }
             }
             printer.saw_frame(d.frame.number, d.frame.ts);
@@ -522,6 +531,11 @@ pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Re
                 summary.packet(d, &note.findings);
                 if let Some(m) = &metrics {
                     m.packet(d, note, &summary);
+                }
+                if let Some(r) = recorder.as_mut() {
+                    let packet = Packet { d, note };
+                    let shown = filter.is_none_or(|f| f.matches(&packet, printer.relative_time(d.frame.ts)));
+                    r.packet(d, note, shown);
                 }
             } else if d.stop == Some(dissect::Stop::LibvirtNotFollowed) {
                 summary.libvirt_not_followed += 1;
@@ -570,5 +584,6 @@ pub fn run<S: Source, W: Write>(mut reader: S, out: W, mut config: Config) -> Re
     if let Some(writer) = writer {
         writer.finish()?;
     }
-    Ok(Outcome { summary, capture_error })
+    let report = recorder.map(|r| r.finish(analyzer.stats(), &summary));
+    Ok(Outcome { summary, report, capture_error })
 }

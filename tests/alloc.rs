@@ -106,6 +106,7 @@ fn allocations_for(capture: Vec<u8>, quiet: bool) -> u64 {
         hold: true,
         columns: Default::default(),
         metrics: None,
+        report: None,
     };
     let before = allocations();
     let reader = CaptureReader::from_reader("background", std::io::Cursor::new(capture)).expect("a valid capture");

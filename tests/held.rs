@@ -91,6 +91,7 @@ fn one_pass(name: &str, bytes: &[u8], shown: Shown) -> Vec<u8> {
         hold: true,
         columns: Default::default(),
         metrics: None,
+        report: None,
     };
     pipeline::run(reader, &mut out, config).expect("writing into memory cannot fail");
     out

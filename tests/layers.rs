@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 
 /// Each layer, and the crate modules it must not use.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("wire", &["capture", "dissect", "analyze", "filter", "output", "pipeline"]),
-    ("capture", &["dissect", "analyze", "filter", "output", "pipeline"]),
-    ("dissect", &["analyze", "filter", "output", "pipeline"]),
-    ("analyze", &["filter", "output", "pipeline"]),
-    ("filter", &["output", "pipeline"]),
-    ("output", &["pipeline"]),
+    ("wire", &["capture", "dissect", "analyze", "filter", "output", "report", "pipeline"]),
+    ("capture", &["dissect", "analyze", "filter", "output", "report", "pipeline"]),
+    ("dissect", &["analyze", "filter", "output", "report", "pipeline"]),
+    ("analyze", &["filter", "output", "report", "pipeline"]),
+    ("filter", &["output", "report", "pipeline"]),
+    ("output", &["report", "pipeline"]),
+    ("report", &["output", "pipeline"]),
 ];
 
 fn sources(layer: &str) -> Vec<PathBuf> {

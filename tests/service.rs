@@ -353,6 +353,7 @@ fn run_with_metrics(name: &str) -> (ldm_sniff::analyze::Summary, String) {
         hold: false,
         columns: Default::default(),
         metrics: Some(counters),
+        report: None,
     };
     let outcome = pipeline::run(reader, std::io::sink(), config).expect("runs");
     ldm_sniff::metrics::EmulatorMetrics::register(metrics.registry());

@@ -14,8 +14,9 @@ use ldm_sniff::filter::Filter;
 use ldm_sniff::output::iostat::IoStat;
 use ldm_sniff::output::{self, Style};
 use ldm_sniff::pipeline::{self, Config, Outcome, RunError, Statistic, WriteTo};
+use ldm_sniff::report::{Ending, Recorder};
 
-use super::{error, note, use_color, EXIT_FINDINGS};
+use super::{error, note, use_color, EXIT_ERROR, EXIT_FINDINGS};
 
 /// `-r FILE`: reads the capture through the pipeline.
 pub fn read(args: &Args, path: &str) -> ExitCode {
@@ -198,6 +199,7 @@ pub fn config(args: &Args, live: bool) -> Result<Config, String> {
         hold,
         columns,
         metrics: None,
+        report: args.report.as_ref().map(|_| Recorder::new(args.window, args.display_filter.clone())),
     })
 }
 
@@ -217,11 +219,36 @@ pub fn exit_status(outcome: Outcome, args: &Args) -> ExitCode {
         note(&outcome.summary.to_string());
     }
     let _ = io::stderr().flush();
+    let (status, reason) = status(&outcome, args);
+    if let (Some(report), Some(path)) = (&outcome.report, args.report.as_deref()) {
+        let source = args.read_file.clone().or_else(|| args.interface.clone()).unwrap_or_default();
+        let page = report.render(&Ending { source, exit_status: status, exit_reason: reason.clone() });
+        if let Err(e) = std::fs::write(path, page) {
+            return error(&format!("--report {path}: cannot write: {e}; check the directory exists and is writable"));
+        }
+    }
     if let Some(e) = outcome.capture_error {
         return error(&e.to_string());
     }
-    match (fail_threshold(args.fail_on), outcome.summary.worst) {
-        (Some(threshold), Some(worst)) if worst >= threshold => ExitCode::from(EXIT_FINDINGS),
-        _ => ExitCode::SUCCESS,
+    ExitCode::from(status)
+}
+
+/// The exit status of a run and why, in words for the report.
+fn status(outcome: &Outcome, args: &Args) -> (u8, String) {
+    if let Some(e) = &outcome.capture_error {
+        return (EXIT_ERROR, format!("the capture could not be read to its end ({e}); everything before was analysed"));
+    }
+    let worst = outcome.summary.worst;
+    match fail_threshold(args.fail_on) {
+        Some(threshold) if worst >= Some(threshold) => (
+            EXIT_FINDINGS,
+            format!(
+                "findings at or above --fail-on {} (the worst is {})",
+                threshold,
+                worst.map_or("none", |w| w.name())
+            ),
+        ),
+        Some(threshold) => (0, format!("no finding at or above --fail-on {threshold}")),
+        None => (0, "--fail-on never: findings do not change the exit status".to_string()),
     }
 }

@@ -188,6 +188,7 @@ pub fn all() -> Vec<Generated> {
         busy_link(),
         late_response(),
         two_owners(),
+        incident(),
         allocation_failure(),
         startup_check(),
         startup_check_too_big(),
@@ -859,6 +860,48 @@ fn two_owners() -> Generated {
     r.pcapng(
         "two-owners.pcapng",
         "One lookup answered in time by two hosts, ldom-b and ldom-c: both have 00:14:4f:f8:12:34 assigned.",
+        ETHERNET_US,
+    )
+}
+
+/// ldom-d: a fourth ldmd host, for the incident's story.
+const LDOM_D: Host =
+    Host { ip: Ipv4Addr::new(10, 1, 1, 13), mac: [0x00, 0x10, 0xe0, 0x01, 0x01, 0x0d], name: "ldom-d" };
+
+/// The story `--report` is shown on: a minute of an ordinary fleet in which
+/// one MAC ends up assigned twice, late, and is then proven to have two owners.
+fn incident() -> Generated {
+    let mut r = Recorder::default();
+    let discovery_round = |r: &mut Recorder, at: i64, id: u16| {
+        r.ldm(at, eth_ldm(&CLIENT, id, &Repr::discovery_request()), &[]);
+        for (i, host) in [&LDOM_A, &LDOM_B, &LDOM_C, &LDOM_D].into_iter().enumerate() {
+            let delay = 2_400 + 1_900 * i as i64;
+            r.ldm(at + delay, eth_ldm(host, id + 1 + i as u16, &disc_resp(host)), &[]);
+        }
+    };
+    discovery_round(&mut r, 0, 0x1100);
+    // Routine: a free MAC (nobody answers), then a handled collision.
+    r.ldm(4_200_000, lookup_frame(&LDOM_D, 0x5101, MsgType::SendMsg, auto_mac(0x2001)), &[]);
+    r.ldm(11_000_000, lookup_frame(&LDOM_C, 0x4101, MsgType::SendMsg, auto_mac(0x2002)), &[]);
+    r.ldm(11_140_000, lookup_frame(&LDOM_B, 0x3101, MsgType::ResponseMsg, auto_mac(0x2002)), &[Key::LdmCollision]);
+    r.ldm(11_900_000, lookup_frame(&LDOM_C, 0x4102, MsgType::SendMsg, auto_mac(0x2003)), &[]);
+    // 09:30:20: ldom-a hears nothing for 1 s and assigns 00:14:4f:f8:12:34;
+    // ldom-b, which owns it, answers at 1.45 s.
+    r.ldm(20_000_000, lookup_frame(&LDOM_A, 0x2101, MsgType::SendMsg, AUTO_MAC), &[]);
+    r.ldm(21_450_000, lookup_frame(&LDOM_B, 0x3102, MsgType::ResponseMsg, AUTO_MAC), &[Key::LdmLateResponse]);
+    // 09:30:41: ldom-c checks the same MAC; both domains that have it answer.
+    r.ldm(41_000_000, lookup_frame(&LDOM_C, 0x4103, MsgType::SendMsg, AUTO_MAC), &[]);
+    r.ldm(41_090_000, lookup_frame(&LDOM_B, 0x3103, MsgType::ResponseMsg, AUTO_MAC), &[Key::LdmCollision]);
+    r.ldm(
+        41_120_000,
+        lookup_frame(&LDOM_A, 0x2102, MsgType::ResponseMsg, AUTO_MAC),
+        &[Key::LdmCollision, Key::LdmDuplicateOwner],
+    );
+    r.ldm(41_800_000, lookup_frame(&LDOM_C, 0x4104, MsgType::SendMsg, auto_mac(0x2004)), &[]);
+    discovery_round(&mut r, 55_000_000, 0x1200);
+    r.pcapng(
+        "incident.pcapng",
+        "A minute of a four-host fleet from 09:30:00, the story --report is shown on (README): two discovery rounds, a free MAC and a handled collision; then ldom-a hears nothing for 1 s about 00:14:4f:f8:12:34 and assigns it, and ldom-b, its owner, answers at 1.45 s (late); 20 s later ldom-c looks the MAC up and both ldom-b and ldom-a answer: two owners.",
         ETHERNET_US,
     )
 }
