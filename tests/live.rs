@@ -248,6 +248,28 @@ fn snaplen_cuts_frames_and_a_ring_rotates_live() {
     }
 }
 
+/// `-i` with `--report`: the page is written when the capture ends, with
+/// the interface as its source.
+#[test]
+fn a_live_capture_writes_its_report_at_the_end() {
+    if !can_run("a_live_capture_writes_its_report_at_the_end") {
+        return;
+    }
+    let pair = Pair::new();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let report = dir.path().join("live.html");
+    let child = pair.capture(&["-c", "10", "-q", "--report", report.to_str().unwrap()]);
+    settle();
+    pair.send(2, 64535);
+    let output = wait(child);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let page = std::fs::read_to_string(&report).expect("the report is written");
+    assert!(page.contains(&format!("<code>{}</code>", pair.veth_b)), "the interface is the source");
+    assert!(page.contains("10 frames: 10 ldm packets"), "every packet counted");
+    assert!(page.contains("<td>ns-a</td>"), "the host inventory");
+    assert!(page.contains("All 6 exchange(s) of the capture, 10 packet(s)."), "the flow graph");
+}
+
 /// libpcap in immediate mode did not return at its timeout on a quiet link:
 /// -a duration (and Ctrl-C) went unheard until a packet came.
 #[cfg(feature = "libpcap")]

@@ -212,6 +212,9 @@ pub fn latencies(procedures: &[ProcLatency]) -> Drawn {
     let low = procedures.iter().map(|p| ms(p.avg_secs)).fold(f64::MAX, f64::min).min(1.0) / 2.0;
     let high = procedures.iter().map(|p| ms(p.max_secs)).fold(0.0, f64::max).max(1.0) * 2.0;
     let height = 70 + 22 * n as u32;
+    // Rows count up from the bottom: the busiest procedure goes on top.
+    let row = |i: usize| (n - 1 - i) as i32;
+    let index = |row: i32| usize::try_from(row).ok().and_then(|row| (n - 1).checked_sub(row));
     svg((960, height), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
@@ -224,14 +227,16 @@ pub fn latencies(procedures: &[ProcLatency]) -> Drawn {
             .y_labels(n)
             .x_desc("reply time, ms (log scale): bar the average, cross the slowest")
             .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => procedures.get(*i as usize).map(|p| p.name.clone()).unwrap_or_default(),
+                SegmentValue::CenterOf(row) => {
+                    index(*row).and_then(|i| procedures.get(i)).map(|p| p.name.clone()).unwrap_or_default()
+                }
                 _ => String::new(),
             })
             .label_style((FONT, 12))
             .axis_desc_style((FONT, 13))
             .draw()?;
         chart.draw_series(procedures.iter().enumerate().map(|(i, p)| {
-            let i = i as i32;
+            let i = row(i);
             Rectangle::new(
                 [(low, SegmentValue::Exact(i)), (ms(p.avg_secs), SegmentValue::Exact(i + 1))],
                 LIBVIRT.filled(),
@@ -241,7 +246,7 @@ pub fn latencies(procedures: &[ProcLatency]) -> Drawn {
             procedures
                 .iter()
                 .enumerate()
-                .map(|(i, p)| Cross::new((ms(p.max_secs), SegmentValue::CenterOf(i as i32)), 5, INK.stroke_width(2))),
+                .map(|(i, p)| Cross::new((ms(p.max_secs), SegmentValue::CenterOf(row(i))), 5, INK.stroke_width(2))),
         )?;
         Ok(())
     })

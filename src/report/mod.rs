@@ -28,6 +28,8 @@ use timeline::Timeline;
 const FRAMES_LISTED: usize = 12;
 /// Most rows of an inventory table on the page (the `-z` table has them all).
 const MAX_TABLE_ROWS: usize = 1_000;
+/// Most libvirt procedures in the reply-time chart (the busiest).
+pub const MAX_PROCEDURES_CHARTED: usize = 40;
 /// Most addresses, MACs or procedures remembered to narrow the tables to
 /// what `-Y` matched.
 const MAX_SEEN: usize = 1 << 20;
@@ -248,7 +250,8 @@ impl Recorder {
             .map(|(&(prog, proc_), p)| {
                 let (program, procedure) = procedure_names(prog, proc_);
                 ProcLatency {
-                    name: format!("{program} {procedure}"),
+                    // Most calls are REMOTE's: their names alone read best.
+                    name: if program == "REMOTE" { procedure } else { format!("{program} {procedure}") },
                     replies: p.replies,
                     avg_secs: p.rtt_sum / p.replies as f64,
                     max_secs: p.rtt_max,
@@ -256,6 +259,7 @@ impl Recorder {
             })
             .collect();
         latencies.sort_by(|a, b| b.replies.cmp(&a.replies).then_with(|| a.name.cmp(&b.name)));
+        latencies.truncate(MAX_PROCEDURES_CHARTED);
         let findings = self.findings(summary);
         let hostnames = hosts.rows.iter().filter_map(|row| Some((row[0].parse().ok()?, row[1].clone()))).collect();
         Report {
