@@ -157,11 +157,11 @@ fn flows_about(report: &Report) -> String {
     let mut about = format!(
         "{} exchanges: too many to draw, so only the {drawn} with findings are drawn, each whole; {} without findings are counted where they were left out.",
         v.exchanges,
-        v.exchanges - v.flagged
+        v.exchanges.saturating_sub(v.flagged)
     );
     if v.flagged_not_drawn > 0 {
         about.push_str(&format!(
-            " {} more exchange(s) with findings are not drawn (the verdict counts them).",
+            " About {} more exchange(s) with findings are not drawn: the verdict counts their findings.",
             v.flagged_not_drawn
         ));
     }
