@@ -249,7 +249,8 @@ fn snaplen_cuts_frames_and_a_ring_rotates_live() {
 }
 
 /// `-i` with `--report`: the page is written when the capture ends, with
-/// the interface as its source.
+/// the interface as its source, also after the privileges were dropped (the
+/// file is opened as root, in a directory only root may write to).
 #[test]
 fn a_live_capture_writes_its_report_at_the_end() {
     if !can_run("a_live_capture_writes_its_report_at_the_end") {
@@ -258,8 +259,18 @@ fn a_live_capture_writes_its_report_at_the_end() {
     let pair = Pair::new();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let report = dir.path().join("live.html");
-    let child = pair.capture(&["-c", "10", "-q", "--report", report.to_str().unwrap()]);
+    // As if `sudo ldm-sniff` was run by uid 65534.
+    let child = Command::new("ip")
+        .args(["netns", "exec", &pair.b, BIN, "-i", &pair.veth_b, "-c", "10", "-q", "--report"])
+        .arg(&report)
+        .env("SUDO_UID", "65534")
+        .env("SUDO_GID", "65534")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
     settle();
+    assert_eq!(uid_of(child.id()), Some(65534), "privileges dropped");
     pair.send(2, 64535);
     let output = wait(child);
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));

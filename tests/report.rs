@@ -180,6 +180,25 @@ fn a_report_that_cannot_be_written_is_a_clear_error() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--report /nonexistent/dir/report.html: cannot write"), "{stderr}");
+    assert!(output.stdout.is_empty(), "refused before reading: {}", String::from_utf8_lossy(&output.stdout));
+}
+
+#[test]
+fn a_report_never_overwrites_the_capture_or_goes_to_standard_output() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let capture = dir.path().join("incident.pcapng");
+    let original = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/incident.pcapng")).unwrap();
+    std::fs::write(&capture, &original).expect("copied");
+    let capture = capture.to_str().unwrap();
+    for (report, message) in
+        [(capture, "is the capture being read"), ("-", "writes the page to a file, not to standard output")]
+    {
+        let output = Command::new(BIN).args(["-q", "-r", capture, "--report", report]).output().expect("runs");
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+    }
+    assert_eq!(std::fs::read(capture).unwrap(), original, "the capture is untouched");
 }
 
 /// Runs chromium headless on `url` inside an empty network namespace, with

@@ -24,12 +24,16 @@ pub fn read(args: &Args, path: &str) -> ExitCode {
         Ok(config) => config,
         Err(message) => return error(&message),
     };
+    let report = match ReportFile::open(args) {
+        Ok(report) => report,
+        Err(message) => return error(&message),
+    };
     let reader = match CaptureReader::open(path) {
         Ok(reader) => reader,
         Err(e) => return error(&e.to_string()),
     };
     match finish(reader, config) {
-        Ok(outcome) => exit_status(outcome, args),
+        Ok(outcome) => exit_status(outcome, args, report),
         Err(code) => code,
     }
 }
@@ -102,6 +106,43 @@ fn open_ring(args: &Args, file: &str) -> Result<Sink, String> {
             .into());
     }
     Ok(Sink::Ring(Ring::create(file, args.file_format, snaplen(args), limits)?))
+}
+
+/// What a capture is run with: the pipeline's configuration, and the file
+/// the report goes to.
+pub struct RunSetup {
+    pub config: Config,
+    pub report: Option<ReportFile>,
+}
+
+/// `--report FILE`: opened when the run starts, so that a page that cannot
+/// be written is said at once (a live capture may run for weeks), and so
+/// that it is still writable after a live capture drops its privileges.
+pub struct ReportFile {
+    path: String,
+    file: std::fs::File,
+}
+
+impl ReportFile {
+    pub fn open(args: &Args) -> Result<Option<ReportFile>, String> {
+        let Some(path) = args.report.as_deref() else { return Ok(None) };
+        if path == "-" {
+            return Err("--report writes the page to a file, not to standard output: give a file name".into());
+        }
+        if args.read_file.as_deref().is_some_and(|input| ldm_sniff::capture::is_same_file(input, path)) {
+            return Err(format!("--report {path} is the capture being read: give the page another name"));
+        }
+        match std::fs::File::create(path) {
+            Ok(file) => Ok(Some(ReportFile { path: path.to_string(), file })),
+            Err(e) => Err(format!("--report {path}: cannot write: {e}; check the directory exists and is writable")),
+        }
+    }
+
+    fn write(mut self, page: &str) -> Result<(), String> {
+        self.file
+            .write_all(page.as_bytes())
+            .map_err(|e| format!("--report {}: cannot write: {e}; check the free space", self.path))
+    }
 }
 
 /// `-T fields`, `-e` and `-E`: the columns, checked.
@@ -214,17 +255,17 @@ pub fn finish<S: Source>(source: S, config: Config) -> Result<Outcome, ExitCode>
     }
 }
 
-pub fn exit_status(outcome: Outcome, args: &Args) -> ExitCode {
+pub fn exit_status(outcome: Outcome, args: &Args, report_file: Option<ReportFile>) -> ExitCode {
     if !args.quiet {
         note(&outcome.summary.to_string());
     }
     let _ = io::stderr().flush();
     let (status, reason) = status(&outcome, args);
-    if let (Some(report), Some(path)) = (&outcome.report, args.report.as_deref()) {
+    if let (Some(report), Some(file)) = (&outcome.report, report_file) {
         let source = args.read_file.clone().or_else(|| args.interface.clone()).unwrap_or_default();
         let page = report.render(&Ending { source, exit_status: status, exit_reason: reason.clone() });
-        if let Err(e) = std::fs::write(path, page) {
-            return error(&format!("--report {path}: cannot write: {e}; check the directory exists and is writable"));
+        if let Err(message) = file.write(&page) {
+            return error(&message);
         }
     }
     if let Some(e) = outcome.capture_error {

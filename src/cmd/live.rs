@@ -10,9 +10,8 @@ use ldm_sniff::capture::live::{self, KernelStats, LiveCapture, LiveOptions};
 use ldm_sniff::capture::Source;
 use ldm_sniff::cli::Args;
 use ldm_sniff::metrics::{CaptureMetrics, Metrics, Server};
-use ldm_sniff::pipeline::Config;
 
-use super::analyze::{config, exit_status, finish};
+use super::analyze::{config, exit_status, finish, ReportFile, RunSetup};
 use super::{error, note};
 
 pub fn list_interfaces() -> ExitCode {
@@ -31,6 +30,11 @@ pub fn list_interfaces() -> ExitCode {
 pub fn capture_live(args: &Args, iface: &str) -> ExitCode {
     let mut config = match config(args, true) {
         Ok(config) => config,
+        Err(message) => return error(&message),
+    };
+    // Opened now: written after the privileges are dropped.
+    let report = match ReportFile::open(args) {
+        Ok(report) => report,
         Err(message) => return error(&message),
     };
     // --metrics listens before the capture starts: a port in use is said now.
@@ -63,7 +67,7 @@ pub fn capture_live(args: &Args, iface: &str) -> ExitCode {
         Err(message) => return error(&message),
     };
     if let Some(filter) = args.capture_filter.as_deref() {
-        return capture_with_libpcap(args, iface, filter, options, stop, drop_to, config);
+        return capture_with_libpcap(args, iface, filter, options, stop, drop_to, RunSetup { config, report });
     }
     let mut capture = match LiveCapture::open(&options, stop) {
         Ok(capture) => capture,
@@ -83,7 +87,7 @@ pub fn capture_live(args: &Args, iface: &str) -> ExitCode {
             args.port, args.libvirt_port, args.libvirt_tls_port
         ));
     }
-    run_live(capture, config, args, LiveCapture::kernel_stats)
+    run_live(capture, RunSetup { config, report }, args, LiveCapture::kernel_stats)
 }
 
 /// Once the capture is open: every capability dropped, and the identity
@@ -101,17 +105,17 @@ fn drop_privileges(drop_to: Option<live::Identity>) -> Result<(), String> {
 /// operator must know.
 fn run_live<S: Source>(
     mut source: S,
-    config: Config,
+    run: RunSetup,
     args: &Args,
     kernel: impl FnOnce(&mut S) -> KernelStats,
 ) -> ExitCode {
-    let outcome = match finish(&mut source, config) {
+    let outcome = match finish(&mut source, run.config) {
         Ok(outcome) => outcome,
         Err(code) => return code,
     };
     let stats = kernel(&mut source);
     note(&format!("kernel: {} packets passed the filter, {} dropped", stats.received, stats.dropped));
-    exit_status(outcome, args)
+    exit_status(outcome, args, run.report)
 }
 
 /// `-f`: live capture through libpcap with the user's capture filter.
@@ -123,14 +127,14 @@ fn capture_with_libpcap(
     options: LiveOptions,
     stop: Arc<AtomicBool>,
     drop_to: Option<live::Identity>,
-    config: Config,
+    run: RunSetup,
 ) -> ExitCode {
     use ldm_sniff::capture::libpcap::PcapCapture;
     let mut capture = match PcapCapture::open(iface, filter, &options, stop) {
         Ok(capture) => capture,
         Err(e) => return error(&e.to_string()),
     };
-    if let Some(counters) = config.metrics.clone() {
+    if let Some(counters) = run.config.metrics.clone() {
         capture.report_kernel_stats(Box::new(move |stats| counters.kernel(stats.received, stats.dropped)));
     }
     // Joined for the capture's lifetime, as with the default capture.
@@ -144,7 +148,7 @@ fn capture_with_libpcap(
     if !args.quiet {
         note(&format!("capturing on {iface} with libpcap, filter '{filter}'; Ctrl-C stops"));
     }
-    run_live(capture, config, args, PcapCapture::kernel_stats)
+    run_live(capture, run, args, PcapCapture::kernel_stats)
 }
 
 /// Without the libpcap build, -f says how to get it.
@@ -156,7 +160,7 @@ fn capture_with_libpcap(
     _: LiveOptions,
     _: Arc<AtomicBool>,
     _: Option<live::Identity>,
-    _: Config,
+    _: RunSetup,
 ) -> ExitCode {
     error(
         "-f capture filters need the libpcap build: install libpcap-dev, then `cargo install --path . --features libpcap` \
