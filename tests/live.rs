@@ -148,21 +148,27 @@ fn uid_of(pid: u32) -> Option<u32> {
     status.lines().find(|l| l.starts_with("Uid:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// `ldm-sniff -i <veth in b> ARGS` inside `b`, as if `sudo ldm-sniff` was
+/// run by uid 65534 (who it drops to once the capture is open).
+fn capture_as_sudo_user(pair: &Pair, args: &[&str]) -> std::process::Child {
+    Command::new("ip")
+        .args(["netns", "exec", &pair.b, BIN, "-i", &pair.veth_b])
+        .args(args)
+        .env("SUDO_UID", "65534")
+        .env("SUDO_GID", "65534")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts")
+}
+
 #[test]
 fn privileges_are_dropped_once_the_capture_is_open() {
     if !can_run("privileges_are_dropped_once_the_capture_is_open") {
         return;
     }
     let pair = Pair::new();
-    // As if `sudo ldm-sniff` was run by uid 65534.
-    let child = Command::new("ip")
-        .args(["netns", "exec", &pair.b, BIN, "-i", &pair.veth_b, "-c", "5"])
-        .env("SUDO_UID", "65534")
-        .env("SUDO_GID", "65534")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
+    let child = capture_as_sudo_user(&pair, &["-c", "5"]);
     settle();
     let uid = uid_of(child.id());
     pair.send(1, 64535);
@@ -259,16 +265,7 @@ fn a_live_capture_writes_its_report_at_the_end() {
     let pair = Pair::new();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let report = dir.path().join("live.html");
-    // As if `sudo ldm-sniff` was run by uid 65534.
-    let child = Command::new("ip")
-        .args(["netns", "exec", &pair.b, BIN, "-i", &pair.veth_b, "-c", "10", "-q", "--report"])
-        .arg(&report)
-        .env("SUDO_UID", "65534")
-        .env("SUDO_GID", "65534")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
+    let child = capture_as_sudo_user(&pair, &["-c", "10", "-q", "--report", report.to_str().unwrap()]);
     settle();
     assert_eq!(uid_of(child.id()), Some(65534), "privileges dropped");
     pair.send(2, 64535);

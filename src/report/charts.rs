@@ -128,15 +128,23 @@ pub fn timeline(intervals: &Intervals, start: &str) -> Drawn {
                 .label(format!("findings: {name}"))
                 .legend(move |(x, y)| TriangleMarker::new((x + 5, y), 6, color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(LIFELINE)
-            .label_font((FONT, 12))
-            .draw()?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
+}
+
+/// The key to a chart's series, on a white ground over the bars.
+fn legend<'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> Result<(), Box<dyn std::error::Error>> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(LIFELINE)
+        .label_font((FONT, 12))
+        .draw()?;
+    Ok(())
 }
 
 /// `10 µs`, `1 ms`, `1 s`: a tick on a seconds axis.
@@ -193,14 +201,7 @@ pub fn rtt(histogram: &RttHistogram, window: f64) -> Drawn {
             .draw_series(LineSeries::new([(window, 0), (window, y_end)], line))?
             .label(format!("window {}", seconds_label(window)))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 12, y)], line));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(LIFELINE)
-            .label_font((FONT, 12))
-            .draw()?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
 }
 
