@@ -1,7 +1,6 @@
 //! The report's charts, drawn as SVG with plotters (no font library: the
 //! SVG names a font family and the browser draws the text).
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use plotters::coord::Shift;
@@ -269,21 +268,9 @@ pub enum FlowRow<'a> {
 /// The flow graph: one column per host (and one for the ldmd group), an
 /// arrow per packet in time order, labelled above, findings on the right.
 pub fn flows(view: &FlowView, names: &dyn Fn(IpAddr) -> String) -> Drawn {
-    let columns: Vec<IpAddr> = {
-        let mut set: BTreeSet<IpAddr> = BTreeSet::new();
-        for a in &view.arrows {
-            set.insert(a.from);
-            set.insert(a.to);
-        }
-        // Hosts first, multicast groups last.
-        let (groups, hosts): (Vec<IpAddr>, Vec<IpAddr>) = set.into_iter().partition(IpAddr::is_multicast);
-        hosts.into_iter().chain(groups).collect()
-    };
+    let columns = Columns::new(&view.arrows);
     let rows = flow_rows(view);
-    let x_of = |ip: IpAddr| {
-        FLOW_LEFT + FLOW_COLUMN / 2 + FLOW_COLUMN * columns.iter().position(|c| *c == ip).unwrap_or(0) as i32
-    };
-    let width = FLOW_LEFT + FLOW_COLUMN * columns.len() as i32 + FLOW_NOTES;
+    let width = FLOW_LEFT + FLOW_COLUMN * columns.count() + FLOW_NOTES;
     let height = FLOW_HEADER + FLOW_ROW * rows.len() as i32 + 16;
     svg((width.max(400) as u32, height as u32), |root| {
         let bold = (FONT, 13).into_font().style(FontStyle::Bold).color(&INK);
@@ -291,12 +278,10 @@ pub fn flows(view: &FlowView, names: &dyn Fn(IpAddr) -> String) -> Drawn {
         let mono = (MONO, 12).into_font().color(&INK);
         root.draw(&Text::new("seconds", (8, 12), small.clone()))?;
         root.draw(&Text::new("frame", (8, 28), small.clone()))?;
-        for &ip in &columns {
-            let x = x_of(ip);
-            let anchor = small.clone().pos(Pos::new(HPos::Center, VPos::Top));
-            let bold_anchor = bold.clone().pos(Pos::new(HPos::Center, VPos::Top));
-            root.draw(&Text::new(ip.to_string(), (x, 8), bold_anchor))?;
-            root.draw(&Text::new(names(ip), (x, 26), anchor))?;
+        let top = Pos::new(HPos::Center, VPos::Top);
+        for (x, title, subtitle) in columns.headings(names) {
+            root.draw(&Text::new(title, (x, 8), bold.clone().pos(top)))?;
+            root.draw(&Text::new(subtitle, (x, 26), small.clone().pos(top)))?;
             root.draw(&PathElement::new([(x, FLOW_HEADER - 16), (x, height - 8)], LIFELINE.stroke_width(2)))?;
         }
         for (i, row) in rows.iter().enumerate() {
@@ -306,11 +291,72 @@ pub fn flows(view: &FlowView, names: &dyn Fn(IpAddr) -> String) -> Drawn {
                     let text = format!("… {count} exchange(s) without findings not drawn …");
                     root.draw(&Text::new(text, (FLOW_LEFT, y - 6), small.clone()))?;
                 }
-                FlowRow::Arrow(a) => draw_arrow(root, a, x_of(a.from), x_of(a.to), y, &mono, &small)?,
+                FlowRow::Arrow(a) => draw_arrow(root, a, &columns, y, &mono, &small)?,
             }
         }
         Ok(())
     })
+}
+
+/// Most hosts with a column of their own; the others share one.
+const MAX_HOST_COLUMNS: usize = 10;
+
+/// The flow graph's columns: the hosts with the most packets (in address
+/// order), one for the rest if there are more, then the multicast groups.
+struct Columns {
+    hosts: Vec<IpAddr>,
+    /// Hosts drawn in the shared column.
+    others: usize,
+    groups: Vec<IpAddr>,
+}
+
+impl Columns {
+    fn new(arrows: &[Arrow]) -> Columns {
+        let mut packets: std::collections::BTreeMap<IpAddr, usize> = std::collections::BTreeMap::new();
+        for a in arrows {
+            *packets.entry(a.from).or_default() += 1;
+            *packets.entry(a.to).or_default() += 1;
+        }
+        let (groups, mut hosts): (Vec<_>, Vec<_>) = packets.into_iter().partition(|(ip, _)| ip.is_multicast());
+        // The busiest first, then by address; keep the busiest, in address order.
+        hosts.sort_by(|(a, m), (b, n)| n.cmp(m).then(a.cmp(b)));
+        let others = hosts.len().saturating_sub(MAX_HOST_COLUMNS);
+        let mut kept: Vec<IpAddr> = hosts.into_iter().take(MAX_HOST_COLUMNS).map(|(ip, _)| ip).collect();
+        kept.sort();
+        Columns { hosts: kept, others, groups: groups.into_iter().map(|(ip, _)| ip).collect() }
+    }
+
+    fn count(&self) -> i32 {
+        (self.hosts.len() + usize::from(self.others > 0) + self.groups.len()) as i32
+    }
+
+    fn x_of_index(index: usize) -> i32 {
+        FLOW_LEFT + FLOW_COLUMN / 2 + FLOW_COLUMN * index as i32
+    }
+
+    /// Where `ip`'s lifeline is, and whether it shares the column of the others.
+    fn x(&self, ip: IpAddr) -> (i32, bool) {
+        if let Some(i) = self.hosts.iter().position(|h| *h == ip) {
+            return (Columns::x_of_index(i), false);
+        }
+        let others = usize::from(self.others > 0);
+        match self.groups.iter().position(|g| *g == ip) {
+            Some(i) => (Columns::x_of_index(self.hosts.len() + others + i), false),
+            None => (Columns::x_of_index(self.hosts.len()), true),
+        }
+    }
+
+    /// Each column's place, address and name.
+    fn headings(&self, names: &dyn Fn(IpAddr) -> String) -> Vec<(i32, String, String)> {
+        let mut headings: Vec<(i32, String, String)> =
+            self.hosts.iter().map(|&ip| (self.x(ip).0, ip.to_string(), names(ip))).collect();
+        if self.others > 0 {
+            let x = Columns::x_of_index(self.hosts.len());
+            headings.push((x, format!("{} other hosts", self.others), "address on the right".to_string()));
+        }
+        headings.extend(self.groups.iter().map(|&ip| (self.x(ip).0, ip.to_string(), names(ip))));
+        headings
+    }
 }
 
 /// The rows: every arrow, and where exchanges were left out, how many.
@@ -333,12 +379,12 @@ fn flow_rows(view: &FlowView) -> Vec<FlowRow<'_>> {
 fn draw_arrow(
     root: &Area<'_>,
     a: &Arrow,
-    from: i32,
-    to: i32,
+    columns: &Columns,
     y: i32,
     mono: &TextStyle<'_>,
     small: &TextStyle<'_>,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let ((from, from_shared), (to, to_shared)) = (columns.x(a.from), columns.x(a.to));
     let color = a.worst().map_or(INK, severity_color);
     let stroke = if a.worst() == Some(Severity::Error) { 3 } else { 1 };
     root.draw(&Text::new(format!("{:.6}", a.at), (8, y - 10), mono.clone()))?;
@@ -358,6 +404,13 @@ fn draw_arrow(
     root.draw(&Text::new(label, ((from + to) / 2, y - 3), mono.clone().color(&color).pos(centre)))?;
     let notes_x = root.dim_in_pixel().0 as i32 - FLOW_NOTES + 8;
     let mut notes = Vec::new();
+    // A host in the shared column is named here.
+    match (from_shared, to_shared) {
+        (true, true) => notes.push(format!("{} → {}", a.from, a.to)),
+        (true, false) => notes.push(format!("from {}", a.from)),
+        (false, true) => notes.push(format!("to {}", a.to)),
+        (false, false) => {}
+    }
     if let Some(rtt) = a.rtt {
         notes.push(format!("rtt {rtt:.3} s"));
     }
