@@ -73,11 +73,11 @@ struct Page<'a> {
 }
 
 pub fn render(report: &Report, ending: &Ending) -> String {
-    let start = report.first.map(readable).unwrap_or_else(|| "the start".to_string());
+    let start = report.first.map(readable).unwrap_or_else(|| "the first frame".to_string());
     let page = Page {
         version: env!("CARGO_PKG_VERSION"),
         source: &ending.source,
-        first: start.clone(),
+        first: report.first.map(readable).unwrap_or_else(|| "- (no frames)".to_string()),
         last: report.latest.map(readable).unwrap_or_else(|| "-".to_string()),
         duration: format!("{:.6} s", report.span),
         report,
