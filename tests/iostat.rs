@@ -54,6 +54,7 @@ fn assert_same_tables(name: &str, ours: &str, theirs: &str) {
     let (ours, theirs): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), theirs.lines().collect());
     assert_eq!(ours.len(), theirs.len(), "{name}: as many lines as tshark's");
     for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        let b = &duration_zero_padded(b);
         let last_row = a.contains(" <> ") && ours.get(i + 1).is_some_and(|next| next.starts_with('='));
         if !last_row {
             assert_eq!(a, b, "{name}, line {}", i + 1);
@@ -63,6 +64,16 @@ fn assert_same_tables(name: &str, ours: &str, theirs: &str) {
         assert_eq!(a.split('|').nth(1), b.split('|').nth(1), "{name}, line {}", i + 1);
         assert!(mine.iter().zip(&tsharks).all(|(m, t)| m >= t) && mine.len() == tsharks.len(), "{name}: {a} / {b}");
     }
+}
+
+/// tshark writes the duration's microseconds with `%6u` (tap-iostat.c), so
+/// 55.008100 s comes out as `55.  8100`: read back with the zeros, as ours
+/// writes it.
+fn duration_zero_padded(line: &str) -> String {
+    let Some(rest) = line.strip_prefix("| Duration: ") else { return line.to_string() };
+    let Some((whole, fraction)) = rest.split_once('.') else { return line.to_string() };
+    let digits = fraction.len() - fraction.trim_start_matches(' ').len();
+    format!("| Duration: {whole}.{}{}", "0".repeat(digits), &fraction[digits..])
 }
 
 #[test]
@@ -111,9 +122,9 @@ fn time_labels_match_tsharks() {
 }
 
 /// Where tshark slips, ours does not: `-t u` keeps its header line, `-t
-/// adoy` and `-t a` with decimals fill their column, and a frame at the
-/// very end of a capture whose duration is a whole number of intervals is
-/// counted (tshark drops it).
+/// adoy` and `-t a` with decimals fill their column, a frame at the very
+/// end of a capture whose duration is a whole number of intervals is
+/// counted (tshark drops it), and a duration's fraction keeps its zeros.
 #[test]
 fn tshark_slips_are_not_copied() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/busy-link.pcapng");
@@ -126,6 +137,12 @@ fn tshark_slips_are_not_copied() {
     let discovery = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/discovery.pcapng");
     let table = ours(&discovery, "r", &["0.00315"]);
     assert!(table.contains("| 0.00630 <> 0.00945 |      1 |   354 |"), "the fourth frame, at 0.00945 s: {table}");
+
+    // tshark: "| Duration: 55.  8100 secs  |".
+    let incident = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/incident.pcapng");
+    let table = ours(&incident, "r", &["10"]);
+    assert!(table.contains("| Duration: 55.008100 secs  |"), "{table}");
+    assert_eq!(duration_zero_padded("| Duration: 55.  8100 secs  |"), "| Duration: 55.008100 secs  |");
 }
 
 #[test]

@@ -14,6 +14,7 @@ use ldm_sniff::dissect::{self, Dissector};
 use ldm_sniff::filter::Filter;
 use ldm_sniff::output::{self, Format, Packet, Printer, Style};
 use ldm_sniff::pipeline::{self, Config};
+use ldm_sniff::report::{Ending, Recorder};
 use libfuzzer_sys::fuzz_target;
 
 fn printers() -> Vec<Printer<std::io::Sink>> {
@@ -100,8 +101,16 @@ fn held_output(linktype: Linktype, options: dissect::Options, rest: &[u8]) {
             write: None,
             hold: true,
             columns: Default::default(),
+            metrics: None,
+            // The report is drawn from whatever the frames held: it must not panic either.
+            report: Some(Recorder::new(1.0, filter.map(str::to_string))),
         };
-        pipeline::run(reader, &mut out, config).expect("writing into memory cannot fail");
+        let outcome = pipeline::run(reader, &mut out, config).expect("writing into memory cannot fail");
+        if let Some(report) = outcome.report {
+            let ending = Ending { source: "fuzz".to_string(), exit_status: 0, exit_reason: String::new() };
+            let page = report.render(&ending);
+            assert!(page.contains("<section id=\"verdict\">"), "a page without its verdict");
+        }
         let records: Vec<serde_json::Value> = serde_json::from_slice(&out).expect("the held output is JSON");
         if filter.is_some() {
             for record in &records {
