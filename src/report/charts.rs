@@ -205,49 +205,44 @@ pub fn rtt(histogram: &RttHistogram, window: f64) -> Drawn {
 }
 
 /// Reply times per libvirt procedure: the average as a bar, the slowest as
-/// a cross, on a log scale of milliseconds.
+/// a cross, on a log scale of milliseconds; the busiest procedure on top.
 pub fn latencies(procedures: &[ProcLatency]) -> Drawn {
     let n = procedures.len().max(1);
     let ms = |secs: f64| (secs * 1e3).max(1e-3);
     let low = procedures.iter().map(|p| ms(p.avg_secs)).fold(f64::MAX, f64::min).min(1.0) / 2.0;
     let high = procedures.iter().map(|p| ms(p.max_secs)).fold(0.0, f64::max).max(1.0) * 2.0;
     let height = 70 + 22 * n as u32;
-    // Rows count up from the bottom: the busiest procedure goes on top.
-    let row = |i: usize| (n - 1 - i) as i32;
-    let index = |row: i32| usize::try_from(row).ok().and_then(|row| (n - 1).checked_sub(row));
+    // Row i at height n - 1 - i: the first (busiest) on top.
+    let row = |i: usize| (n - 1 - i) as f64;
     svg((960, height), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(300)
-            .build_cartesian_2d((low..high).log_scale(), (0..n as i32).into_segmented())?;
+            .build_cartesian_2d((low..high).log_scale(), -0.5..n as f64 - 0.5)?;
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .y_labels(n)
+            .y_labels(0)
             .x_desc("reply time, ms (log scale): bar the average, cross the slowest")
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(row) => {
-                    index(*row).and_then(|i| procedures.get(i)).map(|p| p.name.clone()).unwrap_or_default()
-                }
-                _ => String::new(),
-            })
             .label_style((FONT, 12))
             .axis_desc_style((FONT, 13))
             .draw()?;
-        chart.draw_series(procedures.iter().enumerate().map(|(i, p)| {
-            let i = row(i);
-            Rectangle::new(
-                [(low, SegmentValue::Exact(i)), (ms(p.avg_secs), SegmentValue::Exact(i + 1))],
-                LIBVIRT.filled(),
-            )
-        }))?;
         chart.draw_series(
-            procedures
-                .iter()
-                .enumerate()
-                .map(|(i, p)| Cross::new((ms(p.max_secs), SegmentValue::CenterOf(row(i))), 5, INK.stroke_width(2))),
+            procedures.iter().enumerate().map(|(i, p)| {
+                Rectangle::new([(low, row(i) - 0.36), (ms(p.avg_secs), row(i) + 0.36)], LIBVIRT.filled())
+            }),
         )?;
+        chart.draw_series(
+            procedures.iter().enumerate().map(|(i, p)| Cross::new((ms(p.max_secs), row(i)), 5, INK.stroke_width(2))),
+        )?;
+        // The names, right-aligned against the axis (plotters' own labels
+        // fall between rows for some counts).
+        let name_style = (FONT, 12).into_font().color(&INK).pos(Pos::new(HPos::Right, VPos::Center));
+        for (i, p) in procedures.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(low, row(i)));
+            root.draw(&Text::new(p.name.clone(), (x - 8, y), name_style.clone()))?;
+        }
         Ok(())
     })
 }
@@ -424,6 +419,22 @@ fn draw_arrow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_procedure_or_many_make_a_latency_chart() {
+        for n in [1, 2, 40] {
+            let procedures: Vec<ProcLatency> = (0..n)
+                .map(|i| ProcLatency {
+                    name: format!("PROC_{i}"),
+                    replies: 1,
+                    avg_secs: 1e-4 * (i + 1) as f64,
+                    max_secs: 1e-3,
+                })
+                .collect();
+            let svg = latencies(&procedures).expect("drawn");
+            assert!((0..n).all(|i| svg.contains(&format!("\nPROC_{i}\n"))), "{n} procedures: {svg}");
+        }
+    }
 
     #[test]
     fn ticks_read_well() {
