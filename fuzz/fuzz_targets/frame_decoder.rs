@@ -107,7 +107,8 @@ fn held_output(linktype: Linktype, options: dissect::Options, rest: &[u8]) {
         };
         let outcome = pipeline::run(reader, &mut out, config).expect("writing into memory cannot fail");
         if let Some(report) = outcome.report {
-            let ending = Ending { source: "fuzz".to_string(), exit_status: 0, exit_reason: String::new() };
+            let ending =
+                Ending { source: "fuzz".to_string(), from_file: true, exit_status: 0, exit_reason: String::new() };
             let page = report.render(&ending);
             assert!(page.contains("<section id=\"verdict\">"), "a page without its verdict");
         }

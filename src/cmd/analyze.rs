@@ -263,7 +263,9 @@ pub fn exit_status(outcome: Outcome, args: &Args, report_file: Option<ReportFile
     let (status, reason) = status(&outcome, args);
     if let (Some(report), Some(file)) = (&outcome.report, report_file) {
         let source = args.read_file.clone().or_else(|| args.interface.clone()).unwrap_or_default();
-        let page = report.render(&Ending { source, exit_status: status, exit_reason: reason.clone() });
+        let ending =
+            Ending { source, from_file: args.read_file.is_some(), exit_status: status, exit_reason: reason.clone() };
+        let page = report.render(&ending);
         if let Err(message) = file.write(&page) {
             return error(&message);
         }
@@ -279,17 +281,11 @@ fn status(outcome: &Outcome, args: &Args) -> (u8, String) {
     if let Some(e) = &outcome.capture_error {
         return (EXIT_ERROR, format!("the capture could not be read to its end ({e}); everything before was analysed"));
     }
-    let worst = outcome.summary.worst;
-    match fail_threshold(args.fail_on) {
-        Some(threshold) if worst >= Some(threshold) => (
-            EXIT_FINDINGS,
-            format!(
-                "findings at or above --fail-on {} (the worst is {})",
-                threshold,
-                worst.map_or("none", |w| w.name())
-            ),
-        ),
-        Some(threshold) => (0, format!("no finding at or above --fail-on {threshold}")),
-        None => (0, "--fail-on never: findings do not change the exit status".to_string()),
+    match (fail_threshold(args.fail_on), outcome.summary.worst) {
+        (None, _) => (0, "--fail-on never: findings do not change the exit status".to_string()),
+        (Some(threshold), Some(worst)) if worst >= threshold => {
+            (EXIT_FINDINGS, format!("findings at or above --fail-on {threshold} (the worst is {worst})"))
+        }
+        (Some(threshold), _) => (0, format!("no finding at or above --fail-on {threshold}")),
     }
 }

@@ -42,7 +42,7 @@ fn svg(size: (u32, u32), draw: impl FnOnce(&Area<'_>) -> Result<(), Box<dyn std:
     Ok(text)
 }
 
-pub fn severity_color(severity: Severity) -> RGBColor {
+fn severity_color(severity: Severity) -> RGBColor {
     match severity {
         Severity::Error => ERROR,
         Severity::Warn => WARN,
@@ -255,7 +255,7 @@ const FLOW_ROW: i32 = 34;
 const FLOW_NOTES: i32 = 300;
 
 /// One row of the flow graph: an arrow, or a line saying what was left out.
-pub enum FlowRow<'a> {
+enum FlowRow<'a> {
     Arrow(&'a Arrow),
     Skipped(u64),
 }

@@ -29,7 +29,7 @@ const FRAMES_LISTED: usize = 12;
 /// Most rows of an inventory table on the page (the `-z` table has them all).
 const MAX_TABLE_ROWS: usize = 1_000;
 /// Most libvirt procedures in the reply-time chart (the busiest).
-pub const MAX_PROCEDURES_CHARTED: usize = 40;
+const MAX_PROCEDURES_CHARTED: usize = 40;
 /// Most addresses, MACs or procedures remembered to narrow the tables to
 /// what `-Y` matched.
 const MAX_SEEN: usize = 1 << 20;
@@ -370,6 +370,8 @@ pub struct Report {
 pub struct Ending {
     /// What was read: the file, or the interface.
     pub source: String,
+    /// The source is a file (`-r`), which a command can read again.
+    pub from_file: bool,
     pub exit_status: u8,
     /// Why it is that status, in a line.
     pub exit_reason: String,

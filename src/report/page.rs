@@ -70,6 +70,8 @@ struct Page<'a> {
     rtt: Option<Chart>,
     tables: Vec<TableView<'a>>,
     latency: Option<Chart>,
+    /// Most procedures in the latency chart.
+    procedures_charted: usize,
 }
 
 pub fn render(report: &Report, ending: &Ending) -> String {
@@ -96,8 +98,9 @@ pub fn render(report: &Report, ending: &Ending) -> String {
         }),
         flows_about: flows_about(report),
         rtt: (!report.rtt.is_empty()).then(|| charts::rtt(&report.rtt, report.window).into()),
-        tables: tables(report, &ending.source),
+        tables: tables(report, ending),
         latency: (!report.latencies.is_empty()).then(|| charts::latencies(&report.latencies).into()),
+        procedures_charted: super::MAX_PROCEDURES_CHARTED,
     };
     page.render().unwrap_or_else(|e| {
         format!("<!DOCTYPE html><title>ldm-sniff report</title><p>The report could not be made: {e}</p>\n")
@@ -148,6 +151,19 @@ fn groups(report: &Report) -> Vec<Group> {
         .collect()
 }
 
+/// The command that prints a whole `-z` table: of the same file, or, live,
+/// the option to capture with.
+fn whole_table(ending: &Ending, kind: &str) -> String {
+    if !ending.from_file {
+        return format!("-z {kind} (with the capture's other options)");
+    }
+    let source = &ending.source;
+    // Quoted for a shell when it is more than plain path characters.
+    let plain = source.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:@,".contains(c));
+    let quoted = if plain { source.clone() } else { format!("'{}'", source.replace('\'', "'\\''")) };
+    format!("ldm-sniff -q -r {quoted} -z {kind}")
+}
+
 fn flows_about(report: &Report) -> String {
     let v = &report.flows;
     if v.complete {
@@ -168,7 +184,7 @@ fn flows_about(report: &Report) -> String {
     about
 }
 
-fn tables<'a>(report: &'a Report, source: &str) -> Vec<TableView<'a>> {
+fn tables<'a>(report: &'a Report, ending: &Ending) -> Vec<TableView<'a>> {
     let candidates = [
         ("hosts", "Hosts (-z ldm,hosts)", "ldm,hosts", &report.hosts),
         ("macs", "MACs looked up (-z ldm,macs)", "ldm,macs", &report.macs),
@@ -177,11 +193,28 @@ fn tables<'a>(report: &'a Report, source: &str) -> Vec<TableView<'a>> {
     candidates
         .into_iter()
         .filter(|(_, _, _, table)| !table.rows.is_empty())
-        .map(|(id, title, kind, table)| TableView {
-            id,
-            title,
-            command: format!("ldm-sniff -q -r {source} -z {kind}"),
-            table,
-        })
+        .map(|(id, title, kind, table)| TableView { id, title, command: whole_table(ending, kind), table })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ending(source: &str, from_file: bool) -> Ending {
+        Ending { source: source.to_string(), from_file, exit_status: 0, exit_reason: String::new() }
+    }
+
+    #[test]
+    fn the_whole_table_is_one_command_away() {
+        assert_eq!(
+            whole_table(&ending("captures/a.pcapng", true), "ldm,macs"),
+            "ldm-sniff -q -r captures/a.pcapng -z ldm,macs"
+        );
+        assert_eq!(
+            whole_table(&ending("it's here.pcap", true), "ldm,hosts"),
+            "ldm-sniff -q -r 'it'\\''s here.pcap' -z ldm,hosts"
+        );
+        assert_eq!(whole_table(&ending("eth0", false), "ldm,macs"), "-z ldm,macs (with the capture's other options)");
+    }
 }
